@@ -1,0 +1,12 @@
+//! sagasim: deterministic simulation and chaos testing for saga-based
+//! integrations (work in progress; see ARCHITECTURE.md).
+
+#[cfg(not(madsim))]
+compile_error!(
+    "sagasim must be built with `--cfg madsim` (set in .cargo/config.toml). \
+     A RUSTFLAGS environment variable replaces that setting: use \
+     RUSTFLAGS=\"--cfg madsim ...\""
+);
+
+pub mod saga;
+pub mod services;

@@ -1,0 +1,1 @@
+//! The system under test: a saga coordinator (work in progress).
