@@ -8,5 +8,8 @@ compile_error!(
      RUSTFLAGS=\"--cfg madsim ...\""
 );
 
+pub mod fuzz;
 pub mod saga;
 pub mod services;
+pub mod sim;
+pub mod trace;

@@ -1,0 +1,97 @@
+//! Per-node clocks with offset and drift.
+//!
+//! Simulated time (madsim) is one global truth. Each node *reads* it through
+//! its own clock: `epoch + elapsed + offset + drift`. Services use their
+//! node's clock for TTLs and expiry (a PMS hold, a Stripe authorization, an
+//! idempotency key's 24 h), the coordinator for its deadlines — so clock
+//! skew changes behaviour exactly where it does in production.
+//!
+//! Not here: timers. Sleeping is always in true simulated time (a skewed
+//! clock reads wrong; it does not tick at another speed for `sleep`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Wall-clock reading of simulated time zero: 2026-01-01T00:00:00Z, in ms.
+pub const EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// One node's clock error.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClockSkew {
+    pub node: String,
+    /// Constant offset, positive = the node's clock runs ahead.
+    #[serde(default)]
+    pub offset_ms: i64,
+    /// Rate error in parts per million (1000 ppm = 3.6 s per hour).
+    #[serde(default)]
+    pub drift_ppm: i64,
+}
+
+/// The clocks of all nodes of one run.
+#[derive(Clone, Debug, Default)]
+pub struct Clocks {
+    skews: BTreeMap<String, (i64, i64)>,
+}
+
+impl Clocks {
+    pub fn new(skews: &[ClockSkew]) -> Self {
+        let mut map = BTreeMap::new();
+        for s in skews {
+            map.insert(s.node.clone(), (s.offset_ms, s.drift_ppm));
+        }
+        Clocks { skews: map }
+    }
+
+    /// The node's clock reading (ms since the Unix epoch) at `elapsed_ms`
+    /// of simulated time.
+    pub fn read_ms(&self, node: &str, elapsed_ms: u64) -> u64 {
+        let (offset, drift) = self.skews.get(node).copied().unwrap_or((0, 0));
+        let elapsed = i128::from(elapsed_ms);
+        let t = i128::from(EPOCH_MS)
+            + elapsed
+            + i128::from(offset)
+            + elapsed * i128::from(drift) / 1_000_000;
+        u64::try_from(t.max(0)).unwrap_or(u64::MAX)
+    }
+
+    /// The node's clock now (inside a runtime).
+    pub fn now_ms(&self, node: &str) -> u64 {
+        self.read_ms(node, elapsed_ms())
+    }
+}
+
+/// Simulated milliseconds since the start of the run (0 outside a runtime).
+pub fn elapsed_ms() -> u64 {
+    madsim::time::TimeHandle::try_current()
+        .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_and_drift_apply_per_node() {
+        let c = Clocks::new(&[
+            ClockSkew {
+                node: "inventory".into(),
+                offset_ms: 5_000,
+                drift_ppm: 0,
+            },
+            ClockSkew {
+                node: "stripe".into(),
+                offset_ms: -2_000,
+                drift_ppm: 1_000,
+            },
+        ]);
+        assert_eq!(c.read_ms("coordinator", 10_000), EPOCH_MS + 10_000);
+        assert_eq!(c.read_ms("inventory", 10_000), EPOCH_MS + 15_000);
+        // 1000 ppm over one hour = 3.6 s fast, minus the 2 s offset.
+        assert_eq!(
+            c.read_ms("stripe", 3_600_000),
+            EPOCH_MS + 3_600_000 - 2_000 + 3_600
+        );
+    }
+}

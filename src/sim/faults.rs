@@ -1,0 +1,585 @@
+//! Faults are data: the [`FaultPlan`] of one run, and the swarm generator.
+//!
+//! A plan lists fault events: per-call delivery decisions addressed by
+//! `(caller, callee, call index)`, node crashes and pauses, partition and
+//! brown-out windows, and clock skews. A run is a pure function of
+//! `(scenario, seed, plan)`: the seed fixes latencies and scheduling, the
+//! plan fixes every fault. Plans come from two places:
+//! - [`FaultPlan::swarm`]: from a seed and a [`SwarmProfile`] — each seed
+//!   turns a random subset of fault kinds on, each at a random intensity
+//!   (swarm testing: fewer kinds at once find more bugs than all at once);
+//! - explicitly: a regression file, a proptest strategy, a shrink step.
+//!
+//! All times are simulated milliseconds since the start of the run. Faults
+//! act only in the safety phase; the world turns them off for the liveness
+//! phase.
+//!
+//! Not here: *applying* faults (`net.rs` for calls, `world.rs` for nodes).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::clock::ClockSkew;
+use super::rng::rng_for;
+use crate::services::Injected;
+
+/// The most fault events one plan may hold (input limit for plan files).
+pub const MAX_PLAN_FAULTS: usize = 10_000;
+
+/// What happens to one request/response exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CallFaultKind {
+    /// The request is lost: not applied; the caller times out.
+    DropRequest,
+    /// The callee applies the request, the reply is lost: the caller times
+    /// out although the effect happened.
+    DropReply,
+    /// The request is delivered twice, the copy `gap_ms` after the first.
+    Duplicate { gap_ms: u64 },
+    /// The request arrives `extra_ms` after the caller's timeout: the caller
+    /// has given up when it is applied ("hanging" request).
+    DelayPastTimeout { extra_ms: u64 },
+    /// Extra latency on the request (reordering; may or may not exceed the
+    /// caller's timeout).
+    Delay { extra_ms: u64 },
+    /// The callee fails this request (brown-out), with the given semantics.
+    Inject { fault: Injected },
+}
+
+/// A fault on one call, addressed by the caller's per-link call counter.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CallFault {
+    pub from: String,
+    pub to: String,
+    /// 0-based index of the call on the link `from -> to`.
+    pub index: u32,
+    #[serde(flatten)]
+    pub fault: CallFaultKind,
+}
+
+/// Crash a node at `at_ms`; it restarts after `down_ms` (or at the start of
+/// the liveness phase when `down_ms` is absent).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Crash {
+    pub node: String,
+    pub at_ms: u64,
+    #[serde(default)]
+    pub down_ms: Option<u64>,
+}
+
+/// Stall every task of a node (GC pause, VM migration) for `for_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Pause {
+    pub node: String,
+    pub at_ms: u64,
+    pub for_ms: u64,
+}
+
+/// Cut the link between `a` and `b`, both ways, during `[from_ms, until_ms)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Partition {
+    pub a: String,
+    pub b: String,
+    pub from_ms: u64,
+    pub until_ms: u64,
+}
+
+/// A service fails a share of its requests during `[from_ms, until_ms)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Brownout {
+    pub service: String,
+    pub from_ms: u64,
+    pub until_ms: u64,
+    pub fault: Injected,
+    /// Share of requests failed, in thousandths (1000 = all).
+    pub permille: u16,
+}
+
+/// Every fault of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultPlan {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallFault>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crashes: Vec<Crash>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<Pause>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<Partition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brownouts: Vec<Brownout>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clocks: Vec<ClockSkew>,
+}
+
+/// The nodes and links a plan may name.
+#[derive(Clone, Debug, Default)]
+pub struct Topology {
+    /// Every node, by name.
+    pub nodes: Vec<String>,
+    /// Caller -> callee pairs that carry requests.
+    pub links: Vec<(String, String)>,
+    /// Nodes the swarm may crash or pause.
+    pub crashable: Vec<String>,
+    /// Nodes that are services (brown-out targets).
+    pub services: Vec<String>,
+}
+
+/// Why a plan is not acceptable for a topology.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("plan has {0} faults, more than the limit of {MAX_PLAN_FAULTS}")]
+    TooLarge(usize),
+    #[error("{what} names unknown node `{node}` (known: {known})")]
+    UnknownNode {
+        what: &'static str,
+        node: String,
+        known: String,
+    },
+    #[error("{what}: window ends ({until_ms} ms) before it starts ({from_ms} ms)")]
+    EmptyWindow {
+        what: &'static str,
+        from_ms: u64,
+        until_ms: u64,
+    },
+    #[error("brownout permille {0} is above 1000")]
+    Permille(u16),
+}
+
+impl FaultPlan {
+    /// Number of fault events (what shrinking minimises).
+    pub fn len(&self) -> usize {
+        self.calls.len()
+            + self.crashes.len()
+            + self.pauses.len()
+            + self.partitions.len()
+            + self.brownouts.len()
+            + self.clocks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The plan without its `i`-th fault (in the order of [`FaultPlan::len`]'s
+    /// fields). Used by shrinking.
+    pub fn without(&self, mut i: usize) -> FaultPlan {
+        let mut p = self.clone();
+        macro_rules! take {
+            ($field:ident) => {
+                if i < p.$field.len() {
+                    p.$field.remove(i);
+                    return p;
+                }
+                i -= p.$field.len();
+            };
+        }
+        take!(calls);
+        take!(crashes);
+        take!(pauses);
+        take!(partitions);
+        take!(brownouts);
+        take!(clocks);
+        let _ = i;
+        p
+    }
+
+    /// Sort every list, so equal plans serialise equally.
+    pub fn normalise(&mut self) {
+        self.calls.sort();
+        self.crashes.sort();
+        self.pauses.sort();
+        self.partitions.sort();
+        self.brownouts.sort();
+        self.clocks.sort();
+    }
+
+    /// Check the plan against a topology and the input limits.
+    pub fn validate(&self, topo: &Topology) -> Result<(), PlanError> {
+        if self.len() > MAX_PLAN_FAULTS {
+            return Err(PlanError::TooLarge(self.len()));
+        }
+        let known: BTreeSet<&str> = topo.nodes.iter().map(String::as_str).collect();
+        let check = |what: &'static str, node: &str| {
+            if known.contains(node) {
+                Ok(())
+            } else {
+                Err(PlanError::UnknownNode {
+                    what,
+                    node: node.to_string(),
+                    known: topo.nodes.join(", "),
+                })
+            }
+        };
+        let window = |what: &'static str, from_ms: u64, until_ms: u64| {
+            if until_ms < from_ms {
+                Err(PlanError::EmptyWindow {
+                    what,
+                    from_ms,
+                    until_ms,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        for c in &self.calls {
+            check("call fault", &c.from)?;
+            check("call fault", &c.to)?;
+        }
+        for c in &self.crashes {
+            check("crash", &c.node)?;
+        }
+        for p in &self.pauses {
+            check("pause", &p.node)?;
+        }
+        for p in &self.partitions {
+            check("partition", &p.a)?;
+            check("partition", &p.b)?;
+            window("partition", p.from_ms, p.until_ms)?;
+        }
+        for b in &self.brownouts {
+            check("brownout", &b.service)?;
+            window("brownout", b.from_ms, b.until_ms)?;
+            if b.permille > 1000 {
+                return Err(PlanError::Permille(b.permille));
+            }
+        }
+        for c in &self.clocks {
+            check("clock", &c.node)?;
+        }
+        Ok(())
+    }
+
+    /// Generate the swarm plan of one seed.
+    pub fn swarm(seed: u64, profile: &SwarmProfile, topo: &Topology, safety_ms: u64) -> FaultPlan {
+        let mut rng = rng_for(seed, "swarm");
+        let mut plan = FaultPlan::default();
+        let safety_ms = safety_ms.max(1);
+        // Swarm: each kind is on with probability 1/2, at a random intensity
+        // up to the profile's maximum.
+        let mut on = |max: f64| -> f64 {
+            let enabled = rng.gen_bool(0.5);
+            let scale: f64 = rng.gen();
+            if enabled && max > 0.0 {
+                max * scale
+            } else {
+                0.0
+            }
+        };
+        let rates = [
+            on(profile.drop_request),
+            on(profile.drop_reply),
+            on(profile.duplicate),
+            on(profile.delay_past_timeout),
+            on(profile.delay),
+            on(profile.inject),
+        ];
+        let counts = [
+            on(f64::from(profile.crashes)),
+            on(f64::from(profile.pauses)),
+            on(f64::from(profile.partitions)),
+            on(f64::from(profile.brownouts)),
+            on(f64::from(profile.clock_skews)),
+        ];
+        let total: f64 = rates.iter().sum::<f64>().min(0.95);
+        let max_delay = profile.max_delay_ms.max(1);
+        if total > 0.0 {
+            for (from, to) in &topo.links {
+                // Geometric skipping: draw the gap to the next faulty call.
+                let mut idx: u64 = 0;
+                loop {
+                    let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+                    let gap = (u.ln() / (1.0 - total).ln()).floor() as u64;
+                    idx += gap;
+                    if idx >= u64::from(profile.calls_per_link) {
+                        break;
+                    }
+                    let mut pick: f64 = rng.gen_range(0.0..rates.iter().sum::<f64>());
+                    let mut kind = 0;
+                    for (k, r) in rates.iter().enumerate() {
+                        if pick < *r {
+                            kind = k;
+                            break;
+                        }
+                        pick -= r;
+                    }
+                    let fault = match kind {
+                        0 => CallFaultKind::DropRequest,
+                        1 => CallFaultKind::DropReply,
+                        2 => CallFaultKind::Duplicate {
+                            gap_ms: rng.gen_range(0..=max_delay),
+                        },
+                        3 => CallFaultKind::DelayPastTimeout {
+                            extra_ms: rng.gen_range(0..=max_delay),
+                        },
+                        4 => CallFaultKind::Delay {
+                            extra_ms: rng.gen_range(1..=max_delay),
+                        },
+                        _ => CallFaultKind::Inject {
+                            fault: match rng.gen_range(0..3) {
+                                0 => Injected::Throttle,
+                                1 => Injected::FailBeforeApply,
+                                _ => Injected::FailAfterApply,
+                            },
+                        },
+                    };
+                    plan.calls.push(CallFault {
+                        from: from.clone(),
+                        to: to.clone(),
+                        index: idx as u32,
+                        fault,
+                    });
+                    idx += 1;
+                }
+            }
+        }
+        let n = |c: f64, rng: &mut super::rng::SimRng| -> usize {
+            if c <= 0.0 {
+                0
+            } else {
+                rng.gen_range(1..=(c.ceil() as usize))
+            }
+        };
+        if !topo.crashable.is_empty() {
+            for _ in 0..n(counts[0], &mut rng) {
+                let node = topo.crashable[rng.gen_range(0..topo.crashable.len())].clone();
+                let at_ms = rng.gen_range(0..safety_ms);
+                let down_ms = if rng.gen_bool(0.9) {
+                    Some(rng.gen_range(1..=profile.max_down_ms.max(1)))
+                } else {
+                    None
+                };
+                plan.crashes.push(Crash {
+                    node,
+                    at_ms,
+                    down_ms,
+                });
+            }
+            for _ in 0..n(counts[1], &mut rng) {
+                let node = topo.crashable[rng.gen_range(0..topo.crashable.len())].clone();
+                plan.pauses.push(Pause {
+                    node,
+                    at_ms: rng.gen_range(0..safety_ms),
+                    for_ms: rng.gen_range(1..=profile.max_pause_ms.max(1)),
+                });
+            }
+        }
+        if !topo.links.is_empty() {
+            for _ in 0..n(counts[2], &mut rng) {
+                let (a, b) = topo.links[rng.gen_range(0..topo.links.len())].clone();
+                let from_ms = rng.gen_range(0..safety_ms);
+                let until_ms = from_ms + rng.gen_range(1..=profile.max_window_ms.max(1));
+                plan.partitions.push(Partition {
+                    a,
+                    b,
+                    from_ms,
+                    until_ms,
+                });
+            }
+        }
+        if !topo.services.is_empty() {
+            for _ in 0..n(counts[3], &mut rng) {
+                let service = topo.services[rng.gen_range(0..topo.services.len())].clone();
+                let from_ms = rng.gen_range(0..safety_ms);
+                let until_ms = from_ms + rng.gen_range(1..=profile.max_window_ms.max(1));
+                let fault = match rng.gen_range(0..3) {
+                    0 => Injected::Throttle,
+                    1 => Injected::FailBeforeApply,
+                    _ => Injected::FailAfterApply,
+                };
+                plan.brownouts.push(Brownout {
+                    service,
+                    from_ms,
+                    until_ms,
+                    fault,
+                    permille: rng.gen_range(100..=1000),
+                });
+            }
+        }
+        if !topo.nodes.is_empty() {
+            for _ in 0..n(counts[4], &mut rng) {
+                let node = topo.nodes[rng.gen_range(0..topo.nodes.len())].clone();
+                let max_off = profile.max_clock_offset_ms.max(1);
+                let max_drift = profile.max_drift_ppm.max(1);
+                plan.clocks.push(ClockSkew {
+                    node,
+                    offset_ms: rng.gen_range(-max_off..=max_off),
+                    drift_ppm: rng.gen_range(-max_drift..=max_drift),
+                });
+            }
+            // One skew per node: the last one drawn wins.
+            plan.clocks.reverse();
+            let mut seen = BTreeSet::new();
+            plan.clocks.retain(|c| seen.insert(c.node.clone()));
+        }
+        plan.normalise();
+        debug_assert!(plan.validate(topo).is_ok());
+        plan
+    }
+}
+
+impl fmt::Display for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match serde_json::to_string(self) {
+            Ok(s) => f.write_str(&s),
+            Err(_) => f.write_str("<unprintable plan>"),
+        }
+    }
+}
+
+/// How hard the swarm may push, per fault kind. Each seed turns each kind
+/// on with probability 1/2 at a random intensity up to these maxima.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwarmProfile {
+    /// Highest per-call probability of each call fault kind.
+    pub drop_request: f64,
+    pub drop_reply: f64,
+    pub duplicate: f64,
+    pub delay_past_timeout: f64,
+    pub delay: f64,
+    pub inject: f64,
+    /// Longest extra delay of a delayed or duplicated request.
+    pub max_delay_ms: u64,
+    /// Per-call faults are drawn for this many calls per link.
+    pub calls_per_link: u32,
+    /// Most crashes, pauses, partitions, brown-outs, skewed clocks per run.
+    pub crashes: u32,
+    pub pauses: u32,
+    pub partitions: u32,
+    pub brownouts: u32,
+    pub clock_skews: u32,
+    pub max_down_ms: u64,
+    pub max_pause_ms: u64,
+    /// Longest partition or brown-out window.
+    pub max_window_ms: u64,
+    pub max_clock_offset_ms: i64,
+    pub max_drift_ppm: i64,
+}
+
+impl Default for SwarmProfile {
+    fn default() -> Self {
+        SwarmProfile {
+            drop_request: 0.10,
+            drop_reply: 0.10,
+            duplicate: 0.10,
+            delay_past_timeout: 0.05,
+            delay: 0.10,
+            inject: 0.10,
+            max_delay_ms: 20_000,
+            calls_per_link: 256,
+            crashes: 3,
+            pauses: 2,
+            partitions: 2,
+            brownouts: 2,
+            clock_skews: 2,
+            max_down_ms: 10_000,
+            max_pause_ms: 5_000,
+            max_window_ms: 20_000,
+            max_clock_offset_ms: 60_000,
+            max_drift_ppm: 500,
+        }
+    }
+}
+
+impl SwarmProfile {
+    /// A profile with every fault kind off.
+    pub fn none() -> Self {
+        SwarmProfile {
+            drop_request: 0.0,
+            drop_reply: 0.0,
+            duplicate: 0.0,
+            delay_past_timeout: 0.0,
+            delay: 0.0,
+            inject: 0.0,
+            crashes: 0,
+            pauses: 0,
+            partitions: 0,
+            brownouts: 0,
+            clock_skews: 0,
+            ..SwarmProfile::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo() -> Topology {
+        let nodes: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        Topology {
+            links: vec![("a".into(), "b".into()), ("a".into(), "c".into())],
+            crashable: nodes.clone(),
+            services: vec!["b".into(), "c".into()],
+            nodes,
+        }
+    }
+
+    #[test]
+    fn swarm_is_a_pure_function_of_the_seed() {
+        let p = SwarmProfile::default();
+        for seed in 0..50 {
+            assert_eq!(
+                FaultPlan::swarm(seed, &p, &topo(), 60_000),
+                FaultPlan::swarm(seed, &p, &topo(), 60_000)
+            );
+        }
+        let distinct: BTreeSet<String> = (0..50)
+            .map(|s| FaultPlan::swarm(s, &p, &topo(), 60_000).to_string())
+            .collect();
+        assert!(distinct.len() > 40, "seeds should give different plans");
+    }
+
+    #[test]
+    fn swarm_varies_which_kinds_are_on() {
+        let p = SwarmProfile::default();
+        let plans: Vec<FaultPlan> = (0..200)
+            .map(|s| FaultPlan::swarm(s, &p, &topo(), 60_000))
+            .collect();
+        assert!(plans.iter().any(|p| p.crashes.is_empty()));
+        assert!(plans.iter().any(|p| !p.crashes.is_empty()));
+        assert!(plans.iter().any(|p| p.calls.is_empty()));
+        assert!(plans.iter().any(|p| p.calls.len() > 10));
+        for plan in &plans {
+            plan.validate(&topo()).unwrap();
+            assert!(plan.calls.iter().all(|c| c.index < p.calls_per_link));
+        }
+    }
+
+    #[test]
+    fn no_profile_means_no_faults() {
+        for seed in 0..20 {
+            assert!(FaultPlan::swarm(seed, &SwarmProfile::none(), &topo(), 60_000).is_empty());
+        }
+    }
+
+    #[test]
+    fn plans_round_trip_through_json_and_validate() {
+        let plan = FaultPlan::swarm(7, &SwarmProfile::default(), &topo(), 60_000);
+        let json = serde_json::to_string_pretty(&plan).unwrap();
+        let back: FaultPlan = serde_json::from_str(&json).unwrap();
+        assert_eq!(plan, back);
+
+        let bad: FaultPlan =
+            serde_json::from_str(r#"{"crashes":[{"node":"zz","at_ms":5}]}"#).unwrap();
+        assert!(matches!(
+            bad.validate(&topo()),
+            Err(PlanError::UnknownNode { .. })
+        ));
+        assert!(serde_json::from_str::<FaultPlan>(r#"{"crashs":[]}"#).is_err());
+    }
+
+    #[test]
+    fn without_removes_exactly_one_fault() {
+        let plan = FaultPlan::swarm(3, &SwarmProfile::default(), &topo(), 60_000);
+        for i in 0..plan.len() {
+            assert_eq!(plan.without(i).len(), plan.len() - 1);
+        }
+    }
+}

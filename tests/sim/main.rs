@@ -1,0 +1,6 @@
+//! The one integration-test binary: simulation tests of the world, the
+//! transport and (later) the coordinator, checkers and scenarios.
+
+mod determinism;
+mod disk;
+mod transport;
