@@ -552,6 +552,13 @@ impl StripeResponse {
     }
 }
 
+/// A request refused at the door (boxed: responses are large, refusals rare).
+type Rejection = Box<StripeResponse>;
+
+fn reject(code: Option<StripeErrorCode>, param: Option<&str>, message: String) -> Rejection {
+    Box::new(StripeResponse::invalid(code, param, message))
+}
+
 /// A stored idempotent result.
 #[derive(Clone, Debug)]
 struct StoredResult {
@@ -688,11 +695,11 @@ impl Stripe {
     // ----- the door: throttling, idempotency, validation -----
 
     /// The `Idempotency-Key` header itself must be 1..=255 characters.
-    fn validate_key(req: &StripeRequest) -> Result<(), StripeResponse> {
+    fn validate_key(req: &StripeRequest) -> Result<(), Rejection> {
         if let Some(key) = req.idempotency_key() {
             let chars = key.chars().count();
             if chars == 0 || chars > MAX_IDEMPOTENCY_KEY_CHARS {
-                return Err(StripeResponse::invalid(
+                return Err(reject(
                     None,
                     None,
                     format!(
@@ -705,10 +712,10 @@ impl Stripe {
     }
 
     /// Parameter validation, before execution (its 400s are not stored).
-    fn validate_params(req: &StripeRequest) -> Result<(), StripeResponse> {
-        let positive = |v: i64, param: &str| -> Result<(), StripeResponse> {
+    fn validate_params(req: &StripeRequest) -> Result<(), Rejection> {
+        let positive = |v: i64, param: &str| -> Result<(), Rejection> {
             if v <= 0 {
-                Err(StripeResponse::invalid(
+                Err(reject(
                     Some(StripeErrorCode::ParameterInvalidInteger),
                     Some(param),
                     format!("Invalid positive integer: {param}={v}"),
@@ -726,7 +733,7 @@ impl Stripe {
                 ..
             } => {
                 if customer.trim().is_empty() {
-                    return Err(StripeResponse::invalid(
+                    return Err(reject(
                         Some(StripeErrorCode::ParameterInvalidEmpty),
                         Some("customer"),
                         "You passed an empty string for 'customer'".to_owned(),
@@ -734,21 +741,21 @@ impl Stripe {
                 }
                 positive(*amount_cents, "amount")?;
                 if *amount_cents < MIN_CHARGE_CENTS {
-                    return Err(StripeResponse::invalid(
+                    return Err(reject(
                         Some(StripeErrorCode::AmountTooSmall),
                         Some("amount"),
                         format!("Amount must be at least {MIN_CHARGE_CENTS} cents"),
                     ));
                 }
                 if *amount_cents > MAX_CHARGE_CENTS {
-                    return Err(StripeResponse::invalid(
+                    return Err(reject(
                         Some(StripeErrorCode::AmountTooLarge),
                         Some("amount"),
                         format!("Amount must be no more than {MAX_CHARGE_CENTS} cents"),
                     ));
                 }
                 if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
-                    return Err(StripeResponse::invalid(
+                    return Err(reject(
                         None,
                         Some("currency"),
                         format!("Invalid currency: {currency:?}"),
@@ -761,7 +768,7 @@ impl Stripe {
                             || v.chars().count() > MAX_METADATA_VALUE_CHARS
                     })
                 {
-                    return Err(StripeResponse::invalid(
+                    return Err(reject(
                         None,
                         Some("metadata"),
                         format!(
@@ -782,7 +789,7 @@ impl Stripe {
             StripeRequest::SearchPaymentIntents { metadata_key, .. } => {
                 if metadata_key.is_empty() || metadata_key.chars().count() > MAX_METADATA_KEY_CHARS
                 {
-                    return Err(StripeResponse::invalid(
+                    return Err(reject(
                         None,
                         Some("query"),
                         "Invalid search query: bad metadata key".to_owned(),
@@ -1150,7 +1157,7 @@ impl ServiceModel for Stripe {
             ));
         }
         if let Err(resp) = Self::validate_key(&req) {
-            return Begin::Done(resp);
+            return Begin::Done(*resp);
         }
         if let Some(key) = req.idempotency_key() {
             if let Some(stored) = self.stored.get(key) {
@@ -1190,7 +1197,7 @@ impl ServiceModel for Stripe {
         // Checked after the key lookup: a stored or running request was
         // valid, so an invalid one with the same key is an idempotency error.
         if let Err(resp) = Self::validate_params(&req) {
-            return Begin::Done(resp);
+            return Begin::Done(*resp);
         }
         let key = req.idempotency_key().map(str::to_owned);
         let ticket = self.in_flight.insert(Pending {
