@@ -714,7 +714,7 @@ fn to_request(cmd: &Cmd) -> InventoryRequest {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::default())]
 
     /// Holds, expiry, confirm and capacity agree with a per-night counting
     /// reference; confirmed never exceeds capacity + overbooking limit.

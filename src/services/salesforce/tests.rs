@@ -834,7 +834,7 @@ fn check(s: &Salesforce, r: &Reference) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::default())]
 
     /// Upsert and create agree with a count-per-external-id reference,
     /// including races, faults and the daily limit.

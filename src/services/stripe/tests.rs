@@ -1218,7 +1218,7 @@ fn check_against_reference(s: &Stripe, r: &Reference) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::default())]
 
     /// Idempotency, lifecycle and refund rules agree with the reference on
     /// random runs with time advances and injected faults.
