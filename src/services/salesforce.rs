@@ -1,0 +1,986 @@
+//! Simulated Salesforce: `Booking__c` and `Opportunity` records written
+//! through the REST sObject API, with their change history.
+//!
+//! What it reproduces (see `SERVICES.md`), because sagas break on it:
+//! - upsert by external id (`PATCH /sobjects/{object}/ExternalId__c/{value}`):
+//!   201 created, 200 updated, 300 when several records match — the
+//!   idempotent way to write;
+//! - plain create (`POST /sobjects/{object}`) is *not* idempotent: a retried
+//!   create makes a duplicate record;
+//! - two concurrent first upserts of one external id race: both find no
+//!   match when they start, and at commit the second gets `DUPLICATE_VALUE`
+//!   (or, when the external id field is not unique, a second record);
+//! - `If-Unmodified-Since` → 412 when the record changed after the given
+//!   time. The header is an HTTP-date, so the comparison has *one-second*
+//!   resolution: a change in the same second as the given time goes unseen,
+//!   as in the real API;
+//! - transient `UNABLE_TO_LOCK_ROW`, 403 `REQUEST_LIMIT_EXCEEDED` (rolling
+//!   24 h API limit), 503, and 500 after the write landed;
+//! - required fields on insert (`Opportunity`: Name, StageName, CloseDate),
+//!   read-only system fields, malformed ids, unknown objects.
+//!
+//! Deliberately not here: delete / undelete, SOQL beyond lookup by external
+//! id, composite requests, field-level schemas beyond required fields (any
+//! well-formed field name is accepted), triggers and validation rules,
+//! per-user limits, latency (the transport's job).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Begin, InFlight, Injected, ServiceModel, Ticket};
+
+/// The external id field of both objects.
+pub const EXTERNAL_ID_FIELD: &str = "ExternalId__c";
+/// Longest external id (a Text(255) field).
+pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
+/// Longest field API name accepted.
+pub const MAX_FIELD_NAME_CHARS: usize = 80;
+/// Most fields in one write.
+pub const MAX_FIELDS_PER_WRITE: usize = 500;
+/// Longest text value (Long Text Area maximum).
+pub const MAX_TEXT_CHARS: usize = 131_072;
+/// Fields the API never lets a client write.
+pub const READ_ONLY_FIELDS: [&str; 6] = [
+    "Id",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "CreatedById",
+    "LastModifiedById",
+];
+
+const DAY_MS: u64 = 24 * 3_600_000;
+
+/// An sObject type the org has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectType {
+    /// API name.
+    pub name: &'static str,
+    /// Key prefix of its record ids.
+    pub key_prefix: &'static str,
+    /// Fields an insert must set (non-null).
+    pub required_on_insert: &'static [&'static str],
+}
+
+/// The objects of the simulated org.
+pub const OBJECT_TYPES: [ObjectType; 2] = [
+    ObjectType {
+        name: "Booking__c",
+        key_prefix: "a0B",
+        required_on_insert: &[],
+    },
+    ObjectType {
+        name: "Opportunity",
+        key_prefix: "006",
+        required_on_insert: &["Name", "StageName", "CloseDate"],
+    },
+];
+
+fn object_type(name: &str) -> Option<&'static ObjectType> {
+    OBJECT_TYPES.iter().find(|o| o.name == name)
+}
+
+/// Scenario knobs for the simulated org.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SalesforceConfig {
+    /// API requests allowed per rolling 24 h of service time; `None` =
+    /// unlimited. Over it: 403 `REQUEST_LIMIT_EXCEEDED`.
+    pub daily_api_limit: Option<u32>,
+    /// Whether `ExternalId__c` is marked *Unique* (then a racing second
+    /// insert fails with `DUPLICATE_VALUE`; otherwise it makes a duplicate).
+    pub external_id_unique: bool,
+}
+
+impl Default for SalesforceConfig {
+    fn default() -> Self {
+        SalesforceConfig {
+            daily_api_limit: None,
+            external_id_unique: true,
+        }
+    }
+}
+
+/// A request to the simulated REST API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum SalesforceRequest {
+    /// `PATCH /sobjects/{object}/ExternalId__c/{external_id}`.
+    Upsert {
+        /// sObject API name.
+        object: String,
+        /// External id value (1..=255 characters).
+        external_id: String,
+        /// Field values; `null` clears a field.
+        fields: BTreeMap<String, Value>,
+        /// `If-Unmodified-Since` (applies when an existing record is updated).
+        if_unmodified_since_ms: Option<u64>,
+    },
+    /// `POST /sobjects/{object}` — not idempotent.
+    Create {
+        /// sObject API name.
+        object: String,
+        /// Field values (may include `ExternalId__c`).
+        fields: BTreeMap<String, Value>,
+    },
+    /// `PATCH /sobjects/{object}/{id}`.
+    Update {
+        /// sObject API name.
+        object: String,
+        /// Record id (15 or 18 characters).
+        id: String,
+        /// Field values; `null` clears a field.
+        fields: BTreeMap<String, Value>,
+        /// `If-Unmodified-Since`: 412 if the record changed after it.
+        if_unmodified_since_ms: Option<u64>,
+    },
+    /// `GET /sobjects/{object}/{id}`.
+    Get {
+        /// sObject API name.
+        object: String,
+        /// Record id.
+        id: String,
+    },
+    /// `SELECT … FROM {object} WHERE ExternalId__c = '{external_id}'`.
+    QueryByExternalId {
+        /// sObject API name.
+        object: String,
+        /// External id value.
+        external_id: String,
+    },
+}
+
+impl SalesforceRequest {
+    fn object(&self) -> &str {
+        match self {
+            SalesforceRequest::Upsert { object, .. }
+            | SalesforceRequest::Create { object, .. }
+            | SalesforceRequest::Update { object, .. }
+            | SalesforceRequest::Get { object, .. }
+            | SalesforceRequest::QueryByExternalId { object, .. } => object,
+        }
+    }
+}
+
+/// `errorCode` values the model produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SalesforceErrorCode {
+    /// 400: a unique field already has this value (the upsert race).
+    DuplicateValue,
+    /// 400: bad field name or value.
+    InvalidField,
+    /// 400: a read-only field was written.
+    InvalidFieldForInsertUpdate,
+    /// 400: the id is not a well-formed record id.
+    MalformedId,
+    /// 404: unknown object or record.
+    NotFound,
+    /// 412: `If-Unmodified-Since` not satisfied.
+    PreconditionFailed,
+    /// 403: daily API limit reached; retry much later.
+    RequestLimitExceeded,
+    /// 400: an insert lacks a required field (or an update clears one).
+    RequiredFieldMissing,
+    /// 503: server unavailable; nothing applied.
+    ServerUnavailable,
+    /// 400: a value is too long.
+    StringTooLong,
+    /// 400: lock contention; transient, nothing applied.
+    UnableToLockRow,
+    /// 500: internal error; the write may have landed.
+    UnknownException,
+}
+
+/// One element of a REST error array.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesforceError {
+    /// `errorCode`.
+    pub error_code: SalesforceErrorCode,
+    /// `message`.
+    pub message: String,
+    /// `fields` concerned.
+    pub fields: Vec<String>,
+}
+
+/// A record as stored (and as `Get` returns it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SfRecord {
+    /// sObject API name.
+    pub object: String,
+    /// 15-character id: key prefix + counter.
+    pub id: String,
+    /// `ExternalId__c` (kept out of `fields`).
+    pub external_id: Option<String>,
+    /// Other fields; never contains `ExternalId__c` or null values.
+    pub fields: BTreeMap<String, Value>,
+    /// `CreatedDate` (service clock).
+    pub created_ms: u64,
+    /// `LastModifiedDate` (service clock).
+    pub last_modified_ms: u64,
+}
+
+/// Kind of a recorded change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Inserted (by create or upsert).
+    Created,
+    /// Updated (by update or upsert).
+    Updated,
+}
+
+/// One applied write, in commit order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SfChange {
+    /// Position in the history, from 0.
+    pub seq: u64,
+    /// Commit instant.
+    pub at_ms: u64,
+    /// sObject API name.
+    pub object: String,
+    /// Record id.
+    pub id: String,
+    /// Insert or update.
+    pub kind: ChangeKind,
+    /// The record's external id after the change.
+    pub external_id: Option<String>,
+    /// The values written (`null` = cleared), external id excluded.
+    pub fields: BTreeMap<String, Value>,
+}
+
+/// Everything that happened, for the checkers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesforceGroundTruth {
+    /// Every record, by id.
+    pub records: BTreeMap<String, SfRecord>,
+    /// Every applied write, in commit order.
+    pub history: Vec<SfChange>,
+    /// API requests received (including rejected ones, except those over
+    /// the daily limit).
+    pub api_calls: u64,
+}
+
+impl SalesforceGroundTruth {
+    /// Records of `object` with external id `external_id`, in id order.
+    pub fn with_external_id<'a>(
+        &'a self,
+        object: &'a str,
+        external_id: &'a str,
+    ) -> impl Iterator<Item = &'a SfRecord> {
+        self.records
+            .values()
+            .filter(move |r| r.object == object && r.external_id.as_deref() == Some(external_id))
+    }
+
+    /// Records of `object`, in id order.
+    pub fn records_of<'a>(&'a self, object: &'a str) -> impl Iterator<Item = &'a SfRecord> {
+        self.records.values().filter(move |r| r.object == object)
+    }
+
+    /// The changes of one record, oldest first.
+    pub fn history_of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a SfChange> {
+        self.history.iter().filter(move |c| c.id == id)
+    }
+}
+
+/// The response body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SalesforceBody {
+    /// Create / upsert result (`{id, success: true, created}`).
+    SaveResult {
+        /// Record id.
+        id: String,
+        /// Inserted (true) or updated (false).
+        created: bool,
+    },
+    /// 204 after an update.
+    NoContent,
+    /// A record.
+    Record(SfRecord),
+    /// A query result (all rows; `done` is always true).
+    QueryResult {
+        /// Number of rows.
+        total_size: usize,
+        /// No more pages.
+        done: bool,
+        /// The rows, in id order.
+        records: Vec<SfRecord>,
+    },
+    /// 300: the external id matches several records.
+    MultipleChoices {
+        /// Their ids.
+        ids: Vec<String>,
+    },
+    /// An error array.
+    Errors(Vec<SalesforceError>),
+}
+
+/// A response: HTTP status and body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesforceResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: SalesforceBody,
+}
+
+impl SalesforceResponse {
+    fn error(status: u16, code: SalesforceErrorCode, message: String, fields: &[&str]) -> Self {
+        SalesforceResponse {
+            status,
+            body: SalesforceBody::Errors(vec![SalesforceError {
+                error_code: code,
+                message,
+                fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            }]),
+        }
+    }
+
+    fn bad(code: SalesforceErrorCode, message: String, fields: &[&str]) -> Self {
+        Self::error(400, code, message, fields)
+    }
+
+    fn not_found(message: String) -> Self {
+        Self::error(404, SalesforceErrorCode::NotFound, message, &[])
+    }
+
+    /// 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The first error code, if this is an error.
+    pub fn error_code(&self) -> Option<SalesforceErrorCode> {
+        match &self.body {
+            SalesforceBody::Errors(errors) => errors.first().map(|e| e.error_code),
+            _ => None,
+        }
+    }
+
+    /// The id of a save result or returned record.
+    pub fn id(&self) -> Option<&str> {
+        match &self.body {
+            SalesforceBody::SaveResult { id, .. } => Some(id),
+            SalesforceBody::Record(r) => Some(&r.id),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Pending {
+    request: SalesforceRequest,
+    injected: Option<Injected>,
+    /// For upserts: how many records matched when the request started.
+    matched_at_begin: usize,
+}
+
+/// The simulated Salesforce org.
+#[derive(Clone, Debug)]
+pub struct Salesforce {
+    config: SalesforceConfig,
+    truth: SalesforceGroundTruth,
+    in_flight: InFlight<Pending>,
+    /// Instants of the API calls in the current 24 h window (only kept when
+    /// there is a limit).
+    api_window: VecDeque<u64>,
+    last_id: u64,
+}
+
+/// The canonical (15-character) form of a record id, if well formed.
+fn canonical_id(id: &str) -> Option<&str> {
+    let well_formed =
+        (id.len() == 15 || id.len() == 18) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    well_formed.then(|| &id[..15])
+}
+
+impl Salesforce {
+    /// A fresh org.
+    pub fn new(config: SalesforceConfig) -> Self {
+        Salesforce {
+            config,
+            truth: SalesforceGroundTruth::default(),
+            in_flight: InFlight::default(),
+            api_window: VecDeque::new(),
+            last_id: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SalesforceConfig {
+        &self.config
+    }
+
+    /// API calls counted in the current rolling 24 h window (when limited).
+    pub fn api_calls_in_window(&self) -> usize {
+        self.api_window.len()
+    }
+
+    /// Checks the model's internal invariants; panics on a violation.
+    pub fn check_invariants(&self) {
+        let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        for (id, r) in &self.truth.records {
+            assert_eq!(id, &r.id);
+            let ty = object_type(&r.object).expect("record of unknown object");
+            assert!(r.id.starts_with(ty.key_prefix) && r.id.len() == 15);
+            assert!(!r.fields.contains_key(EXTERNAL_ID_FIELD));
+            assert!(r.fields.values().all(|v| !v.is_null()));
+            let created = self
+                .truth
+                .history_of(id)
+                .filter(|c| c.kind == ChangeKind::Created)
+                .count();
+            assert_eq!(created, 1, "record {id} created {created} times");
+            if let (Some(ext), true) = (&r.external_id, self.config.external_id_unique) {
+                let previous = seen.insert((&r.object, ext), id);
+                assert!(
+                    previous.is_none(),
+                    "unique external id {ext} on two records"
+                );
+            }
+        }
+        for (i, c) in self.truth.history.iter().enumerate() {
+            assert_eq!(c.seq, i as u64);
+            assert!(self.truth.records.contains_key(&c.id));
+        }
+        if let Some(limit) = self.config.daily_api_limit {
+            assert!(self.api_window.len() <= limit as usize);
+        }
+    }
+
+    fn matching(&self, object: &str, external_id: &str) -> Vec<String> {
+        self.truth
+            .with_external_id(object, external_id)
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    // ----- validation at the door -----
+
+    fn validate_fields(
+        fields: &BTreeMap<String, Value>,
+        allow_external_id: bool,
+    ) -> Result<(), SalesforceResponse> {
+        use SalesforceErrorCode::*;
+        if fields.len() > MAX_FIELDS_PER_WRITE {
+            return Err(SalesforceResponse::bad(
+                InvalidField,
+                format!("at most {MAX_FIELDS_PER_WRITE} fields per write"),
+                &[],
+            ));
+        }
+        for (name, value) in fields {
+            let well_formed = name.chars().count() <= MAX_FIELD_NAME_CHARS
+                && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !well_formed {
+                return Err(SalesforceResponse::bad(
+                    InvalidField,
+                    format!("No such column '{name}' on sobject"),
+                    &[name],
+                ));
+            }
+            if READ_ONLY_FIELDS.contains(&name.as_str()) {
+                return Err(SalesforceResponse::bad(
+                    InvalidFieldForInsertUpdate,
+                    format!("Unable to create/update fields: {name}"),
+                    &[name],
+                ));
+            }
+            match value {
+                Value::Array(_) | Value::Object(_) => {
+                    return Err(SalesforceResponse::bad(
+                        InvalidField,
+                        format!("Cannot deserialize a structured value into field {name}"),
+                        &[name],
+                    ))
+                }
+                Value::String(s) if s.chars().count() > MAX_TEXT_CHARS => {
+                    return Err(SalesforceResponse::bad(
+                        StringTooLong,
+                        format!("{name}: data value too large"),
+                        &[name],
+                    ))
+                }
+                _ => {}
+            }
+            if name == EXTERNAL_ID_FIELD {
+                if !allow_external_id {
+                    return Err(SalesforceResponse::bad(
+                        InvalidField,
+                        format!("{EXTERNAL_ID_FIELD} in the body must match the URL"),
+                        &[name],
+                    ));
+                }
+                match value {
+                    Value::Null => {}
+                    Value::String(s) => Self::validate_external_id(s)?,
+                    _ => {
+                        return Err(SalesforceResponse::bad(
+                            InvalidField,
+                            format!("{EXTERNAL_ID_FIELD} must be a string"),
+                            &[name],
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_external_id(value: &str) -> Result<(), SalesforceResponse> {
+        let chars = value.chars().count();
+        if chars == 0 {
+            return Err(SalesforceResponse::bad(
+                SalesforceErrorCode::InvalidField,
+                format!("{EXTERNAL_ID_FIELD} must not be empty"),
+                &[EXTERNAL_ID_FIELD],
+            ));
+        }
+        if chars > MAX_EXTERNAL_ID_CHARS {
+            return Err(SalesforceResponse::bad(
+                SalesforceErrorCode::StringTooLong,
+                format!("{EXTERNAL_ID_FIELD}: data value too large (max {MAX_EXTERNAL_ID_CHARS})"),
+                &[EXTERNAL_ID_FIELD],
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate(req: &SalesforceRequest) -> Result<(), SalesforceResponse> {
+        let object = req.object();
+        if object_type(object).is_none() {
+            return Err(SalesforceResponse::not_found(format!(
+                "The requested resource does not exist: sobject type '{object}'"
+            )));
+        }
+        match req {
+            SalesforceRequest::Upsert {
+                external_id,
+                fields,
+                ..
+            } => {
+                Self::validate_external_id(external_id)?;
+                // The body may repeat the external id only if it matches.
+                let body_ext = fields.get(EXTERNAL_ID_FIELD);
+                let consistent = body_ext.is_none_or(|v| v.as_str() == Some(external_id.as_str()));
+                Self::validate_fields(fields, consistent)
+            }
+            SalesforceRequest::Create { fields, .. } => Self::validate_fields(fields, true),
+            SalesforceRequest::Update { id, fields, .. } => {
+                Self::validate_id(id)?;
+                Self::validate_fields(fields, true)
+            }
+            SalesforceRequest::Get { id, .. } => Self::validate_id(id),
+            SalesforceRequest::QueryByExternalId { .. } => Ok(()),
+        }
+    }
+
+    fn validate_id(id: &str) -> Result<(), SalesforceResponse> {
+        match canonical_id(id) {
+            Some(_) => Ok(()),
+            None => Err(SalesforceResponse::bad(
+                SalesforceErrorCode::MalformedId,
+                format!("malformed id {id}"),
+                &[],
+            )),
+        }
+    }
+
+    // ----- execution at commit -----
+
+    fn insert(
+        &mut self,
+        now_ms: u64,
+        object: &str,
+        external_id: Option<String>,
+        fields: &BTreeMap<String, Value>,
+    ) -> SalesforceResponse {
+        let ty = object_type(object).expect("validated");
+        let missing: Vec<&str> = ty
+            .required_on_insert
+            .iter()
+            .copied()
+            .filter(|f| fields.get(*f).is_none_or(Value::is_null))
+            .collect();
+        if !missing.is_empty() {
+            return SalesforceResponse::bad(
+                SalesforceErrorCode::RequiredFieldMissing,
+                format!("Required fields are missing: [{}]", missing.join(", ")),
+                &missing,
+            );
+        }
+        if let Some(ext) = &external_id {
+            if let Some(dup) = self.unique_conflict(object, ext, None) {
+                return dup;
+            }
+        }
+        self.last_id += 1;
+        let id = format!("{}{:012}", ty.key_prefix, self.last_id);
+        let stored: BTreeMap<String, Value> = fields
+            .iter()
+            .filter(|(k, v)| k.as_str() != EXTERNAL_ID_FIELD && !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let record = SfRecord {
+            object: object.to_owned(),
+            id: id.clone(),
+            external_id: external_id.clone(),
+            fields: stored.clone(),
+            created_ms: now_ms,
+            last_modified_ms: now_ms,
+        };
+        self.truth.records.insert(id.clone(), record);
+        self.log(
+            now_ms,
+            object,
+            &id,
+            ChangeKind::Created,
+            external_id,
+            stored,
+        );
+        SalesforceResponse {
+            status: 201,
+            body: SalesforceBody::SaveResult { id, created: true },
+        }
+    }
+
+    /// `DUPLICATE_VALUE` if the unique external id is taken by another record.
+    fn unique_conflict(
+        &self,
+        object: &str,
+        ext: &str,
+        except: Option<&str>,
+    ) -> Option<SalesforceResponse> {
+        if !self.config.external_id_unique {
+            return None;
+        }
+        let other = self
+            .truth
+            .with_external_id(object, ext)
+            .find(|r| Some(r.id.as_str()) != except)?;
+        Some(SalesforceResponse::bad(
+            SalesforceErrorCode::DuplicateValue,
+            format!(
+                "duplicate value found: {EXTERNAL_ID_FIELD} duplicates value on record with id: {}",
+                other.id
+            ),
+            &[EXTERNAL_ID_FIELD],
+        ))
+    }
+
+    /// Updates record `id`; `status` is the success status (200 upsert, 204 update).
+    fn update(
+        &mut self,
+        now_ms: u64,
+        id: &str,
+        fields: &BTreeMap<String, Value>,
+        if_unmodified_since_ms: Option<u64>,
+        upsert: bool,
+    ) -> SalesforceResponse {
+        let record = &self.truth.records[id];
+        if let Some(since_ms) = if_unmodified_since_ms {
+            // HTTP-date resolution: whole seconds.
+            if record.last_modified_ms / 1000 > since_ms / 1000 {
+                return SalesforceResponse::error(
+                    412,
+                    SalesforceErrorCode::PreconditionFailed,
+                    format!("The record {id} was modified after the If-Unmodified-Since time"),
+                    &[],
+                );
+            }
+        }
+        let ty = object_type(&record.object).expect("stored object");
+        let cleared: Vec<&str> = ty
+            .required_on_insert
+            .iter()
+            .copied()
+            .filter(|f| fields.get(*f).is_some_and(Value::is_null))
+            .collect();
+        if !cleared.is_empty() {
+            return SalesforceResponse::bad(
+                SalesforceErrorCode::RequiredFieldMissing,
+                format!("Required fields are missing: [{}]", cleared.join(", ")),
+                &cleared,
+            );
+        }
+        let mut external_id = record.external_id.clone();
+        match fields.get(EXTERNAL_ID_FIELD) {
+            Some(Value::String(ext)) => {
+                let object = record.object.clone();
+                if let Some(dup) = self.unique_conflict(&object, ext, Some(id)) {
+                    return dup;
+                }
+                external_id = Some(ext.clone());
+            }
+            Some(Value::Null) => external_id = None,
+            Some(_) => unreachable!("validated: external id is a string or null"),
+            None => {}
+        }
+        let written: BTreeMap<String, Value> = fields
+            .iter()
+            .filter(|(k, _)| k.as_str() != EXTERNAL_ID_FIELD)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let record = self.truth.records.get_mut(id).expect("checked above");
+        for (k, v) in &written {
+            if v.is_null() {
+                record.fields.remove(k);
+            } else {
+                record.fields.insert(k.clone(), v.clone());
+            }
+        }
+        record.external_id = external_id.clone();
+        record.last_modified_ms = now_ms;
+        let object = record.object.clone();
+        self.log(
+            now_ms,
+            &object,
+            id,
+            ChangeKind::Updated,
+            external_id,
+            written,
+        );
+        if upsert {
+            SalesforceResponse {
+                status: 200,
+                body: SalesforceBody::SaveResult {
+                    id: id.to_owned(),
+                    created: false,
+                },
+            }
+        } else {
+            SalesforceResponse {
+                status: 204,
+                body: SalesforceBody::NoContent,
+            }
+        }
+    }
+
+    fn log(
+        &mut self,
+        now_ms: u64,
+        object: &str,
+        id: &str,
+        kind: ChangeKind,
+        external_id: Option<String>,
+        fields: BTreeMap<String, Value>,
+    ) {
+        let seq = self.truth.history.len() as u64;
+        self.truth.history.push(SfChange {
+            seq,
+            at_ms: now_ms,
+            object: object.to_owned(),
+            id: id.to_owned(),
+            kind,
+            external_id,
+            fields,
+        });
+    }
+
+    /// The stored record `id` of `object`, or 404.
+    fn find(&self, object: &str, id: &str) -> Result<String, SalesforceResponse> {
+        let id = canonical_id(id).expect("validated");
+        match self.truth.records.get(id) {
+            Some(r) if r.object == object => Ok(id.to_owned()),
+            _ => Err(SalesforceResponse::not_found(format!(
+                "The requested resource does not exist: {object} {id}"
+            ))),
+        }
+    }
+
+    fn execute(&mut self, now_ms: u64, pending: &Pending) -> SalesforceResponse {
+        match &pending.request {
+            SalesforceRequest::Upsert {
+                object,
+                external_id,
+                fields,
+                if_unmodified_since_ms,
+            } => {
+                let matches = self.matching(object, external_id);
+                match matches.as_slice() {
+                    [] => self.insert(now_ms, object, Some(external_id.clone()), fields),
+                    [id] if pending.matched_at_begin > 0 => {
+                        let id = id.clone();
+                        self.update(now_ms, &id, fields, *if_unmodified_since_ms, true)
+                    }
+                    // Both started before either committed: the second
+                    // insert meets the first one's record.
+                    [_] => self.insert(now_ms, object, Some(external_id.clone()), fields),
+                    _ => SalesforceResponse {
+                        status: 300,
+                        body: SalesforceBody::MultipleChoices { ids: matches },
+                    },
+                }
+            }
+            SalesforceRequest::Create { object, fields } => {
+                let ext = fields
+                    .get(EXTERNAL_ID_FIELD)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                self.insert(now_ms, object, ext, fields)
+            }
+            SalesforceRequest::Update {
+                object,
+                id,
+                fields,
+                if_unmodified_since_ms,
+            } => match self.find(object, id) {
+                Ok(id) => self.update(now_ms, &id, fields, *if_unmodified_since_ms, false),
+                Err(resp) => resp,
+            },
+            SalesforceRequest::Get { object, id } => match self.find(object, id) {
+                Ok(id) => SalesforceResponse {
+                    status: 200,
+                    body: SalesforceBody::Record(self.truth.records[&id].clone()),
+                },
+                Err(resp) => resp,
+            },
+            SalesforceRequest::QueryByExternalId {
+                object,
+                external_id,
+            } => {
+                let records: Vec<SfRecord> = self
+                    .truth
+                    .with_external_id(object, external_id)
+                    .cloned()
+                    .collect();
+                SalesforceResponse {
+                    status: 200,
+                    body: SalesforceBody::QueryResult {
+                        total_size: records.len(),
+                        done: true,
+                        records,
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl ServiceModel for Salesforce {
+    type Request = SalesforceRequest;
+    type Response = SalesforceResponse;
+    type GroundTruth = SalesforceGroundTruth;
+
+    fn begin(
+        &mut self,
+        now_ms: u64,
+        req: SalesforceRequest,
+        injected: Option<Injected>,
+    ) -> Begin<SalesforceResponse> {
+        self.tick(now_ms);
+        if let Some(limit) = self.config.daily_api_limit {
+            if self.api_window.len() >= limit as usize {
+                return Begin::Done(SalesforceResponse::error(
+                    403,
+                    SalesforceErrorCode::RequestLimitExceeded,
+                    "TotalRequests Limit exceeded.".to_owned(),
+                    &[],
+                ));
+            }
+            self.api_window.push_back(now_ms);
+        }
+        self.truth.api_calls += 1;
+        if injected == Some(Injected::Throttle) {
+            return Begin::Done(SalesforceResponse::bad(
+                SalesforceErrorCode::UnableToLockRow,
+                "unable to obtain exclusive access to this record".to_owned(),
+                &[],
+            ));
+        }
+        if let Err(resp) = Self::validate(&req) {
+            return Begin::Done(resp);
+        }
+        let matched_at_begin = match &req {
+            SalesforceRequest::Upsert {
+                object,
+                external_id,
+                ..
+            } => self.matching(object, external_id).len(),
+            _ => 0,
+        };
+        Begin::Pending(self.in_flight.insert(Pending {
+            request: req,
+            injected,
+            matched_at_begin,
+        }))
+    }
+
+    fn complete(&mut self, now_ms: u64, ticket: Ticket) -> SalesforceResponse {
+        self.tick(now_ms);
+        let pending = self.in_flight.take(ticket);
+        match pending.injected {
+            Some(Injected::FailBeforeApply) => SalesforceResponse::error(
+                503,
+                SalesforceErrorCode::ServerUnavailable,
+                "Server unavailable".to_owned(),
+                &[],
+            ),
+            Some(Injected::FailAfterApply) => {
+                let _applied = self.execute(now_ms, &pending);
+                SalesforceResponse::error(
+                    500,
+                    SalesforceErrorCode::UnknownException,
+                    "An unexpected error occurred.".to_owned(),
+                    &[],
+                )
+            }
+            Some(Injected::Throttle) => unreachable!("throttled requests are answered in begin"),
+            None => self.execute(now_ms, &pending),
+        }
+    }
+
+    fn abort(&mut self, ticket: Ticket) -> bool {
+        self.in_flight.remove(ticket).is_some()
+    }
+
+    fn in_flight(&self) -> Vec<Ticket> {
+        self.in_flight.tickets()
+    }
+
+    fn tick(&mut self, now_ms: u64) {
+        while self
+            .api_window
+            .front()
+            .is_some_and(|&at| at.saturating_add(DAY_MS) <= now_ms)
+        {
+            self.api_window.pop_front();
+        }
+    }
+
+    fn ground_truth(&self) -> &SalesforceGroundTruth {
+        &self.truth
+    }
+
+    fn dump(&self) -> String {
+        let mut out = format!(
+            "salesforce: {} records, {} changes, {} api calls, {} in flight\n",
+            self.truth.records.len(),
+            self.truth.history.len(),
+            self.truth.api_calls,
+            self.in_flight.len()
+        );
+        for r in self.truth.records.values() {
+            let fields: Vec<String> = r.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(
+                out,
+                "  {} {} ext={} modified={} {}",
+                r.object,
+                r.id,
+                r.external_id.as_deref().unwrap_or("-"),
+                r.last_modified_ms,
+                fields.join(" ")
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1010 @@
+//! Unit tests (one per documented behaviour) and property tests (the model
+//! against a small reference model; no panic on arbitrary requests).
+
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+const BOOKING: &str = "Booking__c";
+const OPP: &str = "Opportunity";
+
+fn sf() -> Salesforce {
+    Salesforce::new(SalesforceConfig::default())
+}
+
+fn fields(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn upsert(object: &str, ext: &str, f: &[(&str, Value)]) -> SalesforceRequest {
+    SalesforceRequest::Upsert {
+        object: object.into(),
+        external_id: ext.into(),
+        fields: fields(f),
+        if_unmodified_since_ms: None,
+    }
+}
+
+fn create(object: &str, f: &[(&str, Value)]) -> SalesforceRequest {
+    SalesforceRequest::Create {
+        object: object.into(),
+        fields: fields(f),
+    }
+}
+
+fn update(object: &str, id: &str, f: &[(&str, Value)], since: Option<u64>) -> SalesforceRequest {
+    SalesforceRequest::Update {
+        object: object.into(),
+        id: id.into(),
+        fields: fields(f),
+        if_unmodified_since_ms: since,
+    }
+}
+
+fn query(object: &str, ext: &str) -> SalesforceRequest {
+    SalesforceRequest::QueryByExternalId {
+        object: object.into(),
+        external_id: ext.into(),
+    }
+}
+
+fn opp_fields() -> Vec<(&'static str, Value)> {
+    vec![
+        ("Name", json!("Checkout saga-1")),
+        ("StageName", json!("Prospecting")),
+        ("CloseDate", json!("2025-01-31")),
+        ("Amount", json!(250.0)),
+    ]
+}
+
+fn count(s: &Salesforce, object: &str, ext: &str) -> usize {
+    s.ground_truth().with_external_id(object, ext).count()
+}
+
+#[test]
+fn upsert_creates_then_updates() {
+    let mut s = sf();
+    let r = s.handle(
+        1_000,
+        upsert(BOOKING, "saga-1", &[("Status__c", json!("Held"))]),
+        None,
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        r.body,
+        SalesforceBody::SaveResult {
+            id: "a0B000000000001".into(),
+            created: true
+        }
+    );
+    let r = s.handle(
+        2_000,
+        upsert(BOOKING, "saga-1", &[("Status__c", json!("Confirmed"))]),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        SalesforceBody::SaveResult {
+            id: "a0B000000000001".into(),
+            created: false
+        }
+    );
+    assert_eq!(count(&s, BOOKING, "saga-1"), 1);
+    let rec = &s.ground_truth().records["a0B000000000001"];
+    assert_eq!(rec.fields["Status__c"], json!("Confirmed"));
+    assert_eq!(rec.external_id.as_deref(), Some("saga-1"));
+    assert_eq!((rec.created_ms, rec.last_modified_ms), (1_000, 2_000));
+    let kinds: Vec<_> = s
+        .ground_truth()
+        .history_of("a0B000000000001")
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(kinds, vec![ChangeKind::Created, ChangeKind::Updated]);
+    s.check_invariants();
+}
+
+#[test]
+fn external_ids_are_per_object() {
+    let mut s = sf();
+    assert_eq!(
+        s.handle(0, upsert(BOOKING, "saga-1", &[]), None).status,
+        201
+    );
+    let r = s.handle(1, upsert(OPP, "saga-1", &opp_fields()), None);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.id(), Some("006000000000002"));
+}
+
+#[test]
+fn plain_create_is_not_idempotent() {
+    let mut s = sf();
+    let req = create(BOOKING, &[("Guest__c", json!("Ada"))]);
+    assert_eq!(s.handle(0, req.clone(), None).status, 201);
+    assert_eq!(s.handle(1, req, None).status, 201);
+    assert_eq!(s.ground_truth().records_of(BOOKING).count(), 2);
+    s.check_invariants();
+}
+
+#[test]
+fn create_with_taken_unique_external_id_is_duplicate_value() {
+    let mut s = sf();
+    s.handle(0, upsert(BOOKING, "saga-1", &[]), None);
+    let r = s.handle(
+        1,
+        create(BOOKING, &[(EXTERNAL_ID_FIELD, json!("saga-1"))]),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), Some(SalesforceErrorCode::DuplicateValue));
+    assert_eq!(count(&s, BOOKING, "saga-1"), 1);
+}
+
+#[test]
+fn without_unique_index_duplicates_make_upsert_ambiguous_300() {
+    let mut s = Salesforce::new(SalesforceConfig {
+        external_id_unique: false,
+        ..SalesforceConfig::default()
+    });
+    let req = create(BOOKING, &[(EXTERNAL_ID_FIELD, json!("saga-1"))]);
+    s.handle(0, req.clone(), None);
+    s.handle(1, req, None);
+    let r = s.handle(
+        2,
+        upsert(BOOKING, "saga-1", &[("Status__c", json!("x"))]),
+        None,
+    );
+    assert_eq!(r.status, 300);
+    assert_eq!(
+        r.body,
+        SalesforceBody::MultipleChoices {
+            ids: vec!["a0B000000000001".into(), "a0B000000000002".into()]
+        }
+    );
+    // Nothing was written by the ambiguous upsert.
+    assert_eq!(s.ground_truth().history.len(), 2);
+    s.check_invariants();
+}
+
+#[test]
+fn concurrent_first_upserts_race_to_duplicate_value() {
+    let mut s = sf();
+    let a = s
+        .begin(0, upsert(BOOKING, "saga-1", &[("N__c", json!(1))]), None)
+        .ticket()
+        .unwrap();
+    let b = s
+        .begin(10, upsert(BOOKING, "saga-1", &[("N__c", json!(2))]), None)
+        .ticket()
+        .unwrap();
+    assert_eq!(s.complete(800, a).status, 201);
+    let r = s.complete(810, b);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), Some(SalesforceErrorCode::DuplicateValue));
+    assert_eq!(count(&s, BOOKING, "saga-1"), 1);
+    assert_eq!(
+        s.ground_truth().records["a0B000000000001"].fields["N__c"],
+        json!(1)
+    );
+    // A retry of the loser now updates.
+    assert_eq!(
+        s.handle(900, upsert(BOOKING, "saga-1", &[("N__c", json!(2))]), None)
+            .status,
+        200
+    );
+    s.check_invariants();
+}
+
+#[test]
+fn concurrent_first_upserts_without_unique_index_make_two_records() {
+    let mut s = Salesforce::new(SalesforceConfig {
+        external_id_unique: false,
+        ..SalesforceConfig::default()
+    });
+    let a = s
+        .begin(0, upsert(BOOKING, "saga-1", &[]), None)
+        .ticket()
+        .unwrap();
+    let b = s
+        .begin(10, upsert(BOOKING, "saga-1", &[]), None)
+        .ticket()
+        .unwrap();
+    assert_eq!(s.complete(800, a).status, 201);
+    assert_eq!(s.complete(810, b).status, 201);
+    assert_eq!(count(&s, BOOKING, "saga-1"), 2);
+    assert_eq!(
+        s.handle(900, upsert(BOOKING, "saga-1", &[]), None).status,
+        300
+    );
+}
+
+#[test]
+fn sequential_upserts_do_not_race() {
+    let mut s = sf();
+    let a = s
+        .begin(0, upsert(BOOKING, "saga-1", &[]), None)
+        .ticket()
+        .unwrap();
+    assert_eq!(s.complete(800, a).status, 201);
+    let b = s
+        .begin(801, upsert(BOOKING, "saga-1", &[]), None)
+        .ticket()
+        .unwrap();
+    assert_eq!(s.complete(1_600, b).status, 200);
+}
+
+#[test]
+fn update_then_get() {
+    let mut s = sf();
+    let id = s
+        .handle(
+            0,
+            create(BOOKING, &[("A__c", json!("x")), ("B__c", json!(1))]),
+            None,
+        )
+        .id()
+        .unwrap()
+        .to_owned();
+    let r = s.handle(
+        5,
+        update(
+            BOOKING,
+            &id,
+            &[("A__c", Value::Null), ("C__c", json!(true))],
+            None,
+        ),
+        None,
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(r.body, SalesforceBody::NoContent);
+    let r = s.handle(
+        6,
+        SalesforceRequest::Get {
+            object: BOOKING.into(),
+            id: id.clone(),
+        },
+        None,
+    );
+    let SalesforceBody::Record(rec) = r.body else {
+        panic!()
+    };
+    assert_eq!(
+        rec.fields,
+        fields(&[("B__c", json!(1)), ("C__c", json!(true))])
+    );
+    assert_eq!(rec.last_modified_ms, 5);
+    // The history keeps the null that cleared A__c.
+    let last = s.ground_truth().history.last().unwrap();
+    assert_eq!(last.fields["A__c"], Value::Null);
+    // 18-character ids are accepted (the checksum suffix is ignored).
+    let long = format!("{id}AAA");
+    assert_eq!(
+        s.handle(
+            7,
+            SalesforceRequest::Get {
+                object: BOOKING.into(),
+                id: long
+            },
+            None
+        )
+        .status,
+        200
+    );
+    s.check_invariants();
+}
+
+#[test]
+fn unknown_and_malformed_ids() {
+    let mut s = sf();
+    s.handle(0, create(BOOKING, &[]), None);
+    let r = s.handle(1, update(BOOKING, "a0B000000000099", &[], None), None);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, Some(SalesforceErrorCode::NotFound))
+    );
+    // Right id, wrong object.
+    let r = s.handle(1, update(OPP, "a0B000000000001", &[], None), None);
+    assert_eq!(r.status, 404);
+    for bad in ["", "short", "a0B00000000000!", "a0B0000000000011"] {
+        let r = s.handle(
+            1,
+            SalesforceRequest::Get {
+                object: BOOKING.into(),
+                id: bad.into(),
+            },
+            None,
+        );
+        assert_eq!(
+            (r.status, r.error_code()),
+            (400, Some(SalesforceErrorCode::MalformedId)),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_object_is_404() {
+    let mut s = sf();
+    for req in [
+        upsert("Lead", "x", &[]),
+        create("", &[]),
+        query("Foo__c", "x"),
+    ] {
+        let r = s.handle(0, req, None);
+        assert_eq!(
+            (r.status, r.error_code()),
+            (404, Some(SalesforceErrorCode::NotFound))
+        );
+    }
+    assert!(s.ground_truth().records.is_empty());
+}
+
+#[test]
+fn if_unmodified_since_gives_412_when_changed() {
+    let mut s = sf();
+    let id = s
+        .handle(10_000, create(BOOKING, &[]), None)
+        .id()
+        .unwrap()
+        .to_owned();
+    s.handle(
+        20_000,
+        update(BOOKING, &id, &[("A__c", json!(1))], None),
+        None,
+    );
+    // The client read the record at 10 s; it changed at 20 s.
+    let r = s.handle(
+        21_000,
+        update(BOOKING, &id, &[("A__c", json!(2))], Some(10_000)),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (412, Some(SalesforceErrorCode::PreconditionFailed))
+    );
+    assert_eq!(s.ground_truth().records[&id].fields["A__c"], json!(1));
+    // Unchanged since: applied.
+    let r = s.handle(
+        22_000,
+        update(BOOKING, &id, &[("A__c", json!(3))], Some(20_000)),
+        None,
+    );
+    assert_eq!(r.status, 204);
+    // Also for an upsert that updates.
+    s.handle(23_000, upsert(BOOKING, "e", &[]), None);
+    s.handle(30_000, upsert(BOOKING, "e", &[("A__c", json!(1))]), None);
+    let mut req = upsert(BOOKING, "e", &[("A__c", json!(2))]);
+    if let SalesforceRequest::Upsert {
+        if_unmodified_since_ms,
+        ..
+    } = &mut req
+    {
+        *if_unmodified_since_ms = Some(23_000);
+    }
+    assert_eq!(s.handle(31_000, req, None).status, 412);
+}
+
+#[test]
+fn if_unmodified_since_has_one_second_resolution() {
+    let mut s = sf();
+    let id = s
+        .handle(10_000, create(BOOKING, &[]), None)
+        .id()
+        .unwrap()
+        .to_owned();
+    // Changed at 10.5 s, client says "unmodified since 10.0 s": same second,
+    // so the change goes unseen — a lost update the real API allows.
+    s.handle(
+        10_500,
+        update(BOOKING, &id, &[("A__c", json!(1))], None),
+        None,
+    );
+    let r = s.handle(
+        10_900,
+        update(BOOKING, &id, &[("A__c", json!(2))], Some(10_000)),
+        None,
+    );
+    assert_eq!(r.status, 204);
+    s.handle(
+        11_000,
+        update(BOOKING, &id, &[("A__c", json!(3))], None),
+        None,
+    );
+    let r = s.handle(
+        11_100,
+        update(BOOKING, &id, &[("A__c", json!(4))], Some(10_999)),
+        None,
+    );
+    assert_eq!(r.status, 412);
+}
+
+#[test]
+fn throttle_is_unable_to_lock_row_and_not_applied() {
+    let mut s = sf();
+    let r = s.handle(0, upsert(BOOKING, "saga-1", &[]), Some(Injected::Throttle));
+    assert_eq!(
+        (r.status, r.error_code()),
+        (400, Some(SalesforceErrorCode::UnableToLockRow))
+    );
+    assert!(s.ground_truth().records.is_empty());
+}
+
+#[test]
+fn fail_before_apply_is_503_not_applied() {
+    let mut s = sf();
+    let r = s.handle(
+        0,
+        upsert(BOOKING, "saga-1", &[]),
+        Some(Injected::FailBeforeApply),
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (503, Some(SalesforceErrorCode::ServerUnavailable))
+    );
+    assert!(s.ground_truth().records.is_empty());
+}
+
+#[test]
+fn fail_after_apply_is_500_but_the_write_landed() {
+    let mut s = sf();
+    let r = s.handle(
+        0,
+        create(BOOKING, &[(EXTERNAL_ID_FIELD, json!("saga-1"))]),
+        Some(Injected::FailAfterApply),
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (500, Some(SalesforceErrorCode::UnknownException))
+    );
+    assert_eq!(count(&s, BOOKING, "saga-1"), 1);
+    // Reconciliation: query by external id finds it.
+    let r = s.handle(1, query(BOOKING, "saga-1"), None);
+    let SalesforceBody::QueryResult {
+        total_size,
+        done,
+        records,
+    } = r.body
+    else {
+        panic!()
+    };
+    assert_eq!((total_size, done), (1, true));
+    assert_eq!(records[0].id, "a0B000000000001");
+}
+
+#[test]
+fn daily_api_limit_is_a_rolling_24h_window() {
+    let mut s = Salesforce::new(SalesforceConfig {
+        daily_api_limit: Some(3),
+        ..SalesforceConfig::default()
+    });
+    for t in 0..3 {
+        assert_eq!(s.handle(t * 1_000, query(BOOKING, "x"), None).status, 200);
+    }
+    let r = s.handle(5_000, upsert(BOOKING, "x", &[]), None);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (403, Some(SalesforceErrorCode::RequestLimitExceeded))
+    );
+    assert!(s.ground_truth().records.is_empty());
+    // Rejected calls do not count: the first call leaves the window at 24 h.
+    assert_eq!(s.handle(DAY_MS - 1, query(BOOKING, "x"), None).status, 403);
+    assert_eq!(
+        s.handle(DAY_MS, upsert(BOOKING, "x", &[]), None).status,
+        201
+    );
+    assert_eq!(s.handle(DAY_MS, query(BOOKING, "x"), None).status, 403);
+    assert_eq!(s.api_calls_in_window(), 3);
+    s.check_invariants();
+}
+
+#[test]
+fn opportunity_requires_name_stage_and_close_date() {
+    let mut s = sf();
+    let r = s.handle(0, upsert(OPP, "saga-1", &[("Name", json!("x"))]), None);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (400, Some(SalesforceErrorCode::RequiredFieldMissing))
+    );
+    let SalesforceBody::Errors(errors) = &r.body else {
+        panic!()
+    };
+    assert_eq!(errors[0].fields, vec!["StageName", "CloseDate"]);
+    assert!(s.ground_truth().records.is_empty());
+    let id = s
+        .handle(1, upsert(OPP, "saga-1", &opp_fields()), None)
+        .id()
+        .unwrap()
+        .to_owned();
+    // Updating the existing record does not need them again…
+    assert_eq!(
+        s.handle(
+            2,
+            upsert(OPP, "saga-1", &[("StageName", json!("Closed Won"))]),
+            None
+        )
+        .status,
+        200
+    );
+    // …but cannot clear them.
+    let r = s.handle(
+        3,
+        update(OPP, &id, &[("StageName", Value::Null)], None),
+        None,
+    );
+    assert_eq!(
+        r.error_code(),
+        Some(SalesforceErrorCode::RequiredFieldMissing)
+    );
+    assert_eq!(
+        s.ground_truth().records[&id].fields["StageName"],
+        json!("Closed Won")
+    );
+}
+
+#[test]
+fn field_validation() {
+    let mut s = sf();
+    let cases = [
+        (
+            upsert(BOOKING, "e", &[("Id", json!("x"))]),
+            SalesforceErrorCode::InvalidFieldForInsertUpdate,
+        ),
+        (
+            upsert(BOOKING, "e", &[("LastModifiedDate", json!(1))]),
+            SalesforceErrorCode::InvalidFieldForInsertUpdate,
+        ),
+        (
+            upsert(BOOKING, "e", &[("bad name", json!(1))]),
+            SalesforceErrorCode::InvalidField,
+        ),
+        (
+            upsert(BOOKING, "e", &[("_x", json!(1))]),
+            SalesforceErrorCode::InvalidField,
+        ),
+        (
+            upsert(BOOKING, "e", &[("A__c", json!([1, 2]))]),
+            SalesforceErrorCode::InvalidField,
+        ),
+        (
+            upsert(BOOKING, "e", &[(EXTERNAL_ID_FIELD, json!("other"))]),
+            SalesforceErrorCode::InvalidField,
+        ),
+        (upsert(BOOKING, "", &[]), SalesforceErrorCode::InvalidField),
+        (
+            upsert(BOOKING, &"x".repeat(256), &[]),
+            SalesforceErrorCode::StringTooLong,
+        ),
+        (
+            upsert(
+                BOOKING,
+                "e",
+                &[("A__c", json!("y".repeat(MAX_TEXT_CHARS + 1)))],
+            ),
+            SalesforceErrorCode::StringTooLong,
+        ),
+        (
+            create(BOOKING, &[(EXTERNAL_ID_FIELD, json!(5))]),
+            SalesforceErrorCode::InvalidField,
+        ),
+    ];
+    for (req, code) in cases {
+        let r = s.handle(0, req.clone(), None);
+        assert_eq!((r.status, r.error_code()), (400, Some(code)), "{req:?}");
+    }
+    assert!(s.ground_truth().records.is_empty());
+    // A matching external id in the body is fine.
+    assert_eq!(
+        s.handle(
+            0,
+            upsert(BOOKING, "e", &[(EXTERNAL_ID_FIELD, json!("e"))]),
+            None
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        s.handle(0, upsert(BOOKING, &"x".repeat(255), &[]), None)
+            .status,
+        201
+    );
+}
+
+#[test]
+fn update_can_move_the_external_id_but_not_onto_a_taken_one() {
+    let mut s = sf();
+    let a = s
+        .handle(0, upsert(BOOKING, "a", &[]), None)
+        .id()
+        .unwrap()
+        .to_owned();
+    s.handle(1, upsert(BOOKING, "b", &[]), None);
+    let r = s.handle(
+        2,
+        update(BOOKING, &a, &[(EXTERNAL_ID_FIELD, json!("b"))], None),
+        None,
+    );
+    assert_eq!(r.error_code(), Some(SalesforceErrorCode::DuplicateValue));
+    assert_eq!(
+        s.handle(
+            3,
+            update(BOOKING, &a, &[(EXTERNAL_ID_FIELD, json!("c"))], None),
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(count(&s, BOOKING, "c"), 1);
+    assert_eq!(count(&s, BOOKING, "a"), 0);
+    assert_eq!(
+        s.handle(
+            4,
+            update(BOOKING, &a, &[(EXTERNAL_ID_FIELD, Value::Null)], None),
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(s.ground_truth().records[&a].external_id, None);
+    s.check_invariants();
+}
+
+#[test]
+fn abort_applies_nothing() {
+    let mut s = sf();
+    let t = s
+        .begin(0, upsert(BOOKING, "saga-1", &[]), None)
+        .ticket()
+        .unwrap();
+    assert_eq!(s.in_flight(), vec![t]);
+    assert!(s.abort(t));
+    assert!(!s.abort(t));
+    assert!(s.ground_truth().records.is_empty());
+    assert_eq!(
+        s.handle(1, upsert(BOOKING, "saga-1", &[]), None).status,
+        201
+    );
+}
+
+#[test]
+fn dump_lists_records() {
+    let mut s = sf();
+    s.handle(
+        0,
+        upsert(BOOKING, "saga-1", &[("Status__c", json!("Held"))]),
+        None,
+    );
+    let d = s.dump();
+    assert!(
+        d.contains("a0B000000000001") && d.contains("saga-1") && d.contains("Held"),
+        "{d}"
+    );
+}
+
+#[test]
+fn config_defaults_from_partial_input() {
+    let c: SalesforceConfig = serde_json::from_str(r#"{"daily_api_limit": 5}"#).unwrap();
+    assert_eq!(c.daily_api_limit, Some(5));
+    assert!(c.external_id_unique);
+}
+
+// ----- property tests -----
+
+#[derive(Clone, Debug)]
+enum Cmd {
+    Advance(u64),
+    Upsert {
+        object: u8,
+        ext: u8,
+        complete: bool,
+    },
+    Create {
+        object: u8,
+        ext: Option<u8>,
+        complete: bool,
+    },
+    /// Two first-time-or-not upserts of one external id, both begun before
+    /// either commits.
+    Race {
+        object: u8,
+        ext: u8,
+    },
+    Update {
+        record: u8,
+    },
+}
+
+fn cmd() -> impl Strategy<Value = Cmd> {
+    let object = 0u8..2;
+    let ext = 0u8..4;
+    prop_oneof![
+        1 => prop_oneof![Just(1_000u64), Just(3_600_000u64), Just(DAY_MS)].prop_map(Cmd::Advance),
+        4 => (object.clone(), ext.clone(), proptest::bool::weighted(0.9))
+            .prop_map(|(object, ext, complete)| Cmd::Upsert { object, ext, complete }),
+        2 => (object.clone(), proptest::option::of(ext.clone()), proptest::bool::weighted(0.9))
+            .prop_map(|(object, ext, complete)| Cmd::Create { object, ext, complete }),
+        2 => (object, ext).prop_map(|(object, ext)| Cmd::Race { object, ext }),
+        1 => (0u8..8).prop_map(|record| Cmd::Update { record }),
+    ]
+}
+
+fn injected() -> impl Strategy<Value = Option<Injected>> {
+    prop_oneof![
+        6 => Just(None),
+        1 => Just(Some(Injected::Throttle)),
+        1 => Just(Some(Injected::FailBeforeApply)),
+        1 => Just(Some(Injected::FailAfterApply)),
+    ]
+}
+
+const OBJECTS: [&str; 2] = [BOOKING, OPP];
+
+fn write_fields(object: u8, complete: bool, n: usize) -> BTreeMap<String, Value> {
+    let mut f = if object == 1 && complete {
+        fields(&opp_fields())
+    } else {
+        BTreeMap::new()
+    };
+    f.insert("Step__c".into(), json!(n));
+    f
+}
+
+/// The reference: how many records each (object, external id) has, how many
+/// records each object has, and the API calls in the 24 h window.
+struct Reference {
+    unique: bool,
+    limit: Option<usize>,
+    by_ext: BTreeMap<(u8, u8), usize>,
+    per_object: [usize; 2],
+    calls: Vec<u64>,
+}
+
+impl Reference {
+    /// Counts one API call; false when over the limit (403, nothing else).
+    fn call(&mut self, now: u64) -> bool {
+        self.calls.retain(|&t| t + DAY_MS > now);
+        if self.limit.is_some_and(|l| self.calls.len() >= l) {
+            return false;
+        }
+        self.calls.push(now);
+        true
+    }
+
+    /// Expected status of an insert; applies it.
+    fn insert(&mut self, object: u8, ext: Option<u8>, complete: bool) -> u16 {
+        if object == 1 && !complete {
+            return 400; // REQUIRED_FIELD_MISSING
+        }
+        if let Some(e) = ext {
+            if self.unique && self.by_ext.get(&(object, e)).copied().unwrap_or(0) > 0 {
+                return 400; // DUPLICATE_VALUE
+            }
+            *self.by_ext.entry((object, e)).or_default() += 1;
+        }
+        self.per_object[object as usize] += 1;
+        201
+    }
+
+    fn upsert(&mut self, object: u8, ext: u8, complete: bool) -> u16 {
+        match self.by_ext.get(&(object, ext)).copied().unwrap_or(0) {
+            0 => self.insert(object, Some(ext), complete),
+            1 => 200,
+            _ => 300,
+        }
+    }
+
+    /// Expected status under an injected fault, given the fault-free one.
+    fn with_fault(
+        &mut self,
+        injected: Option<Injected>,
+        apply: impl FnOnce(&mut Self) -> u16,
+    ) -> u16 {
+        match injected {
+            None => apply(self),
+            Some(Injected::Throttle) => 400,
+            Some(Injected::FailBeforeApply) => 503,
+            Some(Injected::FailAfterApply) => {
+                apply(self);
+                500
+            }
+        }
+    }
+}
+
+fn check(s: &Salesforce, r: &Reference) {
+    for o in 0..2u8 {
+        assert_eq!(
+            s.ground_truth().records_of(OBJECTS[o as usize]).count(),
+            r.per_object[o as usize]
+        );
+        for e in 0..4u8 {
+            let expected = r.by_ext.get(&(o, e)).copied().unwrap_or(0);
+            assert_eq!(
+                count(s, OBJECTS[o as usize], &format!("ext-{e}")),
+                expected,
+                "object {o} ext {e}"
+            );
+            if r.unique {
+                assert!(expected <= 1);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::default())]
+
+    /// Upsert and create agree with a count-per-external-id reference,
+    /// including races, faults and the daily limit.
+    #[test]
+    fn agrees_with_reference(
+        unique in any::<bool>(),
+        limit in proptest::option::weighted(0.3, 3usize..12),
+        cmds in prop::collection::vec((cmd(), injected()), 1..40),
+    ) {
+        let mut s = Salesforce::new(SalesforceConfig {
+            daily_api_limit: limit.map(|l| l as u32),
+            external_id_unique: unique,
+        });
+        let mut r = Reference { unique, limit, by_ext: BTreeMap::new(), per_object: [0, 0], calls: vec![] };
+        let mut now = 0u64;
+        for (n, (cmd, inj)) in cmds.iter().enumerate() {
+            now += 1;
+            match cmd {
+                Cmd::Advance(ms) => now += ms,
+                Cmd::Upsert { object, ext, complete } => {
+                    let req = SalesforceRequest::Upsert {
+                        object: OBJECTS[*object as usize].into(),
+                        external_id: format!("ext-{ext}"),
+                        fields: write_fields(*object, *complete, n),
+                        if_unmodified_since_ms: None,
+                    };
+                    let resp = s.handle(now, req, *inj);
+                    let expected = if r.call(now) {
+                        r.with_fault(*inj, |r| r.upsert(*object, *ext, *complete))
+                    } else {
+                        403
+                    };
+                    prop_assert_eq!(resp.status, expected, "{:?} {:?}", cmd, resp);
+                }
+                Cmd::Create { object, ext, complete } => {
+                    let mut fields = write_fields(*object, *complete, n);
+                    if let Some(e) = ext {
+                        fields.insert(EXTERNAL_ID_FIELD.into(), json!(format!("ext-{e}")));
+                    }
+                    let req = SalesforceRequest::Create { object: OBJECTS[*object as usize].into(), fields };
+                    let resp = s.handle(now, req, *inj);
+                    let expected = if r.call(now) {
+                        r.with_fault(*inj, |r| r.insert(*object, *ext, *complete))
+                    } else {
+                        403
+                    };
+                    prop_assert_eq!(resp.status, expected, "{:?} {:?}", cmd, resp);
+                }
+                Cmd::Race { object, ext } => {
+                    let req = SalesforceRequest::Upsert {
+                        object: OBJECTS[*object as usize].into(),
+                        external_id: format!("ext-{ext}"),
+                        fields: write_fields(*object, true, n),
+                        if_unmodified_since_ms: None,
+                    };
+                    let a = s.begin(now, req.clone(), None);
+                    let b = s.begin(now, req, None);
+                    let a_ok = r.call(now);
+                    let b_ok = r.call(now);
+                    let before = r.by_ext.get(&(*object, *ext)).copied().unwrap_or(0);
+                    let ra = match a { Begin::Pending(t) => s.complete(now + 1, t), Begin::Done(x) => x };
+                    let rb = match b { Begin::Pending(t) => s.complete(now + 1, t), Begin::Done(x) => x };
+                    let expected_a = if a_ok { r.upsert(*object, *ext, true) } else { 403 };
+                    let expected_b = if !b_ok {
+                        403
+                    } else if before == 0 {
+                        // Both started with no match: the second insert
+                        // meets the first one's record.
+                        if a_ok { r.insert(*object, Some(*ext), true) } else { r.upsert(*object, *ext, true) }
+                    } else {
+                        r.upsert(*object, *ext, true)
+                    };
+                    prop_assert_eq!((ra.status, rb.status), (expected_a, expected_b), "{:?}", cmd);
+                    now += 1;
+                }
+                Cmd::Update { record } => {
+                    let id = s.ground_truth().records.keys().nth(*record as usize).cloned();
+                    let id = id.unwrap_or_else(|| "a0B000000000999".into());
+                    let object = s.ground_truth().records.get(&id).map_or(BOOKING, |rec| if rec.object == OPP { OPP } else { BOOKING });
+                    let req = update(object, &id, &[("Step__c", json!(n))], None);
+                    let resp = s.handle(now, req, *inj);
+                    let exists = (*record as usize) < r.per_object.iter().sum::<usize>();
+                    let expected = if r.call(now) {
+                        r.with_fault(*inj, |_| if exists { 204 } else { 404 })
+                    } else {
+                        403
+                    };
+                    prop_assert_eq!(resp.status, expected, "{:?} {:?}", cmd, resp);
+                }
+            }
+            s.check_invariants();
+            check(&s, &r);
+        }
+    }
+
+    /// No request a client can send makes the model panic.
+    #[test]
+    fn never_panics(reqs in prop::collection::vec((any_request(), injected(), 0u64..DAY_MS), 1..30)) {
+        let mut s = Salesforce::new(SalesforceConfig { daily_api_limit: Some(20), external_id_unique: true });
+        let mut now = 0;
+        for (req, inj, dt) in reqs {
+            now += dt;
+            let r = s.handle(now, req, inj);
+            prop_assert!(matches!(r.status, 200 | 201 | 204 | 300 | 400 | 403 | 404 | 412 | 500 | 503));
+            s.check_invariants();
+        }
+    }
+}
+
+fn any_string() -> BoxedStrategy<String> {
+    prop_oneof![
+        Just(String::new()),
+        Just(BOOKING.to_owned()),
+        Just(OPP.to_owned()),
+        Just("a0B000000000001".to_owned()),
+        Just(EXTERNAL_ID_FIELD.to_owned()),
+        Just("Name".to_owned()),
+        ".{0,8}",
+        "x{250,260}",
+    ]
+    .boxed()
+}
+
+fn any_value() -> BoxedStrategy<Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<bool>().prop_map(|b| json!(b)),
+        any_string().prop_map(Value::String),
+        Just(json!([1])),
+        Just(json!({"a": 1})),
+    ]
+    .boxed()
+}
+
+fn any_fields() -> BoxedStrategy<BTreeMap<String, Value>> {
+    prop::collection::btree_map(any_string(), any_value(), 0..4).boxed()
+}
+
+fn any_request() -> impl Strategy<Value = SalesforceRequest> {
+    let since = proptest::option::of(any::<u64>());
+    prop_oneof![
+        (any_string(), any_string(), any_fields(), since.clone()).prop_map(
+            |(object, external_id, fields, if_unmodified_since_ms)| {
+                SalesforceRequest::Upsert {
+                    object,
+                    external_id,
+                    fields,
+                    if_unmodified_since_ms,
+                }
+            }
+        ),
+        (any_string(), any_fields())
+            .prop_map(|(object, fields)| SalesforceRequest::Create { object, fields }),
+        (any_string(), any_string(), any_fields(), since).prop_map(
+            |(object, id, fields, if_unmodified_since_ms)| {
+                SalesforceRequest::Update {
+                    object,
+                    id,
+                    fields,
+                    if_unmodified_since_ms,
+                }
+            }
+        ),
+        (any_string(), any_string()).prop_map(|(object, id)| SalesforceRequest::Get { object, id }),
+        (any_string(), any_string()).prop_map(|(object, external_id)| {
+            SalesforceRequest::QueryByExternalId {
+                object,
+                external_id,
+            }
+        }),
+    ]
+}
