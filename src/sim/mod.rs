@@ -10,6 +10,7 @@ pub mod disk;
 pub mod faults;
 pub mod net;
 pub mod rng;
+pub mod serve;
 pub mod world;
 
 pub use faults::{FaultPlan, SwarmProfile, Topology};

@@ -46,6 +46,8 @@ pub struct Delivery {
     pub copy: u8,
     /// Index of the call on its link.
     pub index: u32,
+    /// The caller's node index (in the world's node order).
+    pub from: u32,
 }
 
 /// A node's request handler.
@@ -443,6 +445,7 @@ where
                     injected,
                     copy,
                     index,
+                    from: fi as u32,
                 },
             )
             .await;
