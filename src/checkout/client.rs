@@ -1,0 +1,632 @@
+//! The glue between the saga's `StepCall`s and the services: which request
+//! each step sends, and how each reply is classified.
+//!
+//! Classification (DESIGN core idea 3): `Applied` (2xx), `Rejected`
+//! (definitely not applied: decline, no availability, validation),
+//! `Transient` (not applied, retry: 429, lock contention, key in use,
+//! connection refused), `Unknown` (timeout, any 5xx: maybe applied).
+//!
+//! Reconciliation reports *live* effects only (a refunded charge, a released
+//! hold, a cancelled booking are not found), found by the step's key:
+//! Stripe search by `metadata.step_key`, PMS list by `client_ref`,
+//! Salesforce query by external id.
+//!
+//! Keys: a PaymentIntent create always carries the step's stable key (a new
+//! key could charge twice). Refund, cancel and capture first *retrieve* the
+//! intent and act only on what is still to do; Stripe itself bounds them
+//! (no refund above the captured amount, no second capture), so they use
+//! `{key}#{attempt}`: a key that once got a 500 is poisoned (Stripe replays
+//! the stored 500 forever) and must not block the compensation.
+//!
+//! Not here: retry policy or ordering (the saga core decides).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::wire::{Request, Response, INVENTORY, SALESFORCE, STRIPE};
+use super::CoordinatorEnv;
+use crate::emit;
+use crate::saga::driver::{BoxFuture, StepClient};
+use crate::saga::{Op, Outcome, StepCall};
+use crate::services::inventory::{
+    HoldStatus, InventoryBody, InventoryRequest, InventoryResponse, PmsErrorCode,
+};
+use crate::services::salesforce::{
+    SalesforceBody, SalesforceErrorCode, SalesforceRequest, SalesforceResponse,
+};
+use crate::services::stripe::{
+    CaptureMethod, PaymentIntent, PaymentIntentStatus, StripeErrorCode, StripeRequest,
+    StripeResponse,
+};
+use crate::sim::{CallError, Net};
+
+/// Salesforce objects and the values the checkout writes.
+pub const BOOKING: &str = "Booking__c";
+pub const OPPORTUNITY: &str = "Opportunity";
+pub const BOOKING_STATUS: &str = "Status__c";
+pub const STATUS_PENDING: &str = "Pending";
+pub const STATUS_CONFIRMED: &str = "Confirmed";
+pub const STATUS_CANCELLED: &str = "Cancelled";
+pub const STAGE: &str = "StageName";
+pub const STAGE_OPEN: &str = "Prospecting";
+pub const STAGE_WON: &str = "Closed Won";
+pub const STAGE_LOST: &str = "Closed Lost";
+/// Stripe metadata keys the checkout sets.
+pub const META_STEP_KEY: &str = "step_key";
+pub const META_SAGA: &str = "saga_id";
+pub const META_BUSINESS_KEY: &str = "business_key";
+
+/// The checkout's service client (one per coordinator incarnation).
+pub struct HotelClient {
+    node: String,
+    net: Net<Request, Response>,
+    stripe_timeout: Duration,
+    salesforce_timeout: Duration,
+    inventory_timeout: Duration,
+    hold_ttl_ms: u64,
+}
+
+type Reply<T> = Result<T, CallError>;
+
+fn net_outcome(e: CallError) -> Outcome {
+    match e {
+        CallError::Timeout => Outcome::unknown("timeout"),
+        CallError::Refused => Outcome::transient("connection refused"),
+    }
+}
+
+impl HotelClient {
+    pub fn new(env: &CoordinatorEnv) -> Self {
+        let t = &env.scenario.timeouts;
+        HotelClient {
+            node: env.node.clone(),
+            net: env.net.clone(),
+            stripe_timeout: Duration::from_millis(t.stripe_ms),
+            salesforce_timeout: Duration::from_millis(t.salesforce_ms),
+            inventory_timeout: Duration::from_millis(t.inventory_ms),
+            hold_ttl_ms: env.scenario.workload.hold_ttl_ms,
+        }
+    }
+
+    async fn stripe(&self, req: StripeRequest) -> Reply<StripeResponse> {
+        match self
+            .net
+            .call(&self.node, STRIPE, Request::Stripe(req), self.stripe_timeout)
+            .await?
+        {
+            Response::Stripe(r) => Ok(r),
+            other => panic!("stripe answered {other:?}"),
+        }
+    }
+
+    async fn salesforce(&self, req: SalesforceRequest) -> Reply<SalesforceResponse> {
+        match self
+            .net
+            .call(
+                &self.node,
+                SALESFORCE,
+                Request::Salesforce(req),
+                self.salesforce_timeout,
+            )
+            .await?
+        {
+            Response::Salesforce(r) => Ok(r),
+            other => panic!("salesforce answered {other:?}"),
+        }
+    }
+
+    async fn inventory(&self, req: InventoryRequest) -> Reply<InventoryResponse> {
+        match self
+            .net
+            .call(
+                &self.node,
+                INVENTORY,
+                Request::Inventory(req),
+                self.inventory_timeout,
+            )
+            .await?
+        {
+            Response::Inventory(r) => Ok(r),
+            other => panic!("inventory answered {other:?}"),
+        }
+    }
+
+    async fn dispatch(&self, call: &StepCall) -> Outcome {
+        match (call.step_name.as_str(), call.op) {
+            ("hold_room", Op::Action) => self.hold(call).await,
+            ("hold_room", Op::Reconcile) => self.find_holds(call).await,
+            ("hold_room", Op::Compensate) => self.release(call).await,
+            ("charge", Op::Action) => self.create_intent(call, CaptureMethod::Automatic).await,
+            ("authorize", Op::Action) => self.create_intent(call, CaptureMethod::Manual).await,
+            ("charge" | "authorize", Op::Reconcile) => self.find_intents(call).await,
+            ("charge" | "authorize", Op::Compensate) => self.undo_payment(call).await,
+            ("crm_record", Op::Action) => self.crm_write(call, STATUS_PENDING, STAGE_OPEN).await,
+            ("crm_record", Op::Reconcile) => self.crm_find(call, None).await,
+            ("crm_record", Op::Compensate) => {
+                self.crm_write(call, STATUS_CANCELLED, STAGE_LOST).await
+            }
+            ("confirm_room", Op::Action) => self.confirm(call).await,
+            ("confirm_room", Op::Reconcile) => self.find_confirmed(call).await,
+            ("capture", Op::Action) => self.capture(call).await,
+            ("capture", Op::Reconcile) => self.find_captured(call).await,
+            ("crm_close_won", Op::Action) => {
+                self.crm_write(call, STATUS_CONFIRMED, STAGE_WON).await
+            }
+            ("crm_close_won", Op::Reconcile) => self.crm_find(call, Some(STAGE_WON)).await,
+            (step, op) => Outcome::rejected(&format!("the checkout has no {op:?} for step {step}")),
+        }
+    }
+
+    // ---- PMS -------------------------------------------------------------
+
+    async fn hold(&self, call: &StepCall) -> Outcome {
+        let req = InventoryRequest::Hold {
+            room_type: call.input.room_type.clone(),
+            first_night: call.input.first_night,
+            nights: call.input.nights,
+            ttl_ms: Some(self.hold_ttl_ms),
+            client_ref: Some(call.key.clone()),
+        };
+        match self.inventory(req).await {
+            Err(e) => net_outcome(e),
+            Ok(r) => match (&r.body, r.status) {
+                (InventoryBody::Hold(h), _) if h.status == HoldStatus::Active => {
+                    Outcome::applied(&h.id)
+                }
+                (InventoryBody::Hold(h), _) => {
+                    Outcome::rejected(&format!("hold {} is {:?}", h.id, h.status))
+                }
+                _ => classify_pms(&r),
+            },
+        }
+    }
+
+    async fn list_holds(&self, client_ref: &str) -> Result<Vec<(String, HoldStatus)>, Outcome> {
+        let req = InventoryRequest::ListByClientRef {
+            client_ref: client_ref.to_string(),
+        };
+        match self.inventory(req).await {
+            Err(e) => Err(net_outcome(e)),
+            Ok(r) => match r.body {
+                InventoryBody::List { holds, .. } => {
+                    Ok(holds.into_iter().map(|h| (h.id, h.status)).collect())
+                }
+                _ => Err(classify_pms(&r)),
+            },
+        }
+    }
+
+    async fn find_holds(&self, call: &StepCall) -> Outcome {
+        match self.list_holds(&call.key).await {
+            Err(o) => reconcile_failure(o),
+            Ok(holds) => found(
+                holds
+                    .into_iter()
+                    .filter(|(_, s)| matches!(s, HoldStatus::Active | HoldStatus::Confirmed))
+                    .map(|(id, _)| id)
+                    .collect(),
+            ),
+        }
+    }
+
+    async fn release(&self, call: &StepCall) -> Outcome {
+        let targets = match &call.target_ref {
+            Some(id) => vec![id.clone()],
+            None => match self.list_holds(&action_key(call)).await {
+                Err(o) => return o,
+                Ok(holds) => holds
+                    .into_iter()
+                    .filter(|(_, s)| *s == HoldStatus::Active)
+                    .map(|(id, _)| id)
+                    .collect(),
+            },
+        };
+        for hold_id in targets {
+            match self.inventory(InventoryRequest::Release { hold_id }).await {
+                Err(e) => return net_outcome(e),
+                Ok(r) if r.is_success() => {}
+                Ok(r) => return classify_pms(&r),
+            }
+        }
+        Outcome::Applied { reference: None }
+    }
+
+    async fn confirm(&self, call: &StepCall) -> Outcome {
+        let Some(hold_id) = call.refs.get("hold_room") else {
+            return Outcome::rejected("no hold to confirm");
+        };
+        let req = InventoryRequest::Confirm {
+            hold_id: hold_id.clone(),
+        };
+        match self.inventory(req).await {
+            Err(e) => net_outcome(e),
+            Ok(r) => match &r.body {
+                InventoryBody::Booking(b) => Outcome::applied(&b.id),
+                _ => classify_pms(&r),
+            },
+        }
+    }
+
+    async fn find_confirmed(&self, call: &StepCall) -> Outcome {
+        let Some(hold_id) = call.refs.get("hold_room") else {
+            return Outcome::NotFound;
+        };
+        let req = InventoryRequest::GetHold {
+            hold_id: hold_id.clone(),
+        };
+        match self.inventory(req).await {
+            Err(e) => reconcile_failure(net_outcome(e)),
+            Ok(r) => match &r.body {
+                InventoryBody::Hold(h) if h.status == HoldStatus::Confirmed => {
+                    found(h.booking_id.iter().cloned().collect())
+                }
+                InventoryBody::Hold(_) => Outcome::NotFound,
+                _ if r.status == 404 => Outcome::NotFound,
+                _ => reconcile_failure(classify_pms(&r)),
+            },
+        }
+    }
+
+    // ---- Stripe ----------------------------------------------------------
+
+    async fn create_intent(&self, call: &StepCall, capture: CaptureMethod) -> Outcome {
+        let metadata: BTreeMap<String, String> = [
+            (META_STEP_KEY.to_string(), call.key.clone()),
+            (META_SAGA.to_string(), call.saga.as_str().to_string()),
+            (
+                META_BUSINESS_KEY.to_string(),
+                call.input.business_key.clone(),
+            ),
+        ]
+        .into();
+        let req = StripeRequest::CreatePaymentIntent {
+            idempotency_key: Some(call.key.clone()),
+            customer: call.input.customer.clone(),
+            amount_cents: call.input.amount_cents,
+            currency: "usd".into(),
+            capture_method: capture,
+            confirm: true,
+            metadata,
+        };
+        match self.stripe(req).await {
+            Err(e) => net_outcome(e),
+            Ok(r) => match r.payment_intent() {
+                Some(pi) if is_live(pi) => Outcome::applied(&pi.id),
+                Some(pi) => Outcome::rejected(&format!("payment intent {} is {:?}", pi.id, pi.status)),
+                None => classify_stripe(&r),
+            },
+        }
+    }
+
+    async fn search_intents(&self, step_key: &str) -> Result<Vec<PaymentIntent>, Outcome> {
+        let req = StripeRequest::SearchPaymentIntents {
+            metadata_key: META_STEP_KEY.into(),
+            metadata_value: step_key.to_string(),
+        };
+        match self.stripe(req).await {
+            Err(e) => Err(net_outcome(e)),
+            Ok(r) => match r.body {
+                crate::services::stripe::StripeBody::SearchResult { data, .. } => Ok(data),
+                _ => Err(classify_stripe(&r)),
+            },
+        }
+    }
+
+    async fn find_intents(&self, call: &StepCall) -> Outcome {
+        match self.search_intents(&call.key).await {
+            Err(o) => reconcile_failure(o),
+            Ok(list) => found(list.iter().filter(|pi| is_live(pi)).map(|pi| pi.id.clone()).collect()),
+        }
+    }
+
+    async fn retrieve(&self, id: &str) -> Result<Option<PaymentIntent>, Outcome> {
+        match self
+            .stripe(StripeRequest::RetrievePaymentIntent { id: id.to_string() })
+            .await
+        {
+            Err(e) => Err(net_outcome(e)),
+            Ok(r) => match r.payment_intent() {
+                Some(pi) => Ok(Some(pi.clone())),
+                None if r.error_code() == Some(StripeErrorCode::ResourceMissing) => Ok(None),
+                None => Err(classify_stripe(&r)),
+            },
+        }
+    }
+
+    /// Refund what is captured, cancel what is only authorized.
+    async fn undo_payment(&self, call: &StepCall) -> Outcome {
+        let targets = match &call.target_ref {
+            Some(id) => vec![id.clone()],
+            None => match self.search_intents(&action_key(call)).await {
+                Err(o) => return o,
+                Ok(list) => list.into_iter().filter(is_live).map(|pi| pi.id).collect(),
+            },
+        };
+        for id in targets {
+            let key = format!("{}#{}", call.key, call.attempt);
+            let pi = match self.retrieve(&id).await {
+                Err(o) => return o,
+                Ok(None) => continue, // nothing to undo
+                Ok(Some(pi)) => pi,
+            };
+            let req = match pi.status {
+                PaymentIntentStatus::RequiresCapture
+                | PaymentIntentStatus::RequiresConfirmation
+                | PaymentIntentStatus::RequiresPaymentMethod => {
+                    if pi.status == PaymentIntentStatus::RequiresPaymentMethod {
+                        continue; // declined: nothing was taken
+                    }
+                    StripeRequest::CancelPaymentIntent {
+                        idempotency_key: Some(key),
+                        id: id.clone(),
+                    }
+                }
+                PaymentIntentStatus::Succeeded => {
+                    if pi.amount_received_cents <= pi.amount_refunded_cents {
+                        continue; // fully refunded already
+                    }
+                    StripeRequest::CreateRefund {
+                        idempotency_key: Some(key),
+                        payment_intent: id.clone(),
+                        amount_cents: None,
+                    }
+                }
+                PaymentIntentStatus::Canceled => continue,
+            };
+            match self.stripe(req).await {
+                Err(e) => return net_outcome(e),
+                Ok(r) if r.is_success() => {}
+                Ok(r) => match r.error_code() {
+                    Some(StripeErrorCode::ChargeAlreadyRefunded) => {}
+                    // Changed under us (captured or cancelled meanwhile):
+                    // look again on the next attempt.
+                    Some(StripeErrorCode::PaymentIntentUnexpectedState) => {
+                        return Outcome::transient("payment intent changed state")
+                    }
+                    _ => return classify_stripe(&r),
+                },
+            }
+        }
+        Outcome::Applied { reference: None }
+    }
+
+    async fn capture(&self, call: &StepCall) -> Outcome {
+        let Some(id) = call.refs.get("authorize") else {
+            return Outcome::rejected("no authorization to capture");
+        };
+        let pi = match self.retrieve(id).await {
+            Err(o) => return o,
+            Ok(None) => return Outcome::rejected("authorization not found"),
+            Ok(Some(pi)) => pi,
+        };
+        match pi.status {
+            PaymentIntentStatus::Succeeded => return Outcome::applied(&pi.id),
+            PaymentIntentStatus::RequiresCapture => {}
+            other => return Outcome::rejected(&format!("cannot capture: intent is {other:?}")),
+        }
+        let req = StripeRequest::CapturePaymentIntent {
+            idempotency_key: Some(format!("{}#{}", call.key, call.attempt)),
+            id: id.clone(),
+            amount_to_capture_cents: None,
+        };
+        match self.stripe(req).await {
+            Err(e) => net_outcome(e),
+            Ok(r) => match r.payment_intent() {
+                Some(pi) if pi.status == PaymentIntentStatus::Succeeded => Outcome::applied(&pi.id),
+                _ if r.error_code() == Some(StripeErrorCode::PaymentIntentUnexpectedState) => {
+                    Outcome::transient("payment intent changed state")
+                }
+                _ => classify_stripe(&r),
+            },
+        }
+    }
+
+    async fn find_captured(&self, call: &StepCall) -> Outcome {
+        let Some(id) = call.refs.get("authorize") else {
+            return Outcome::NotFound;
+        };
+        match self.retrieve(id).await {
+            Err(o) => reconcile_failure(o),
+            Ok(Some(pi)) if pi.status == PaymentIntentStatus::Succeeded => found(vec![pi.id]),
+            Ok(_) => Outcome::NotFound,
+        }
+    }
+
+    // ---- Salesforce --------------------------------------------------------
+
+    /// Upsert the booking and the opportunity by external id (the saga id).
+    async fn crm_write(&self, call: &StepCall, status: &str, stage: &str) -> Outcome {
+        let ext = call.saga.as_str().to_string();
+        let booking: BTreeMap<String, Value> = [
+            (BOOKING_STATUS.to_string(), json!(status)),
+            ("Customer__c".to_string(), json!(call.input.customer)),
+            ("Room_Type__c".to_string(), json!(call.input.room_type)),
+            ("First_Night__c".to_string(), json!(call.input.first_night)),
+            ("Nights__c".to_string(), json!(call.input.nights)),
+            ("Amount_Cents__c".to_string(), json!(call.input.amount_cents)),
+        ]
+        .into();
+        let opportunity: BTreeMap<String, Value> = [
+            ("Name".to_string(), json!(format!("Stay {}", call.input.business_key))),
+            (STAGE.to_string(), json!(stage)),
+            ("CloseDate".to_string(), json!("2026-01-01")),
+            ("Amount".to_string(), json!(call.input.amount_cents)),
+        ]
+        .into();
+        let mut reference = None;
+        for (object, fields) in [(BOOKING, booking), (OPPORTUNITY, opportunity)] {
+            let req = SalesforceRequest::Upsert {
+                object: object.into(),
+                external_id: ext.clone(),
+                fields,
+                if_unmodified_since_ms: None,
+            };
+            match self.salesforce(req).await {
+                Err(e) => return net_outcome(e),
+                Ok(r) => match &r.body {
+                    SalesforceBody::SaveResult { id, .. } => {
+                        reference.get_or_insert_with(|| id.clone());
+                    }
+                    SalesforceBody::NoContent => {}
+                    _ => return classify_salesforce(&r),
+                },
+            }
+        }
+        Outcome::Applied { reference }
+    }
+
+    /// Found when a live record exists: the booking not cancelled (or, for
+    /// `stage`, the opportunity at that stage).
+    async fn crm_find(&self, call: &StepCall, stage: Option<&str>) -> Outcome {
+        let ext = call.saga.as_str().to_string();
+        let (object, field, live) = match stage {
+            None => (BOOKING, BOOKING_STATUS, None),
+            Some(s) => (OPPORTUNITY, STAGE, Some(s)),
+        };
+        let req = SalesforceRequest::QueryByExternalId {
+            object: object.into(),
+            external_id: ext,
+        };
+        match self.salesforce(req).await {
+            Err(e) => reconcile_failure(net_outcome(e)),
+            Ok(r) => match r.body {
+                SalesforceBody::QueryResult { records, .. } => found(
+                    records
+                        .into_iter()
+                        .filter(|rec| {
+                            let v = rec.fields.get(field).and_then(Value::as_str);
+                            match live {
+                                None => v != Some(STATUS_CANCELLED),
+                                Some(s) => v == Some(s),
+                            }
+                        })
+                        .map(|rec| rec.id)
+                        .collect(),
+                ),
+                _ => reconcile_failure(classify_salesforce(&r)),
+            },
+        }
+    }
+}
+
+impl StepClient for HotelClient {
+    fn call(&self, call: StepCall) -> BoxFuture<Outcome> {
+        let me = HotelClient {
+            node: self.node.clone(),
+            net: self.net.clone(),
+            ..*self
+        };
+        Box::pin(async move {
+            emit!(
+                me.node,
+                "step-call",
+                "{} {} {:?} #{} key={}{}",
+                call.saga.as_str(),
+                call.step_name,
+                call.op,
+                call.attempt,
+                call.key,
+                call.target_ref
+                    .as_deref()
+                    .map(|r| format!(" target={r}"))
+                    .unwrap_or_default()
+            );
+            let outcome = me.dispatch(&call).await;
+            emit!(
+                me.node,
+                "step-outcome",
+                "{} {} {:?}: {:?}",
+                call.saga.as_str(),
+                call.step_name,
+                call.op,
+                outcome
+            );
+            outcome
+        })
+    }
+}
+
+/// The action key of the step a compensation belongs to.
+fn action_key(call: &StepCall) -> String {
+    crate::saga::action_key(&call.saga, &call.step_name)
+}
+
+fn found(mut refs: Vec<String>) -> Outcome {
+    refs.sort();
+    refs.dedup();
+    if refs.is_empty() {
+        Outcome::NotFound
+    } else {
+        Outcome::Found { references: refs }
+    }
+}
+
+/// A reconcile that could not find out is `Unknown`, whatever the reason.
+fn reconcile_failure(o: Outcome) -> Outcome {
+    match o {
+        Outcome::Unknown { reason } | Outcome::Transient { reason } | Outcome::Rejected { reason } => {
+            Outcome::Unknown { reason }
+        }
+        other => other,
+    }
+}
+
+/// A PaymentIntent that holds or took money (and still does).
+fn is_live(pi: &PaymentIntent) -> bool {
+    match pi.status {
+        PaymentIntentStatus::RequiresCapture => true,
+        PaymentIntentStatus::Succeeded => pi.amount_received_cents > pi.amount_refunded_cents,
+        _ => false,
+    }
+}
+
+fn classify_stripe(r: &StripeResponse) -> Outcome {
+    let code = r.error_code();
+    let what = format!("stripe {} {:?}", r.status, code);
+    match r.status {
+        200..=299 => Outcome::Applied { reference: None },
+        402 => Outcome::rejected(&what),
+        409 | 429 => Outcome::transient(&what),
+        500..=599 => Outcome::unknown(&what),
+        _ => Outcome::rejected(&what),
+    }
+}
+
+fn classify_pms(r: &InventoryResponse) -> Outcome {
+    let code = match &r.body {
+        InventoryBody::Error(e) => Some(e.code),
+        _ => None,
+    };
+    let what = format!("pms {} {:?}", r.status, code);
+    match (r.status, code) {
+        (200..=299, _) => Outcome::Applied { reference: None },
+        (429, _) => Outcome::transient(&what),
+        (500..=599, _) => Outcome::unknown(&what),
+        (404, Some(PmsErrorCode::HoldNotFound)) => Outcome::rejected(&what),
+        _ => Outcome::rejected(&what),
+    }
+}
+
+fn classify_salesforce(r: &SalesforceResponse) -> Outcome {
+    let code = match &r.body {
+        SalesforceBody::Errors(errs) => errs.first().map(|e| e.error_code),
+        _ => None,
+    };
+    let what = format!("salesforce {} {:?}", r.status, code);
+    match (r.status, code) {
+        (200..=299, _) => Outcome::Applied { reference: None },
+        (
+            _,
+            Some(
+                SalesforceErrorCode::UnableToLockRow
+                | SalesforceErrorCode::RequestLimitExceeded
+                | SalesforceErrorCode::DuplicateValue
+                | SalesforceErrorCode::PreconditionFailed,
+            ),
+        ) => Outcome::transient(&what),
+        (500..=599, _) => Outcome::unknown(&what),
+        _ => Outcome::rejected(&what),
+    }
+}

@@ -1,0 +1,301 @@
+//! One run of the checkout world: (scenario, seed, plan) -> outcome + trace.
+//!
+//! Builds the nodes (coordinator, stripe, salesforce, inventory, agents),
+//! serves the models, boots the coordinator implementation on its node (and
+//! again after each restart, from its disk), starts the agents, runs the
+//! safety phase with the plan's faults and the liveness phase without, and
+//! returns the services' ground truth, the coordinator's durable log and
+//! the agents' records — the checkers' inputs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::agent::{run_agent, AgentPlan, AgentRecord};
+use super::wire::{self, Request, Response, COORDINATOR, INVENTORY, SALESFORCE, STRIPE};
+use super::{CheckoutService, CoordinatorEnv, CoordinatorImpl};
+use crate::saga::{LogRecord, SagaInput};
+use crate::scenario::Scenario;
+use crate::services::inventory::{Inventory, InventoryGroundTruth};
+use crate::services::salesforce::{Salesforce, SalesforceGroundTruth};
+use crate::services::stripe::{Stripe, StripeGroundTruth};
+use crate::services::ServiceModel;
+use crate::sim::disk::Durable;
+use crate::sim::faults::{FaultPlan, Topology};
+use crate::sim::net::{Handler, NetStats};
+use crate::sim::rng::{between, mix};
+use crate::sim::serve::serve_model;
+use crate::sim::{simulate, Net, PhaseReport, World};
+use crate::trace::{Trace, TraceMode};
+
+/// Everything a run leaves for the checkers and reports.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub scenario: String,
+    pub seed: u64,
+    pub plan: FaultPlan,
+    pub phases: PhaseReport,
+    pub stripe: StripeGroundTruth,
+    pub salesforce: SalesforceGroundTruth,
+    pub inventory: InventoryGroundTruth,
+    /// The coordinator's durable log, with fsync times.
+    pub log: Vec<Durable<LogRecord>>,
+    pub agents: Vec<AgentRecord>,
+    /// What each agent asked for, by agent number order.
+    pub inputs: Vec<SagaInput>,
+    pub net: NetStats,
+    /// Whether the coordinator reported itself quiescent at the end.
+    pub coordinator_quiescent: bool,
+}
+
+/// Node names of a scenario's world, in fixed order.
+pub fn node_names(s: &Scenario) -> Vec<String> {
+    let mut v: Vec<String> = [COORDINATOR, STRIPE, SALESFORCE, INVENTORY]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    v.extend((1..=s.workload.agents).map(wire::agent));
+    v
+}
+
+/// The nodes and links faults may name.
+pub fn topology(s: &Scenario) -> Topology {
+    let nodes = node_names(s);
+    let mut links: Vec<(String, String)> = [STRIPE, SALESFORCE, INVENTORY]
+        .iter()
+        .map(|svc| (COORDINATOR.to_string(), svc.to_string()))
+        .collect();
+    links.extend((1..=s.workload.agents).map(|n| (wire::agent(n), COORDINATOR.to_string())));
+    let mut crashable = vec![
+        COORDINATOR.to_string(),
+        STRIPE.to_string(),
+        SALESFORCE.to_string(),
+        INVENTORY.to_string(),
+    ];
+    crashable.extend((1..=s.workload.agents).map(wire::agent));
+    Topology {
+        links,
+        crashable,
+        services: vec![STRIPE.into(), SALESFORCE.into(), INVENTORY.into()],
+        nodes,
+    }
+}
+
+/// The plan of a seed: the scenario's fixed plan, or the seed's swarm plan.
+pub fn plan_for(s: &Scenario, seed: u64) -> FaultPlan {
+    match &s.plan {
+        Some(p) => p.clone(),
+        None => FaultPlan::swarm(seed, &s.faults, &topology(s), s.phases.safety_ms),
+    }
+}
+
+/// What agent `n` asks for.
+pub fn input_of(s: &Scenario, n: u32) -> SagaInput {
+    SagaInput {
+        business_key: Scenario::business_key(n),
+        customer: Scenario::customer(n),
+        room_type: s.workload.room_type.clone(),
+        first_night: s.workload.first_night,
+        nights: s.workload.nights,
+        amount_cents: s.workload.price_cents,
+    }
+}
+
+type Slot = Arc<Mutex<Option<Arc<dyn CheckoutService>>>>;
+
+fn coordinator_handler(service: Arc<dyn CheckoutService>, wait: Duration) -> Handler<Request, Response> {
+    Arc::new(move |req, _delivery| {
+        let service = service.clone();
+        Box::pin(async move {
+            match req {
+                Request::Checkout(input) => Response::Checkout(service.checkout(input, wait).await),
+                _ => Response::Misrouted,
+            }
+        })
+    })
+}
+
+/// Run one seed of `scenario` under `plan` with coordinator `imp`.
+pub fn run(
+    scenario: &Scenario,
+    seed: u64,
+    plan: &FaultPlan,
+    mode: TraceMode,
+    imp: Arc<dyn CoordinatorImpl>,
+) -> (RunOutcome, Trace) {
+    let s = Arc::new(scenario.clone());
+    let plan = plan.clone();
+    simulate(seed, mode, move || async move {
+        let names = node_names(&s);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let world = World::new(seed, plan.clone(), &refs, Duration::from_millis(2));
+        let net: Net<Request, Response> = Net::new(&world, s.latency.net);
+
+        // Services: durable state outside the nodes.
+        let stripe = Arc::new(Mutex::new(Stripe::new(s.stripe_config())));
+        let salesforce = Arc::new(Mutex::new(Salesforce::new(s.salesforce.clone())));
+        let inventory = Arc::new(Mutex::new(Inventory::new(s.inventory.clone())));
+        {
+            let (w, n, m, lat) = (world.clone(), net.clone(), stripe.clone(), s.latency.stripe);
+            world.start_node(STRIPE, move || {
+                n.serve(
+                    STRIPE,
+                    serve_model(
+                        &w,
+                        STRIPE,
+                        m.clone(),
+                        lat,
+                        |r| match r {
+                            Request::Stripe(x) => Ok(x),
+                            _ => Err(Response::Misrouted),
+                        },
+                        Response::Stripe,
+                    ),
+                );
+                std::future::pending::<()>()
+            });
+        }
+        {
+            let (w, n, m, lat) = (world.clone(), net.clone(), salesforce.clone(), s.latency.salesforce);
+            world.start_node(SALESFORCE, move || {
+                n.serve(
+                    SALESFORCE,
+                    serve_model(
+                        &w,
+                        SALESFORCE,
+                        m.clone(),
+                        lat,
+                        |r| match r {
+                            Request::Salesforce(x) => Ok(x),
+                            _ => Err(Response::Misrouted),
+                        },
+                        Response::Salesforce,
+                    ),
+                );
+                std::future::pending::<()>()
+            });
+        }
+        {
+            let (w, n, m, lat) = (world.clone(), net.clone(), inventory.clone(), s.latency.inventory);
+            world.start_node(INVENTORY, move || {
+                n.serve(
+                    INVENTORY,
+                    serve_model(
+                        &w,
+                        INVENTORY,
+                        m.clone(),
+                        lat,
+                        |r| match r {
+                            Request::Inventory(x) => Ok(x),
+                            _ => Err(Response::Misrouted),
+                        },
+                        Response::Inventory,
+                    ),
+                );
+                std::future::pending::<()>()
+            });
+        }
+
+        // The coordinator: booted from its disk at start and every restart.
+        let disk = world.disk::<LogRecord>(COORDINATOR);
+        let slot: Slot = Arc::default();
+        {
+            let w = world.clone();
+            let env = CoordinatorEnv {
+                node: COORDINATOR.into(),
+                net: net.clone(),
+                disk: disk.clone(),
+                clock: {
+                    let w = world.clone();
+                    Arc::new(move || w.clock_ms(COORDINATOR))
+                },
+                scenario: s.clone(),
+                seed,
+            };
+            let slot = slot.clone();
+            let wait = Duration::from_millis(s.workload.tool_wait_ms);
+            world.start_node(COORDINATOR, move || {
+                let service = imp.boot(env.clone());
+                *slot.lock().expect("slot") = Some(service.clone());
+                env.net.serve(COORDINATOR, coordinator_handler(service, wait));
+                let _ = &w;
+                std::future::pending::<()>()
+            });
+        }
+
+        // Agents.
+        let records: Vec<Arc<Mutex<AgentRecord>>> = (1..=s.workload.agents)
+            .map(|n| {
+                Arc::new(Mutex::new(AgentRecord {
+                    agent: n,
+                    business_key: Scenario::business_key(n),
+                    ..AgentRecord::default()
+                }))
+            })
+            .collect();
+        for n in 1..=s.workload.agents {
+            let name = wire::agent(n);
+            let plan = AgentPlan {
+                name: name.clone(),
+                input: input_of(&s, n),
+                start_at_ms: between(mix(seed, &[0xa9e7, u64::from(n)]), 0, s.workload.start_spread_ms),
+                timeout: Duration::from_millis(s.workload.tool_timeout_ms),
+                retry: Duration::from_millis(s.workload.agent_retry_ms),
+                attempts_max: s.workload.agent_attempts_max,
+            };
+            let (net, record) = (net.clone(), records[n as usize - 1].clone());
+            world.start_node(&name, move || run_agent(net.clone(), plan.clone(), record.clone()));
+        }
+
+        let done = {
+            let (slot, records, net) = (slot.clone(), records.clone(), net.clone());
+            move || {
+                records.iter().all(|r| r.lock().expect("agent record").finished)
+                    && slot
+                        .lock()
+                        .expect("slot")
+                        .as_ref()
+                        .is_some_and(|c| c.is_quiescent())
+                    && net.in_flight() == 0
+            }
+        };
+        let phases = world
+            .run_phases(s.phases.safety_ms, s.phases.liveness_ms, 250, done)
+            .await;
+
+        let coordinator_quiescent = slot
+            .lock()
+            .expect("slot")
+            .as_ref()
+            .is_some_and(|c| c.is_quiescent());
+        let truth_at = |node: &str| world.clock_ms(node);
+        let stripe_truth = {
+            let mut m = stripe.lock().expect("stripe");
+            m.tick(truth_at(STRIPE));
+            m.ground_truth().clone()
+        };
+        let salesforce_truth = {
+            let mut m = salesforce.lock().expect("salesforce");
+            m.tick(truth_at(SALESFORCE));
+            m.ground_truth().clone()
+        };
+        let inventory_truth = {
+            let mut m = inventory.lock().expect("inventory");
+            m.tick(truth_at(INVENTORY));
+            m.ground_truth().clone()
+        };
+        RunOutcome {
+            scenario: s.name.clone(),
+            seed,
+            plan,
+            phases,
+            stripe: stripe_truth,
+            salesforce: salesforce_truth,
+            inventory: inventory_truth,
+            log: disk.durable(),
+            agents: records.iter().map(|r| r.lock().expect("agent record").clone()).collect(),
+            inputs: (1..=s.workload.agents).map(|n| input_of(&s, n)).collect(),
+            net: net.stats(),
+            coordinator_quiescent,
+        }
+    })
+}

@@ -1,0 +1,444 @@
+//! Scenario files (`scenarios/*.toml`) -> the configuration of a run.
+//!
+//! A scenario is data, not code: which saga variant, how many agents and
+//! rooms, prices, declining cards, each service's configuration and
+//! latency, the swarm profile, the phase lengths, and whether
+//! `NeedsOperator` is an acceptable ending. Adding a scenario is adding a
+//! file. Every field has a default, so a scenario says only what differs.
+//!
+//! Errors name the file and, for TOML errors, the line and column; limits
+//! (agents, nights, plan size, simulated time) are part of the contract.
+//!
+//! Not here: running it (`checkout::run`).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::saga::CaptureMode;
+use crate::services::inventory::InventoryConfig;
+use crate::services::salesforce::SalesforceConfig;
+use crate::services::stripe::StripeConfig;
+use crate::sim::faults::{FaultPlan, SwarmProfile};
+use crate::sim::serve::ServiceLatency;
+use crate::sim::NetConfig;
+
+/// The scenario used when none is named.
+pub const DEFAULT_SCENARIO: &str = "hotel-checkout";
+/// Most agents (concurrent checkouts) in one run.
+pub const MAX_AGENTS: u32 = 256;
+/// Longest simulated run (safety + liveness), one simulated day.
+pub const MAX_SIM_MS: u64 = 86_400_000;
+/// Largest scenario or plan file accepted.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// One scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub saga: SagaSection,
+    #[serde(default)]
+    pub workload: Workload,
+    #[serde(default)]
+    pub coordinator: crate::saga::Config,
+    #[serde(default)]
+    pub stripe: StripeConfig,
+    #[serde(default)]
+    pub salesforce: SalesforceConfig,
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+    #[serde(default)]
+    pub latency: Latencies,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// The swarm profile: which faults each seed may turn on.
+    #[serde(default)]
+    pub faults: SwarmProfile,
+    /// A fixed fault plan: when present, every seed runs this plan instead
+    /// of a swarm plan (named cases such as the article's).
+    #[serde(default)]
+    pub plan: Option<FaultPlan>,
+    #[serde(default)]
+    pub phases: Phases,
+    #[serde(default)]
+    pub checks: Checks,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SagaSection {
+    /// `automatic` (charge at once) or `manual` (authorize, capture after
+    /// the room is confirmed).
+    pub capture: CaptureModeName,
+}
+
+impl Default for SagaSection {
+    fn default() -> Self {
+        SagaSection {
+            capture: CaptureModeName::Automatic,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureModeName {
+    Automatic,
+    Manual,
+}
+
+impl From<CaptureModeName> for CaptureMode {
+    fn from(c: CaptureModeName) -> CaptureMode {
+        match c {
+            CaptureModeName::Automatic => CaptureMode::Automatic,
+            CaptureModeName::Manual => CaptureMode::Manual,
+        }
+    }
+}
+
+/// Who checks out what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workload {
+    /// Agents, each checking out one reservation (`res-N` for `cust-N`).
+    pub agents: u32,
+    /// The room type every agent books (must exist in `[inventory]`).
+    pub room_type: String,
+    pub first_night: u32,
+    pub nights: u32,
+    pub price_cents: i64,
+    /// Agent numbers (1-based) whose card declines.
+    pub declining_agents: BTreeSet<u32>,
+    /// Agents start spread over this window.
+    pub start_spread_ms: u64,
+    /// The agent's timeout for one tool call, and how long the tool waits
+    /// for a decision before answering "still running".
+    pub tool_timeout_ms: u64,
+    pub tool_wait_ms: u64,
+    /// Tool calls an agent makes before giving up.
+    pub agent_attempts_max: u32,
+    /// Pause between an agent's calls (after a timeout or "still running").
+    pub agent_retry_ms: u64,
+    /// Hold TTL the coordinator asks the PMS for.
+    pub hold_ttl_ms: u64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            agents: 4,
+            room_type: "standard".into(),
+            first_night: 100,
+            nights: 2,
+            price_cents: 25_000,
+            declining_agents: BTreeSet::new(),
+            start_spread_ms: 2_000,
+            tool_timeout_ms: 10_000,
+            tool_wait_ms: 8_000,
+            agent_attempts_max: 200,
+            agent_retry_ms: 1_000,
+            hold_ttl_ms: 900_000,
+        }
+    }
+}
+
+/// Processing time per service, and the network between nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Latencies {
+    pub net: NetConfig,
+    pub stripe: ServiceLatency,
+    pub salesforce: ServiceLatency,
+    pub inventory: ServiceLatency,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies {
+            net: NetConfig::default(),
+            stripe: ServiceLatency {
+                min_ms: 80,
+                p50_ms: 300,
+                max_ms: 4_000,
+            },
+            salesforce: ServiceLatency {
+                min_ms: 150,
+                p50_ms: 800,
+                max_ms: 8_000,
+            },
+            inventory: ServiceLatency {
+                min_ms: 10,
+                p50_ms: 50,
+                max_ms: 1_000,
+            },
+        }
+    }
+}
+
+/// The coordinator's timeout per service call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    pub stripe_ms: u64,
+    pub salesforce_ms: u64,
+    pub inventory_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            stripe_ms: 5_000,
+            salesforce_ms: 10_000,
+            inventory_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Phases {
+    /// Faults are injected until then.
+    pub safety_ms: u64,
+    /// Then, faults off: the system must converge within this much more.
+    pub liveness_ms: u64,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            safety_ms: 60_000,
+            liveness_ms: 600_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Checks {
+    /// Whether a saga may end `NeedsOperator` without failing the run.
+    pub needs_operator_allowed: bool,
+}
+
+/// Why a scenario cannot be used. Each is one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("unknown scenario `{name}` (known: {known})")]
+    Unknown { name: String, known: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: file is larger than {MAX_FILE_BYTES} bytes")]
+    TooLarge { path: String },
+    #[error("{path}: {message}")]
+    Toml { path: String, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Scenario {
+    /// Parse a scenario from TOML text; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Toml {
+            path: path.to_string(),
+            message: toml_message(text, &e),
+        })?;
+        s.validate().map_err(|message| ScenarioError::Invalid {
+            path: path.to_string(),
+            message,
+        })?;
+        Ok(s)
+    }
+
+    /// Load a scenario by name (from `dir`) or by path (anything ending in
+    /// `.toml` or containing a path separator).
+    pub fn load(name_or_path: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
+        let path = if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
+            PathBuf::from(name_or_path)
+        } else {
+            let p = dir.join(format!("{name_or_path}.toml"));
+            if !p.is_file() {
+                return Err(ScenarioError::Unknown {
+                    name: name_or_path.to_string(),
+                    known: list(dir).join(", "),
+                });
+            }
+            p
+        };
+        let shown = path.display().to_string();
+        let meta = std::fs::metadata(&path).map_err(|source| ScenarioError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(ScenarioError::TooLarge { path: shown });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| ScenarioError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Scenario::parse(&text, &shown)
+    }
+
+    /// Check cross-field rules and limits. Returns one line on failure.
+    pub fn validate(&self) -> Result<(), String> {
+        let w = &self.workload;
+        if self.name.trim().is_empty() {
+            return Err("`name` must not be empty".into());
+        }
+        if w.agents == 0 || w.agents > MAX_AGENTS {
+            return Err(format!(
+                "workload.agents = {} is outside 1..={MAX_AGENTS}",
+                w.agents
+            ));
+        }
+        if !self.inventory.room_types.contains_key(&w.room_type) {
+            return Err(format!(
+                "workload.room_type `{}` is not in inventory.room_types",
+                w.room_type
+            ));
+        }
+        if w.nights == 0 || w.nights > self.inventory.max_nights {
+            return Err(format!(
+                "workload.nights = {} is outside 1..={}",
+                w.nights, self.inventory.max_nights
+            ));
+        }
+        if w.price_cents <= 0 {
+            return Err("workload.price_cents must be positive (integer cents)".into());
+        }
+        if let Some(a) = w.declining_agents.iter().find(|a| **a == 0 || **a > w.agents) {
+            return Err(format!("workload.declining_agents names agent {a}, not in 1..={}", w.agents));
+        }
+        if w.tool_timeout_ms == 0 || w.agent_attempts_max == 0 {
+            return Err("workload.tool_timeout_ms and agent_attempts_max must be positive".into());
+        }
+        let total = self.phases.safety_ms.saturating_add(self.phases.liveness_ms);
+        if total > MAX_SIM_MS {
+            return Err(format!(
+                "phases: safety_ms + liveness_ms = {total} exceeds the limit of {MAX_SIM_MS} ms"
+            ));
+        }
+        let longest_delay = self.faults.max_delay_ms + self.timeouts.stripe_ms.max(self.timeouts.salesforce_ms).max(self.timeouts.inventory_ms);
+        if self.coordinator.late_window_ms <= longest_delay {
+            return Err(format!(
+                "coordinator.late_window_ms = {} must exceed the longest in-flight time \
+                 (faults.max_delay_ms + the longest timeout = {longest_delay} ms)",
+                self.coordinator.late_window_ms
+            ));
+        }
+        self.coordinator.validate().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Customer id of agent `n` (1-based).
+    pub fn customer(n: u32) -> String {
+        format!("cust-{n}")
+    }
+
+    /// Business key (reservation id) of agent `n`.
+    pub fn business_key(n: u32) -> String {
+        format!("res-{n}")
+    }
+
+    /// The Stripe configuration with the workload's declining cards added.
+    pub fn stripe_config(&self) -> StripeConfig {
+        let mut c = self.stripe.clone();
+        for a in &self.workload.declining_agents {
+            c.declining_customers.insert(Scenario::customer(*a));
+        }
+        c
+    }
+}
+
+/// Names of the scenarios in `dir`, sorted.
+pub fn list(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let p = e.path();
+                    (p.extension().is_some_and(|x| x == "toml"))
+                        .then(|| p.file_stem()?.to_str().map(str::to_string))
+                        .flatten()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The scenarios directory: `./scenarios` if present, else the one in the
+/// source tree this binary was built from.
+pub fn default_dir() -> PathBuf {
+    let local = PathBuf::from("scenarios");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+    }
+}
+
+/// A one-line TOML error with line and column.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_scenario_takes_defaults() {
+        let s = Scenario::parse("name = \"x\"\n", "x.toml").unwrap();
+        assert_eq!(s.workload.agents, 4);
+        assert_eq!(s.saga.capture, CaptureModeName::Automatic);
+    }
+
+    #[test]
+    fn toml_errors_carry_line_and_column() {
+        let e = Scenario::parse("name = \"x\"\n[workload]\nagents = \"many\"\n", "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("bad.toml: line 3, column 10"), "{e}");
+        let e = Scenario::parse("name = \"x\"\nbogus = 1\n", "b.toml").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let e = Scenario::parse("name = \"x\"\n[workload]\nagents = 100000\n", "l.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("workload.agents"), "{e}");
+        let e = Scenario::parse("name = \"x\"\n[workload]\nroom_type = \"suite\"\n", "l.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("suite"), "{e}");
+    }
+
+    #[test]
+    fn unknown_scenario_lists_known_ones() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let e = Scenario::load("no-such-thing", &dir).unwrap_err().to_string();
+        assert!(e.contains("unknown scenario `no-such-thing`"), "{e}");
+        assert!(e.contains(DEFAULT_SCENARIO), "{e}");
+    }
+}
