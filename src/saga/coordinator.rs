@@ -451,34 +451,42 @@ impl Coordinator {
                 self.perform(id, then, now, out);
                 return;
             }
-            // Intent before effect: the records go first, the move waits for
-            // their acknowledgement.
-            let records = std::mem::take(&mut saga.unpersisted);
-            let intents: Vec<(String, u32)> = records
-                .iter()
-                .filter_map(|r| match r {
-                    LogRecord::Intent { key, attempt, .. } => Some((key.clone(), *attempt)),
-                    _ => None,
-                })
-                .collect();
-            assert!(intents.len() <= 1, "at most one intent per persist");
-            let intent = intents.into_iter().next();
-            if let Then::Call(call) = &then {
-                if call.op.needs_intent() {
-                    assert_eq!(intent, Some((call.key.clone(), call.attempt)));
-                }
-            }
-            let token = self.fresh_id();
-            self.persists.insert(token, id.clone());
-            self.sagas.get_mut(id).expect("saga").wait = Wait::Persist {
-                token,
-                intent,
-                then,
-            };
-            out.push(Command::Persist { token, records });
+            self.persist_then(id, then, out);
             return;
         }
         panic!("saga {id} did not settle within {DRIVE_MOVES_MAX} moves");
+    }
+
+    /// Decision point ("intent after effect"): the saga's unpersisted
+    /// records (an intent among them) go to the driver first, and the move
+    /// waits for their acknowledgement (`on_persisted` carries it out).
+    fn persist_then(&mut self, id: &SagaId, then: Then, out: &mut Vec<Command>) {
+        let saga = self.sagas.get_mut(id).expect("saga");
+        assert_eq!(saga.wait, Wait::Idle);
+        let records = std::mem::take(&mut saga.unpersisted);
+        assert!(!records.is_empty(), "no empty persist");
+        let intents: Vec<(String, u32)> = records
+            .iter()
+            .filter_map(|r| match r {
+                LogRecord::Intent { key, attempt, .. } => Some((key.clone(), *attempt)),
+                _ => None,
+            })
+            .collect();
+        assert!(intents.len() <= 1, "at most one intent per persist");
+        let intent = intents.into_iter().next();
+        if let Then::Call(call) = &then {
+            if call.op.needs_intent() {
+                assert_eq!(intent, Some((call.key.clone(), call.attempt)));
+            }
+        }
+        let token = self.fresh_id();
+        self.persists.insert(token, id.clone());
+        self.sagas.get_mut(id).expect("saga").wait = Wait::Persist {
+            token,
+            intent,
+            then,
+        };
+        out.push(Command::Persist { token, records });
     }
 
     /// Carries out a move whose records (if any) are durable.

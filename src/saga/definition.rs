@@ -405,8 +405,6 @@ impl fmt::Display for SagaId {
 
 /// Idempotency key of a step's action: `{saga_id}/{step}`. Stable across
 /// retries, crashes and recoveries — it never contains the attempt number.
-///
-/// Decision point ("retry without the idempotency key" would vary it).
 pub fn action_key(saga: &SagaId, step_name: &str) -> String {
     format!("{saga}/{step_name}")
 }

@@ -28,10 +28,7 @@ pub enum Op {
 
 impl Op {
     /// Whether a call with this op changes the service and therefore needs a
-    /// durable `Intent` before it is made.
-    ///
-    /// Decision point ("intent before effect"): reconciliation is a read and
-    /// needs none.
+    /// durable `Intent` before it is made (reconciliation is a read).
     pub fn needs_intent(self) -> bool {
         match self {
             Op::Action | Op::Compensate => true,

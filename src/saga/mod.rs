@@ -88,12 +88,18 @@
 //! # Decision points
 //!
 //! Each policy a mutation test may want to break lives in one small named
-//! function: `definition::action_key` (key without attempt),
-//! `log::Op::needs_intent` (intent before effect), `state::on_unknown_action`
-//! (reconcile Unknown), `state::attempts_exhausted` (limits),
-//! `state::next_to_compensate` (reverse order), `state::StepRun::apply_undo`
-//! (null compensation is success), `state::sweep_steps` (late actions),
-//! `Coordinator::route_start` (one saga per business key).
+//! function, so that a later change can put a switch there:
+//!
+//! | broken variant | place |
+//! |---|---|
+//! | compensate Unknown without reconciling | `state::on_unknown_action` |
+//! | retry without the idempotency key | `state::attempt_key` |
+//! | compensate in forward order | `state::next_to_compensate` |
+//! | intent after effect | `Coordinator::persist_then` (and the assertion in `Coordinator::perform`) |
+//! | treat null compensation as error | `state::StepRun::apply_undo` (`Applied` arm; the glue reports null compensations as `Applied`) |
+//! | ignore late actions | `state::sweep_steps` |
+//! | new saga per Start | `Coordinator::route_start` |
+//! | retry forever | `state::attempts_exhausted` |
 
 mod config;
 mod coordinator;

@@ -10,8 +10,9 @@
 //! The decisions a later mutation suite will want to break each live in one
 //! small named function: [`on_unknown_action`], [`attempts_exhausted`],
 //! [`next_to_compensate`], [`StepRun::apply_undo`] (null compensation),
-//! [`sweep_steps`] (late actions); plus `definition::action_key`,
-//! `log::Op::needs_intent` and `Coordinator::attach` (idempotent start).
+//! [`sweep_steps`] (late actions), [`attempt_key`] (one key for all
+//! attempts); plus `Coordinator::persist_then` (intent before effect) and
+//! `Coordinator::route_start` (idempotent start).
 
 use super::config::{BackoffKind, Config};
 use super::coordinator::{Phase, SagaStatus, StepState};
@@ -215,6 +216,12 @@ pub(super) enum Disposition {
 /// action is only ever reconciled.
 pub(super) fn on_unknown_action(reason: String) -> ActionState {
     ActionState::Unknown { reason }
+}
+
+/// Decision point ("retry without the idempotency key"): every attempt of
+/// an action carries the same key, whatever `attempt` is.
+pub(super) fn attempt_key(saga: &SagaId, step_name: &str, _attempt: u32) -> String {
+    action_key(saga, step_name)
 }
 
 /// Decision point ("retry forever"): whether `done` sends exhaust `max`.
@@ -553,6 +560,10 @@ impl Saga {
     /// to an operator (after it).
     fn fail(&mut self, def: &SagaDefinition, i: usize, reason: String, now: u64) -> Next {
         assert!(
+            matches!(self.stage, Stage::Forward),
+            "only the forward path fails"
+        );
+        assert!(
             !self.steps[i].action.is_applied(),
             "an applied step does not fail"
         );
@@ -570,6 +581,10 @@ impl Saga {
     /// compensates the steps it knows about and leaves this one to the sweep
     /// (never undone blindly); at or after the pivot nobody can decide.
     fn unresolved(&mut self, def: &SagaDefinition, i: usize, reason: String, now: u64) -> Next {
+        assert!(
+            matches!(self.stage, Stage::Forward),
+            "only the forward path gives up"
+        );
         assert!(!self.steps[i].action.is_applied());
         self.steps[i].action = ActionState::Unresolved {
             reason: reason.clone(),
@@ -599,6 +614,10 @@ impl Saga {
     }
 
     fn next_compensation(&mut self, def: &SagaDefinition, config: &Config, now: u64) -> Next {
+        assert!(
+            !self.steps[def.pivot()].action.is_applied(),
+            "a saga whose pivot is applied never compensates"
+        );
         let Some(j) = next_to_compensate(def, &self.steps) else {
             let reason = self
                 .compensation_reason
@@ -659,7 +678,7 @@ impl Saga {
             run.ambiguous = true;
         }
         run.action = ActionState::InFlight;
-        let key = action_key(&self.id, &def.step(i).name);
+        let key = attempt_key(&self.id, &def.step(i).name, run.attempts);
         self.unpersisted.push(LogRecord::Intent {
             saga: self.id.clone(),
             step: i,
@@ -680,6 +699,7 @@ impl Saga {
     }
 
     fn send_reconcile(&mut self, def: &SagaDefinition, i: usize) -> Next {
+        assert!(matches!(self.stage, Stage::Forward));
         let run = &mut self.steps[i];
         assert!(matches!(run.action, ActionState::Unknown { .. }));
         run.reconciles += 1;
@@ -888,6 +908,7 @@ impl Saga {
     }
 
     fn finalize(&mut self, problems: Vec<String>, now: u64) -> Next {
+        assert!(self.wait == Wait::Idle && self.acked_intent.is_none());
         let decision = self
             .decision
             .clone()

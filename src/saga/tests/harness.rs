@@ -212,6 +212,8 @@ pub struct Harness {
     /// Every command emitted, in order, with the event count at the time.
     pub commands: Vec<(usize, Command)>,
     pub notifies: Vec<(String, SagaStatus)>,
+    /// A readable line per event fed and command emitted (for snapshots).
+    pub trace: Vec<String>,
     pub events: usize,
     pub latency_ms: u64,
     script: Script,
@@ -238,6 +240,7 @@ impl Harness {
             calls: Vec::new(),
             commands: Vec::new(),
             notifies: Vec::new(),
+            trace: Vec::new(),
             events: 0,
             latency_ms: 10,
             script,
@@ -254,6 +257,8 @@ impl Harness {
     }
 
     pub fn feed(&mut self, event: Event) {
+        self.trace
+            .push(format!("t={} <- {}", self.now_ms, render_event(&event)));
         let commands = self.coord.on_event(self.now_ms, event);
         self.events += 1;
         self.absorb(commands);
@@ -285,6 +290,8 @@ impl Harness {
                     status,
                 } => self.notifies.push((business_key.clone(), status.clone())),
             }
+            self.trace
+                .push(format!("t={} -> {}", self.now_ms, render_command(&command)));
             self.commands.push((self.events, command));
         }
     }
@@ -374,6 +381,8 @@ impl Harness {
     /// lost (pending persists, calls in flight, timers); requests already in
     /// the network still arrive. It restarts at once from the log.
     pub fn crash_and_recover(&mut self) {
+        self.trace
+            .push(format!("t={} !! crash and recover", self.now_ms));
         self.pending_persists.clear();
         self.pending_calls.clear();
         self.timers.clear();
@@ -634,5 +643,106 @@ pub fn assert_log_discipline(log: &[LogRecord]) {
             }
             _ => {}
         }
+    }
+}
+
+fn render_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Applied { reference } => {
+            format!("applied({})", reference.as_deref().unwrap_or("-"))
+        }
+        Outcome::Rejected { reason } => format!("rejected({reason})"),
+        Outcome::Transient { reason } => format!("transient({reason})"),
+        Outcome::Unknown { reason } => format!("unknown({reason})"),
+        Outcome::Found { references } => format!("found({})", references.join(",")),
+        Outcome::NotFound => "not_found".to_string(),
+    }
+}
+
+fn render_status(status: &SagaStatus) -> String {
+    match status {
+        SagaStatus::Running { step, phase } => format!("running({step}, {phase:?})"),
+        SagaStatus::Completed => "completed".to_string(),
+        SagaStatus::Compensated { reason } => format!("compensated({reason})"),
+        SagaStatus::NeedsOperator { reason } => format!("needs_operator({reason})"),
+        SagaStatus::Rejected { reason } => format!("rejected({reason})"),
+    }
+}
+
+fn render_record(record: &LogRecord) -> String {
+    match record {
+        LogRecord::SagaStarted { saga, .. } => format!("started {saga}"),
+        LogRecord::Intent {
+            step,
+            op,
+            key,
+            attempt,
+            target_ref,
+            ..
+        } => format!(
+            "intent {step}:{op:?}#{attempt} {key}{}",
+            target_ref
+                .as_ref()
+                .map(|r| format!(" -> {r}"))
+                .unwrap_or_default()
+        ),
+        LogRecord::Result {
+            step, op, outcome, ..
+        } => format!("result {step}:{op:?} {}", render_outcome(outcome)),
+        LogRecord::CompensationStarted { reason, .. } => format!("compensation_started({reason})"),
+        LogRecord::Decision { decision, .. } => {
+            format!(
+                "decision {}",
+                render_status(&SagaStatus::from(decision.clone()))
+            )
+        }
+        LogRecord::SweepRound { round, .. } => format!("sweep_round {round}"),
+        LogRecord::Finalized { status, .. } => {
+            format!(
+                "finalized {}",
+                render_status(&SagaStatus::from(status.clone()))
+            )
+        }
+    }
+}
+
+fn render_event(event: &Event) -> String {
+    match event {
+        Event::Start { input } => format!("start {}", input.business_key),
+        Event::Persisted { token } => format!("persisted #{token}"),
+        Event::CallDone { call_id, outcome } => {
+            format!("call_done #{call_id} {}", render_outcome(outcome))
+        }
+        Event::Timer { timer_id } => format!("timer #{timer_id}"),
+    }
+}
+
+fn render_command(command: &Command) -> String {
+    match command {
+        Command::Persist { token, records } => format!(
+            "persist #{token} [{}]",
+            records
+                .iter()
+                .map(render_record)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Command::Call(call) => format!(
+            "call #{} {} {:?}#{} {}{}",
+            call.call_id,
+            call.step_name,
+            call.op,
+            call.attempt,
+            call.key,
+            call.target_ref
+                .as_ref()
+                .map(|r| format!(" -> {r}"))
+                .unwrap_or_default()
+        ),
+        Command::Schedule { timer_id, delay_ms } => format!("schedule #{timer_id} +{delay_ms}ms"),
+        Command::Notify {
+            business_key,
+            status,
+        } => format!("notify {business_key} {}", render_status(status)),
     }
 }

@@ -859,3 +859,37 @@ fn sweep_rounds_are_bounded() {
         .count();
     assert_eq!(rounds as u32, config.sweep_rounds_max);
 }
+
+/// The article's case at the core level: the charge is applied, then the
+/// CRM write times out — once applied (reply lost), once not applied.
+#[test]
+fn snapshot_crm_timeout_after_the_charge() {
+    let applied = auto(scripted(vec![(
+        "crm_record",
+        Op::Action,
+        1,
+        Fault::LostReply,
+    )]));
+    assert_eq!(applied.status(KEY), SagaStatus::Completed);
+    insta::assert_yaml_snapshot!("crm_reply_lost", applied.trace);
+    let not_applied = auto(scripted(vec![
+        ("crm_record", Op::Action, 1, Fault::LostRequest),
+        ("crm_record", Op::Action, 2, Fault::Reject),
+    ]));
+    assert!(matches!(
+        not_applied.status(KEY),
+        SagaStatus::Compensated { .. }
+    ));
+    insta::assert_yaml_snapshot!("crm_request_lost_then_rejected", not_applied.trace);
+}
+
+#[test]
+fn snapshot_duplicate_hold_swept() {
+    let h = run(
+        CaptureMode::Automatic,
+        false,
+        Config::default(),
+        scripted(vec![("hold_room", Op::Action, 1, Fault::Duplicate)]),
+    );
+    insta::assert_yaml_snapshot!("duplicate_hold_swept", h.trace);
+}
