@@ -1,0 +1,611 @@
+//! What a saga *is*: an ordered list of steps, the checkout request that
+//! feeds them, and the deterministic names (saga id, idempotency keys) that
+//! tie every service call to its step.
+//!
+//! Not here: how a step talks to a service (the glue maps a
+//! [`StepCall`](super::StepCall) to a request), and what happens at run time
+//! (the coordinator).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Most steps a definition may have (a limit on everything).
+pub const STEPS_MAX: usize = 32;
+/// Longest step name. Step names end up in idempotency keys.
+pub const STEP_NAME_LEN_MAX: usize = 48;
+/// Longest business key. Keeps every idempotency key well under Stripe's
+/// 255-character limit.
+pub const BUSINESS_KEY_LEN_MAX: usize = 64;
+/// Longest customer id and room type.
+pub const FIELD_LEN_MAX: usize = 128;
+/// Longest stay.
+pub const NIGHTS_MAX: u32 = 60;
+/// Largest amount a checkout may charge: $1,000,000.00.
+pub const AMOUNT_CENTS_MAX: i64 = 100_000_000;
+
+/// Where a step sits relative to the point of no return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// Before the pivot: may be undone by its compensation if the saga fails.
+    Compensatable,
+    /// The point of no return: once it is applied the saga only goes forward.
+    /// Exactly one per saga, no compensation.
+    Pivot,
+    /// After the pivot: retried until it succeeds or the attempt limit ends
+    /// the saga in `NeedsOperator`. Never compensated.
+    Retriable,
+}
+
+/// Whether the coordinator re-checks a step for late or duplicate effects
+/// before it finalizes the saga (see the *sweep* in the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepPolicy {
+    /// Sweep only if the step's action was ambiguous: ever `Unknown`, sent
+    /// more than once, or in flight at a crash. Right for services that
+    /// deduplicate by idempotency key or external id.
+    WhenAmbiguous,
+    /// Always sweep (once the step was attempted): for services that do not
+    /// deduplicate, where even one send may be delivered twice by the network
+    /// — the PMS `hold` when it ignores client references.
+    Always,
+}
+
+/// One step of a saga.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepDef {
+    /// Stable name, `[a-z0-9_]+`: used in idempotency keys and by the glue to
+    /// pick the service call.
+    pub name: String,
+    pub kind: StepKind,
+    /// Whether the step has a compensation (an undo the glue can perform).
+    pub compensation: bool,
+    pub sweep: SweepPolicy,
+}
+
+impl StepDef {
+    /// A step before the pivot, with a compensation.
+    pub fn compensatable(name: &str) -> StepDef {
+        StepDef {
+            name: name.to_string(),
+            kind: StepKind::Compensatable,
+            compensation: true,
+            sweep: SweepPolicy::WhenAmbiguous,
+        }
+    }
+
+    /// The pivot step.
+    pub fn pivot(name: &str) -> StepDef {
+        StepDef {
+            name: name.to_string(),
+            kind: StepKind::Pivot,
+            compensation: false,
+            sweep: SweepPolicy::WhenAmbiguous,
+        }
+    }
+
+    /// A step after the pivot.
+    pub fn retriable(name: &str) -> StepDef {
+        StepDef {
+            name: name.to_string(),
+            kind: StepKind::Retriable,
+            compensation: false,
+            sweep: SweepPolicy::WhenAmbiguous,
+        }
+    }
+
+    /// This step has nothing to undo (a compensatable step without a
+    /// compensation, e.g. a validation).
+    pub fn without_compensation(mut self) -> StepDef {
+        self.compensation = false;
+        self
+    }
+
+    pub fn with_sweep(mut self, sweep: SweepPolicy) -> StepDef {
+        self.sweep = sweep;
+        self
+    }
+}
+
+/// Why a list of steps is not a saga.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("saga definition `{saga}` has no steps")]
+    Empty { saga: String },
+    #[error("saga definition `{saga}` has {count} steps; the limit is {STEPS_MAX}")]
+    TooManySteps { saga: String, count: usize },
+    #[error(
+        "step name `{name}` is not valid: use 1 to {STEP_NAME_LEN_MAX} characters from [a-z0-9_]"
+    )]
+    BadStepName { name: String },
+    #[error("step name `{name}` is used by two steps")]
+    DuplicateStep { name: String },
+    #[error("saga definition `{saga}` has no pivot step; it needs exactly one")]
+    NoPivot { saga: String },
+    #[error("steps `{first}` and `{second}` are both pivots; a saga has exactly one")]
+    MultiplePivots { first: String, second: String },
+    #[error("compensatable step `{step}` comes after the pivot `{pivot}`")]
+    CompensatableAfterPivot { step: String, pivot: String },
+    #[error("retriable step `{step}` comes before the pivot `{pivot}`")]
+    RetriableBeforePivot { step: String, pivot: String },
+    #[error("pivot step `{step}` declares a compensation; the pivot is the point of no return")]
+    PivotWithCompensation { step: String },
+    #[error("retriable step `{step}` declares a compensation, which would never run")]
+    RetriableWithCompensation { step: String },
+    #[error("step `{step}` is always swept but has no compensation to undo what the sweep finds")]
+    SweepWithoutCompensation { step: String },
+}
+
+/// A validated saga: ordered steps, exactly one pivot, compensatable steps
+/// only before it and retriable steps only after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SagaDefinition {
+    name: String,
+    steps: Vec<StepDef>,
+    pivot: usize,
+}
+
+impl SagaDefinition {
+    /// Validates `steps` and builds the definition.
+    pub fn new(name: &str, steps: Vec<StepDef>) -> Result<SagaDefinition, DefinitionError> {
+        let saga = name.to_string();
+        if steps.is_empty() {
+            return Err(DefinitionError::Empty { saga });
+        }
+        if steps.len() > STEPS_MAX {
+            return Err(DefinitionError::TooManySteps {
+                saga,
+                count: steps.len(),
+            });
+        }
+        let mut names = BTreeSet::new();
+        for step in &steps {
+            if !valid_step_name(&step.name) {
+                return Err(DefinitionError::BadStepName {
+                    name: step.name.clone(),
+                });
+            }
+            if !names.insert(step.name.as_str()) {
+                return Err(DefinitionError::DuplicateStep {
+                    name: step.name.clone(),
+                });
+            }
+        }
+        let pivots: Vec<usize> = (0..steps.len())
+            .filter(|&i| steps[i].kind == StepKind::Pivot)
+            .collect();
+        let pivot = match pivots.as_slice() {
+            [] => return Err(DefinitionError::NoPivot { saga }),
+            [one] => *one,
+            [first, second, ..] => {
+                return Err(DefinitionError::MultiplePivots {
+                    first: steps[*first].name.clone(),
+                    second: steps[*second].name.clone(),
+                })
+            }
+        };
+        let pivot_name = steps[pivot].name.clone();
+        for (i, step) in steps.iter().enumerate() {
+            let name = step.name.clone();
+            match step.kind {
+                StepKind::Compensatable if i > pivot => {
+                    return Err(DefinitionError::CompensatableAfterPivot {
+                        step: name,
+                        pivot: pivot_name,
+                    })
+                }
+                StepKind::Retriable if i < pivot => {
+                    return Err(DefinitionError::RetriableBeforePivot {
+                        step: name,
+                        pivot: pivot_name,
+                    })
+                }
+                StepKind::Pivot if step.compensation => {
+                    return Err(DefinitionError::PivotWithCompensation { step: name })
+                }
+                StepKind::Retriable if step.compensation => {
+                    return Err(DefinitionError::RetriableWithCompensation { step: name })
+                }
+                _ => {}
+            }
+            if step.sweep == SweepPolicy::Always && !step.compensation {
+                return Err(DefinitionError::SweepWithoutCompensation { step: name });
+            }
+        }
+        let definition = SagaDefinition {
+            name: saga,
+            steps,
+            pivot,
+        };
+        assert_eq!(definition.steps[definition.pivot].kind, StepKind::Pivot);
+        Ok(definition)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn steps(&self) -> &[StepDef] {
+        &self.steps
+    }
+
+    /// Panics if `index` is out of range (a programming error).
+    pub fn step(&self, index: usize) -> &StepDef {
+        &self.steps[index]
+    }
+
+    /// Number of steps (at least 1).
+    pub fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Index of the pivot step.
+    pub fn pivot(&self) -> usize {
+        self.pivot
+    }
+
+    pub fn step_index(&self, name: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.name == name)
+    }
+}
+
+fn valid_step_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= STEP_NAME_LEN_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// How the hotel checkout takes the money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMode {
+    /// `charge` captures at once; its compensation is a refund.
+    Automatic,
+    /// `authorize` before the pivot (compensation: cancel the intent),
+    /// `capture` after it.
+    Manual,
+}
+
+/// The reference saga: a hotel checkout.
+///
+/// - Automatic: `hold_room` → `charge` → `crm_record` → **`confirm_room`** →
+///   `crm_close_won`.
+/// - Manual: `hold_room` → `authorize` → `crm_record` → **`confirm_room`** →
+///   `capture` → `crm_close_won`.
+///
+/// `hold_room` is undone by releasing the hold, `charge` by a refund,
+/// `authorize` by cancelling the intent, `crm_record` (upsert booking and
+/// opportunity by external id) by marking both cancelled. When the PMS does
+/// not honour client references (`pms_idempotent == false`) a hold request
+/// delivered twice makes two holds, so `hold_room` is always swept.
+pub fn hotel_checkout(capture: CaptureMode, pms_idempotent: bool) -> SagaDefinition {
+    let hold_sweep = if pms_idempotent {
+        SweepPolicy::WhenAmbiguous
+    } else {
+        SweepPolicy::Always
+    };
+    let mut steps = vec![StepDef::compensatable("hold_room").with_sweep(hold_sweep)];
+    let name = match capture {
+        CaptureMode::Automatic => {
+            steps.push(StepDef::compensatable("charge"));
+            steps.push(StepDef::compensatable("crm_record"));
+            steps.push(StepDef::pivot("confirm_room"));
+            "hotel_checkout_automatic"
+        }
+        CaptureMode::Manual => {
+            steps.push(StepDef::compensatable("authorize"));
+            steps.push(StepDef::compensatable("crm_record"));
+            steps.push(StepDef::pivot("confirm_room"));
+            steps.push(StepDef::retriable("capture"));
+            "hotel_checkout_manual"
+        }
+    };
+    steps.push(StepDef::retriable("crm_close_won"));
+    SagaDefinition::new(name, steps).expect("the hotel checkout definition is valid")
+}
+
+/// The checkout request an agent sends. `business_key` (the reservation id)
+/// makes the start idempotent: the same key always means the same saga.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SagaInput {
+    pub business_key: String,
+    pub customer: String,
+    pub room_type: String,
+    pub first_night: u32,
+    pub nights: u32,
+    pub amount_cents: i64,
+}
+
+/// Why a checkout request is refused before any saga exists.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error(
+        "business_key must be 1 to {BUSINESS_KEY_LEN_MAX} characters from [A-Za-z0-9._:-], got {0:?}"
+    )]
+    BadBusinessKey(String),
+    #[error("{field} must be 1 to {FIELD_LEN_MAX} printable characters")]
+    BadField { field: &'static str },
+    #[error("nights must be 1 to {NIGHTS_MAX} and first_night + nights must fit in u32, got first_night {first_night} nights {nights}")]
+    BadStay { first_night: u32, nights: u32 },
+    #[error("amount_cents must be 1 to {AMOUNT_CENTS_MAX}, got {0}")]
+    BadAmount(i64),
+}
+
+impl SagaInput {
+    /// Checks the request against the input limits.
+    pub fn validate(&self) -> Result<(), InputError> {
+        let key = &self.business_key;
+        let key_ok = !key.is_empty()
+            && key.len() <= BUSINESS_KEY_LEN_MAX
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if !key_ok {
+            return Err(InputError::BadBusinessKey(truncate(key, 80)));
+        }
+        for (field, value) in [("customer", &self.customer), ("room_type", &self.room_type)] {
+            let ok = !value.is_empty()
+                && value.len() <= FIELD_LEN_MAX
+                && !value.chars().any(char::is_control);
+            if !ok {
+                return Err(InputError::BadField { field });
+            }
+        }
+        if self.nights == 0
+            || self.nights > NIGHTS_MAX
+            || self.first_night.checked_add(self.nights).is_none()
+        {
+            return Err(InputError::BadStay {
+                first_night: self.first_night,
+                nights: self.nights,
+            });
+        }
+        if self.amount_cents <= 0 || self.amount_cents > AMOUNT_CENTS_MAX {
+            return Err(InputError::BadAmount(self.amount_cents));
+        }
+        Ok(())
+    }
+}
+
+fn truncate(s: &str, chars: usize) -> String {
+    s.chars().take(chars).collect()
+}
+
+/// A saga's id, derived from the business key alone (`saga-{business_key}`),
+/// so that a retried start, a crash and a recovery all name the same saga.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SagaId(String);
+
+impl SagaId {
+    pub fn for_business_key(business_key: &str) -> SagaId {
+        SagaId(format!("saga-{business_key}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The business key this id was derived from.
+    pub fn business_key(&self) -> &str {
+        self.0.strip_prefix("saga-").unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for SagaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Idempotency key of a step's action: `{saga_id}/{step}`. Stable across
+/// retries, crashes and recoveries — it never contains the attempt number.
+pub fn action_key(saga: &SagaId, step_name: &str) -> String {
+    format!("{saga}/{step_name}")
+}
+
+/// Idempotency key of a compensation.
+///
+/// - `None`: the step's own compensation, `{saga_id}/{step}/undo`;
+/// - `Some(reference)`: the sweep undoing one specific late or duplicate
+///   effect, `{saga_id}/{step}/undo/{reference}`. The reference is part of
+///   the key because two refunds of two different duplicate charges under
+///   one Stripe key would be one refund (the second replays the first).
+pub fn undo_key(saga: &SagaId, step_name: &str, reference: Option<&str>) -> String {
+    match reference {
+        None => format!("{saga}/{step_name}/undo"),
+        Some(r) => format!("{saga}/{step_name}/undo/{r}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(d: &SagaDefinition) -> Vec<&str> {
+        d.steps().iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn hotel_checkout_automatic_has_the_documented_shape() {
+        let d = hotel_checkout(CaptureMode::Automatic, true);
+        assert_eq!(
+            names(&d),
+            [
+                "hold_room",
+                "charge",
+                "crm_record",
+                "confirm_room",
+                "crm_close_won"
+            ]
+        );
+        assert_eq!(d.pivot(), 3);
+        assert_eq!(d.step(0).sweep, SweepPolicy::WhenAmbiguous);
+        assert!(d.steps()[..3].iter().all(|s| s.compensation));
+        assert!(d.steps()[3..].iter().all(|s| !s.compensation));
+    }
+
+    #[test]
+    fn hotel_checkout_manual_has_the_documented_shape() {
+        let d = hotel_checkout(CaptureMode::Manual, false);
+        assert_eq!(
+            names(&d),
+            [
+                "hold_room",
+                "authorize",
+                "crm_record",
+                "confirm_room",
+                "capture",
+                "crm_close_won"
+            ]
+        );
+        assert_eq!(d.pivot(), 3);
+        assert_eq!(d.step(0).sweep, SweepPolicy::Always);
+        assert_eq!(d.step(4).kind, StepKind::Retriable);
+        assert_eq!(d.step_index("capture"), Some(4));
+    }
+
+    #[test]
+    fn invalid_definitions_are_refused_with_a_typed_error() {
+        let c = StepDef::compensatable;
+        let p = StepDef::pivot;
+        let r = StepDef::retriable;
+        let cases: Vec<(Vec<StepDef>, DefinitionError)> = vec![
+            (vec![], DefinitionError::Empty { saga: "t".into() }),
+            (
+                vec![c("a"), r("b")],
+                DefinitionError::NoPivot { saga: "t".into() },
+            ),
+            (
+                vec![p("a"), p("b")],
+                DefinitionError::MultiplePivots {
+                    first: "a".into(),
+                    second: "b".into(),
+                },
+            ),
+            (
+                vec![p("a"), c("b")],
+                DefinitionError::CompensatableAfterPivot {
+                    step: "b".into(),
+                    pivot: "a".into(),
+                },
+            ),
+            (
+                vec![r("a"), p("b")],
+                DefinitionError::RetriableBeforePivot {
+                    step: "a".into(),
+                    pivot: "b".into(),
+                },
+            ),
+            (
+                vec![c("a"), c("a"), p("b")],
+                DefinitionError::DuplicateStep { name: "a".into() },
+            ),
+            (
+                vec![c("A b"), p("b")],
+                DefinitionError::BadStepName { name: "A b".into() },
+            ),
+            (
+                vec![StepDef {
+                    compensation: true,
+                    ..p("a")
+                }],
+                DefinitionError::PivotWithCompensation { step: "a".into() },
+            ),
+            (
+                vec![
+                    p("a"),
+                    StepDef {
+                        compensation: true,
+                        ..r("b")
+                    },
+                ],
+                DefinitionError::RetriableWithCompensation { step: "b".into() },
+            ),
+            (
+                vec![
+                    c("a")
+                        .without_compensation()
+                        .with_sweep(SweepPolicy::Always),
+                    p("b"),
+                ],
+                DefinitionError::SweepWithoutCompensation { step: "a".into() },
+            ),
+            (
+                (0..=STEPS_MAX).map(|i| c(&format!("s{i}"))).collect(),
+                DefinitionError::TooManySteps {
+                    saga: "t".into(),
+                    count: STEPS_MAX + 1,
+                },
+            ),
+        ];
+        for (steps, want) in cases {
+            assert_eq!(SagaDefinition::new("t", steps), Err(want.clone()));
+            assert!(!want.to_string().is_empty());
+        }
+        assert!(SagaDefinition::new("t", vec![p("only")]).is_ok());
+    }
+
+    #[test]
+    fn keys_are_derived_from_the_business_key_and_step_only() {
+        let id = SagaId::for_business_key("res-42");
+        assert_eq!(id.as_str(), "saga-res-42");
+        assert_eq!(id.business_key(), "res-42");
+        assert_eq!(action_key(&id, "charge"), "saga-res-42/charge");
+        assert_eq!(undo_key(&id, "charge", None), "saga-res-42/charge/undo");
+        assert_eq!(
+            undo_key(&id, "hold_room", Some("h-7")),
+            "saga-res-42/hold_room/undo/h-7"
+        );
+    }
+
+    fn input(key: &str) -> SagaInput {
+        SagaInput {
+            business_key: key.to_string(),
+            customer: "cus_1".into(),
+            room_type: "double".into(),
+            first_night: 10,
+            nights: 2,
+            amount_cents: 25_000,
+        }
+    }
+
+    #[test]
+    fn input_validation_names_the_bad_field() {
+        assert_eq!(input("res-1").validate(), Ok(()));
+        let bad_key = input("res/1").validate().unwrap_err();
+        assert!(matches!(bad_key, InputError::BadBusinessKey(_)));
+        assert!(input(&"k".repeat(BUSINESS_KEY_LEN_MAX + 1))
+            .validate()
+            .is_err());
+        assert!(input("").validate().is_err());
+        let mut i = input("res-1");
+        i.customer = String::new();
+        assert_eq!(
+            i.validate(),
+            Err(InputError::BadField { field: "customer" })
+        );
+        let mut i = input("res-1");
+        i.room_type = "a\nb".into();
+        assert_eq!(
+            i.validate(),
+            Err(InputError::BadField { field: "room_type" })
+        );
+        let mut i = input("res-1");
+        i.nights = 0;
+        assert!(matches!(i.validate(), Err(InputError::BadStay { .. })));
+        i.nights = 2;
+        i.first_night = u32::MAX;
+        assert!(matches!(i.validate(), Err(InputError::BadStay { .. })));
+        let mut i = input("res-1");
+        i.amount_cents = 0;
+        assert_eq!(i.validate(), Err(InputError::BadAmount(0)));
+        i.amount_cents = AMOUNT_CENTS_MAX + 1;
+        assert!(i.validate().is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! Restart: rebuild every saga from the durable log alone and continue it.
+//!
+//! The log is folded record by record with the same `apply_*` functions the
+//! live coordinator uses, so a recovered saga is in the state the live one
+//! was when its last record became durable. Then each saga is resumed:
+//!
+//! - an action whose `Intent` has no `Result` was in flight: it may have been
+//!   applied, so it is *reconciled* first, never re-sent blindly, and it
+//!   counts as ambiguous (the sweep re-checks it);
+//! - a compensation in flight is simply sent again (same undo key:
+//!   compensations are idempotent);
+//! - a saga that was sweeping restarts its current sweep round (reconciles
+//!   are reads, sweep compensations use stable keys);
+//! - backoff timers are not in the log: whatever waited, retries now.
+//!
+//! Records of a saga whose `SagaStarted` is not in the log are ignored (it
+//! never started durably, so no call of it was ever made). Records after a
+//! saga's `Finalized` are ignored.
+//!
+//! Not here: reading the log from storage (the driver's job).
+
+use std::collections::BTreeMap;
+
+use super::config::{Config, ConfigError};
+use super::coordinator::{Command, Coordinator};
+use super::definition::{SagaDefinition, SagaId};
+use super::log::{LogRecord, Op};
+use super::state::{ActionState, Saga, Stage, Sweep, UndoState};
+
+impl Coordinator {
+    /// Rebuilds a coordinator from the durable log `records` (in log order)
+    /// at the node's clock `now_ms`, and returns the commands that resume
+    /// every unfinished saga. Call ids, timer ids and persist tokens start
+    /// afresh: events addressed to the crashed incarnation must not be fed
+    /// to the new one.
+    ///
+    /// `definition` must be the one the log was written with; records naming
+    /// a step it does not have are ignored.
+    pub fn recover(
+        definition: SagaDefinition,
+        config: Config,
+        now_ms: u64,
+        records: &[LogRecord],
+    ) -> Result<(Coordinator, Vec<Command>), ConfigError> {
+        let mut coordinator = Coordinator::new(definition, config)?;
+        let mut sagas: BTreeMap<SagaId, Saga> = BTreeMap::new();
+        for record in records {
+            fold(&coordinator.def, &mut sagas, record);
+        }
+        for (_, mut saga) in sagas {
+            resume(&mut saga, now_ms);
+            coordinator.insert_recovered(saga);
+        }
+        let mut out = Vec::new();
+        let ids: Vec<SagaId> = coordinator.sagas.keys().cloned().collect();
+        for id in ids {
+            coordinator.drive(&id, now_ms, &mut out);
+        }
+        Ok((coordinator, out))
+    }
+}
+
+/// Applies one durable record to the rebuilt sagas.
+fn fold(def: &SagaDefinition, sagas: &mut BTreeMap<SagaId, Saga>, record: &LogRecord) {
+    if let LogRecord::SagaStarted { saga, input, at_ms } = record {
+        if sagas.contains_key(saga) || *saga != SagaId::for_business_key(&input.business_key) {
+            tracing::debug!(%saga, "ignoring a duplicate or inconsistent SagaStarted");
+            return;
+        }
+        let mut rebuilt = Saga::new(saga.clone(), input.clone(), def.step_count(), *at_ms);
+        rebuilt.durable = true;
+        sagas.insert(saga.clone(), rebuilt);
+        return;
+    }
+    let Some(saga) = sagas.get_mut(record.saga()) else {
+        tracing::debug!(saga = %record.saga(), "ignoring a record of a saga that never started durably");
+        return;
+    };
+    if saga.is_finalized() {
+        tracing::debug!(saga = %saga.id, "ignoring a record after Finalized");
+        return;
+    }
+    match record {
+        LogRecord::SagaStarted { .. } => unreachable!("handled above"),
+        LogRecord::Intent {
+            step,
+            op,
+            attempt,
+            at_ms,
+            ..
+        } => {
+            let Some(run) = saga.steps.get_mut(*step) else {
+                return;
+            };
+            match (&saga.stage, op) {
+                (Stage::Forward, Op::Action) => {
+                    run.attempts = run.attempts.max(*attempt);
+                    if run.attempts > 1 {
+                        run.ambiguous = true;
+                    }
+                    run.action = ActionState::InFlight;
+                    run.last_action_at_ms = run.last_action_at_ms.max(Some(*at_ms));
+                }
+                (Stage::Compensating, Op::Compensate) => {
+                    run.undo_attempts = run.undo_attempts.max(*attempt);
+                    run.undo = UndoState::InFlight;
+                }
+                // Sweep intents: the round restarts on resume.
+                _ => {}
+            }
+        }
+        LogRecord::Result {
+            step,
+            op,
+            outcome,
+            at_ms,
+            ..
+        } => {
+            let Some(run) = saga.steps.get_mut(*step) else {
+                return;
+            };
+            let name = &def.step(*step).name;
+            match (&saga.stage, op) {
+                (Stage::Forward, Op::Action) => {
+                    // The request was sent before its result was written.
+                    run.last_action_at_ms = run.last_action_at_ms.max(Some(*at_ms));
+                    run.apply_action(name, outcome);
+                }
+                (Stage::Forward, Op::Reconcile) => {
+                    run.reconciles += 1;
+                    run.apply_reconcile(outcome);
+                }
+                (Stage::Compensating, Op::Compensate) => {
+                    run.apply_undo(name, outcome);
+                }
+                _ => {}
+            }
+        }
+        LogRecord::CompensationStarted { reason, .. } => {
+            if matches!(saga.stage, Stage::Forward) {
+                saga.compensation_reason = Some(reason.clone());
+                saga.stage = Stage::Compensating;
+            }
+        }
+        LogRecord::Decision { decision, .. } => {
+            if matches!(saga.stage, Stage::Forward | Stage::Compensating) {
+                saga.decision = Some(decision.clone());
+                saga.stage = Stage::Sweeping(Sweep {
+                    round: 1,
+                    ..Sweep::default()
+                });
+            }
+        }
+        LogRecord::SweepRound { round, .. } => {
+            if let Stage::Sweeping(sweep) = &mut saga.stage {
+                sweep.round = *round;
+            }
+        }
+        LogRecord::Finalized { status, .. } => {
+            if saga.decision.is_none() {
+                saga.decision = Some(status.clone());
+            }
+            saga.final_status = Some(status.clone());
+            saga.stage = Stage::Finalized;
+        }
+    }
+}
+
+/// Turns "was in flight" into "must find out", and restarts what was
+/// interrupted.
+fn resume(saga: &mut Saga, now_ms: u64) {
+    assert!(saga.durable, "only durably started sagas are recovered");
+    for run in &mut saga.steps {
+        if matches!(run.action, ActionState::InFlight | ActionState::Reconciling) {
+            run.action = ActionState::Unknown {
+                reason: "in flight at a crash".to_string(),
+            };
+            run.ambiguous = true;
+            // Sent at some instant before the crash, which is before now.
+            run.last_action_at_ms = Some(now_ms);
+        }
+        if run.undo == UndoState::InFlight {
+            run.undo = UndoState::Retry {
+                reason: "in flight at a crash".to_string(),
+            };
+        }
+    }
+    if let Stage::Sweeping(sweep) = &mut saga.stage {
+        *sweep = Sweep {
+            round: sweep.round.max(1),
+            ..Sweep::default()
+        };
+    }
+    saga.ready_at_ms = now_ms;
+    assert!(saga.unpersisted.is_empty() && saga.acked_intent.is_none());
+}

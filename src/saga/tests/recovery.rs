@@ -1,0 +1,409 @@
+//! Crash recovery: a log cut at every record boundary, in-flight actions
+//! reconciled first, idempotent start after a restart.
+
+use std::collections::BTreeSet;
+
+use super::harness::*;
+use crate::saga::{
+    hotel_checkout, CaptureMode, Command, Config, Coordinator, Decision, Event, LogRecord, Op,
+    Outcome, SagaDefinition, SagaId, SagaStatus,
+};
+
+const KEY: &str = "res-1";
+const EVENTS_MAX: usize = 5_000;
+
+struct Scenario {
+    name: &'static str,
+    capture: CaptureMode,
+    pms_idempotent: bool,
+    script: fn() -> Script,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "success, PMS without client refs (hold swept)",
+            capture: CaptureMode::Automatic,
+            pms_idempotent: false,
+            script: healthy,
+        },
+        Scenario {
+            name: "success, manual capture",
+            capture: CaptureMode::Manual,
+            pms_idempotent: true,
+            script: healthy,
+        },
+        Scenario {
+            name: "compensated at the pivot",
+            capture: CaptureMode::Automatic,
+            pms_idempotent: true,
+            script: || always("confirm_room", Op::Action, Fault::Reject),
+        },
+        Scenario {
+            name: "ambiguous: lost reply, late upsert, duplicate hold, then compensated",
+            capture: CaptureMode::Automatic,
+            pms_idempotent: false,
+            script: || {
+                scripted(vec![
+                    ("hold_room", Op::Action, 1, Fault::Duplicate),
+                    ("charge", Op::Action, 1, Fault::LostReply),
+                    ("crm_record", Op::Action, 1, Fault::Late(2_000)),
+                    ("confirm_room", Op::Action, 1, Fault::Reject),
+                ])
+            },
+        },
+    ]
+}
+
+fn harness_for(s: &Scenario) -> Harness {
+    let def = hotel_checkout(s.capture, s.pms_idempotent);
+    let world = FakeWorld::hotel(&def, s.pms_idempotent);
+    Harness::new(def, Config::default(), world, (s.script)())
+}
+
+/// Action intents without a result: requests that may be in flight.
+fn in_flight_actions(log: &[LogRecord]) -> BTreeSet<(SagaId, usize)> {
+    let mut in_flight = BTreeSet::new();
+    for record in log {
+        match record {
+            LogRecord::Intent {
+                saga,
+                step,
+                op: Op::Action,
+                ..
+            } => {
+                in_flight.insert((saga.clone(), *step));
+            }
+            LogRecord::Result {
+                saga,
+                step,
+                op: Op::Action,
+                ..
+            } => {
+                in_flight.remove(&(saga.clone(), *step));
+            }
+            _ => {}
+        }
+    }
+    in_flight
+}
+
+/// Crash variants at one cut of the log.
+#[derive(Clone, Copy, Debug)]
+enum CrashAt {
+    /// The batch reaching the cut is being written: records past the cut are
+    /// torn off, the coordinator never got the acknowledgement.
+    TornWrite,
+    /// The batch ending exactly at the cut was acknowledged, the call it
+    /// announced reached the service and was applied, the reply died with
+    /// the node.
+    AfterEffect,
+}
+
+/// Runs `s` until the log holds `cut` records and crashes as `how`;
+/// `None` if that crash point does not exist.
+fn crash_at(s: &Scenario, cut: usize, how: CrashAt) -> Option<Harness> {
+    let mut h = harness_for(s);
+    h.start(input(KEY));
+    while h.log.len() < cut {
+        if h.has_pending_persist() {
+            let token = h.append_next_persist().expect("pending");
+            if h.log.len() >= cut {
+                match how {
+                    CrashAt::TornWrite => {
+                        h.log.truncate(cut);
+                        return Some(h);
+                    }
+                    CrashAt::AfterEffect if h.log.len() == cut => {
+                        h.feed(Event::Persisted { token });
+                        h.set_script(healthy());
+                        h.deliver_next_call()?;
+                        return Some(h);
+                    }
+                    CrashAt::AfterEffect => return None,
+                }
+            }
+            h.feed(Event::Persisted { token });
+        } else {
+            assert!(h.step(), "the reference run reaches {cut} records");
+        }
+    }
+    match how {
+        CrashAt::TornWrite => Some(h),
+        CrashAt::AfterEffect => None,
+    }
+}
+
+#[test]
+fn recovery_from_every_cut_of_the_log_reaches_a_consistent_end() {
+    let mut runs = 0;
+    for s in scenarios() {
+        let mut reference = harness_for(&s);
+        reference.start(input(KEY));
+        reference.run(EVENTS_MAX);
+        assert!(reference.coord.all_finalized(), "{}", s.name);
+        let records = reference.log.len();
+        for cut in 0..=records {
+            for how in [CrashAt::TornWrite, CrashAt::AfterEffect] {
+                let Some(mut h) = crash_at(&s, cut, how) else {
+                    continue;
+                };
+                runs += 1;
+                let context = format!("{}: cut {cut} of {records}, {how:?}", s.name);
+                let in_flight = in_flight_actions(&h.log);
+                let calls_before = h.calls.len();
+                h.set_script(healthy());
+                h.crash_and_recover();
+                // The agent, whose call died with the node, retries.
+                h.start(input(KEY));
+                h.run(EVENTS_MAX);
+                assert_eq!(h.coord.is_finalized(KEY), Some(true), "{context}");
+                assert!(h.status(KEY).is_decided(), "{context}");
+                h.assert_consistent();
+                h.assert_notified();
+                assert_log_discipline(&h.log);
+                let started = h
+                    .log
+                    .iter()
+                    .filter(|r| matches!(r, LogRecord::SagaStarted { .. }))
+                    .count();
+                assert_eq!(started, 1, "{context}");
+                // An action that may be in flight is reconciled before it is
+                // sent again.
+                for (saga, step) in in_flight {
+                    let first = h.calls[calls_before..]
+                        .iter()
+                        .find(|c| c.saga == saga && c.step == step && c.op != Op::Compensate);
+                    if let Some(call) = first {
+                        assert_eq!(call.op, Op::Reconcile, "{context}: step {step}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(runs > 100, "{runs} crash runs");
+}
+
+fn def() -> SagaDefinition {
+    hotel_checkout(CaptureMode::Automatic, true)
+}
+
+fn started(key: &str) -> LogRecord {
+    LogRecord::SagaStarted {
+        saga: SagaId::for_business_key(key),
+        input: input(key),
+        at_ms: 0,
+    }
+}
+
+fn intent(key: &str, step: usize, name: &str, op: Op, attempt: u32) -> LogRecord {
+    let saga = SagaId::for_business_key(key);
+    let idem = match op {
+        Op::Compensate => crate::saga::undo_key(&saga, name, None),
+        _ => crate::saga::action_key(&saga, name),
+    };
+    LogRecord::Intent {
+        saga,
+        step,
+        op,
+        key: idem,
+        attempt,
+        target_ref: None,
+        at_ms: 0,
+    }
+}
+
+fn result(key: &str, step: usize, op: Op, outcome: Outcome) -> LogRecord {
+    LogRecord::Result {
+        saga: SagaId::for_business_key(key),
+        step,
+        op,
+        target_ref: None,
+        outcome,
+        at_ms: 0,
+    }
+}
+
+fn calls(commands: &[Command]) -> Vec<(String, usize, Op)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Call(call) => Some((call.saga.to_string(), call.step, call.op)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_action_in_flight_is_reconciled_first() {
+    let log = vec![
+        started("a"),
+        intent("a", 0, "hold_room", Op::Action, 1),
+        result("a", 0, Op::Action, Outcome::applied("h1")),
+        intent("a", 1, "charge", Op::Action, 1),
+    ];
+    let (c, commands) = Coordinator::recover(def(), Config::default(), 50, &log).unwrap();
+    assert_eq!(calls(&commands), [("saga-a".to_string(), 1, Op::Reconcile)]);
+    let Command::Call(call) = &commands[0] else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(call.key, "saga-a/charge");
+    assert_eq!(call.refs["hold_room"], "h1");
+    let summary = c.summary("a").unwrap();
+    assert!(summary.steps[1].ambiguous);
+}
+
+#[test]
+fn records_of_sagas_that_never_started_are_ignored() {
+    let log = vec![
+        intent("ghost", 0, "hold_room", Op::Action, 1),
+        result("ghost", 0, Op::Action, Outcome::applied("h1")),
+    ];
+    let (c, commands) = Coordinator::recover(def(), Config::default(), 0, &log).unwrap();
+    assert!(commands.is_empty());
+    assert_eq!(c.saga_count(), 0);
+    assert!(c.status("ghost").is_none());
+}
+
+#[test]
+fn a_finalized_saga_stays_quiet_and_start_attaches_to_it() {
+    let log = vec![
+        started("a"),
+        LogRecord::Decision {
+            saga: SagaId::for_business_key("a"),
+            decision: Decision::Completed,
+            at_ms: 0,
+        },
+        LogRecord::Finalized {
+            saga: SagaId::for_business_key("a"),
+            status: Decision::Completed,
+            at_ms: 0,
+        },
+        // Ignored: nothing follows Finalized.
+        intent("a", 0, "hold_room", Op::Action, 1),
+    ];
+    let (mut c, commands) = Coordinator::recover(def(), Config::default(), 0, &log).unwrap();
+    assert!(commands.is_empty());
+    assert_eq!(c.is_finalized("a"), Some(true));
+    let reply = c.on_event(1, Event::Start { input: input("a") });
+    assert_eq!(
+        reply,
+        vec![Command::Notify {
+            business_key: "a".into(),
+            status: SagaStatus::Completed
+        }]
+    );
+    assert!(c.all_finalized());
+}
+
+#[test]
+fn a_compensation_in_flight_is_sent_again_with_the_same_key() {
+    let log = vec![
+        started("a"),
+        intent("a", 0, "hold_room", Op::Action, 1),
+        result("a", 0, Op::Action, Outcome::applied("h1")),
+        intent("a", 1, "charge", Op::Action, 1),
+        result("a", 1, Op::Action, Outcome::rejected("card_declined")),
+        LogRecord::CompensationStarted {
+            saga: SagaId::for_business_key("a"),
+            reason: "`charge` rejected: card_declined".into(),
+            at_ms: 0,
+        },
+        intent("a", 0, "hold_room", Op::Compensate, 1),
+    ];
+    let (_, commands) = Coordinator::recover(def(), Config::default(), 0, &log).unwrap();
+    let Command::Persist { records, .. } = &commands[0] else {
+        panic!("{commands:?}")
+    };
+    assert!(
+        matches!(&records[0], LogRecord::Intent { op: Op::Compensate, attempt: 2, key, target_ref, .. }
+        if key == "saga-a/hold_room/undo" && target_ref.as_deref() == Some("h1"))
+    );
+    assert_eq!(commands.len(), 1, "the call waits for the intent");
+}
+
+#[test]
+fn recovery_continues_a_failed_step_that_did_not_yet_turn_backward() {
+    // Crash after the rejection was logged, before CompensationStarted.
+    let log = vec![
+        started("a"),
+        intent("a", 0, "hold_room", Op::Action, 1),
+        result("a", 0, Op::Action, Outcome::applied("h1")),
+        intent("a", 1, "charge", Op::Action, 1),
+        result("a", 1, Op::Action, Outcome::rejected("card_declined")),
+    ];
+    let (c, commands) = Coordinator::recover(def(), Config::default(), 0, &log).unwrap();
+    let Command::Persist { records, .. } = &commands[0] else {
+        panic!("{commands:?}")
+    };
+    assert!(
+        matches!(&records[0], LogRecord::CompensationStarted { reason, .. } if reason.contains("card_declined"))
+    );
+    assert!(matches!(
+        &records[1],
+        LogRecord::Intent {
+            op: Op::Compensate,
+            ..
+        }
+    ));
+    assert!(matches!(c.status("a"), Some(SagaStatus::Running { .. })));
+}
+
+#[test]
+fn a_sweeping_saga_restarts_its_round_after_a_crash() {
+    let def = hotel_checkout(CaptureMode::Automatic, false);
+    let world = FakeWorld::hotel(&def, false);
+    let mut h = Harness::new(
+        def,
+        Config::default(),
+        world,
+        scripted(vec![("hold_room", Op::Action, 1, Fault::Duplicate)]),
+    );
+    h.start(input(KEY));
+    // Run until the sweep's first compensation intent is durable.
+    while !h.log.iter().any(|r| {
+        matches!(
+            r,
+            LogRecord::Intent {
+                op: Op::Compensate,
+                ..
+            }
+        )
+    }) {
+        assert!(h.step());
+    }
+    h.crash_and_recover();
+    h.run(EVENTS_MAX);
+    assert_eq!(h.status(KEY), SagaStatus::Completed);
+    h.assert_consistent();
+    assert_log_discipline(&h.log);
+    assert_eq!(h.world.live(&SagaId::for_business_key(KEY), 0).len(), 1);
+}
+
+#[test]
+fn recovery_with_many_sagas_resumes_each() {
+    let def = hotel_checkout(CaptureMode::Manual, true);
+    let world = FakeWorld::hotel(&def, true);
+    let mut h = Harness::new(
+        def,
+        Config::default(),
+        world,
+        always("capture", Op::Action, Fault::LostReply),
+    );
+    for i in 0..5 {
+        h.start(input(&format!("res-{i}")));
+    }
+    for _ in 0..40 {
+        assert!(h.step());
+    }
+    h.crash_and_recover();
+    for i in 0..5 {
+        h.start(input(&format!("res-{i}")));
+    }
+    h.run(EVENTS_MAX);
+    assert!(h.coord.all_finalized());
+    assert_eq!(h.coord.saga_count(), 5);
+    h.assert_consistent();
+    h.assert_notified();
+    assert_log_discipline(&h.log);
+}
