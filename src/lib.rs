@@ -8,8 +8,11 @@ compile_error!(
      RUSTFLAGS=\"--cfg madsim ...\""
 );
 
+pub mod check;
+pub mod checkout;
 pub mod fuzz;
 pub mod saga;
+pub mod scenario;
 pub mod services;
 pub mod sim;
 pub mod trace;

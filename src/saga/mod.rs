@@ -104,6 +104,7 @@
 mod config;
 mod coordinator;
 mod definition;
+pub mod driver;
 mod log;
 mod recovery;
 mod state;

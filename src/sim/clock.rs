@@ -55,6 +55,15 @@ impl Clocks {
         u64::try_from(t.max(0)).unwrap_or(u64::MAX)
     }
 
+    /// The simulated elapsed ms at which `node`'s clock read `reading_ms`
+    /// (the inverse of [`Clocks::read_ms`], to the millisecond).
+    pub fn elapsed_at(&self, node: &str, reading_ms: u64) -> u64 {
+        let (offset, drift) = self.skews.get(node).copied().unwrap_or((0, 0));
+        let t = i128::from(reading_ms) - i128::from(EPOCH_MS) - i128::from(offset);
+        let elapsed = t * 1_000_000 / (1_000_000 + i128::from(drift));
+        u64::try_from(elapsed.max(0)).unwrap_or(u64::MAX)
+    }
+
     /// The node's clock now (inside a runtime).
     pub fn now_ms(&self, node: &str) -> u64 {
         self.read_ms(node, elapsed_ms())
@@ -93,5 +102,11 @@ mod tests {
             c.read_ms("stripe", 3_600_000),
             EPOCH_MS + 3_600_000 - 2_000 + 3_600
         );
+        for e in [0, 1, 999, 3_600_000, 86_400_000] {
+            for n in ["coordinator", "inventory", "stripe"] {
+                let back = c.elapsed_at(n, c.read_ms(n, e));
+                assert!(back.abs_diff(e) <= 1, "{n} {e} -> {back}");
+            }
+        }
     }
 }

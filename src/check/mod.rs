@@ -1,0 +1,11 @@
+//! Invariant checkers. They read the services' ground truth (the simulated
+//! Stripe ledger, Salesforce records, PMS holds and bookings), the
+//! coordinator's *durable* log and the agents' records — never the
+//! coordinator's in-memory opinion.
+//!
+//! Not here: running anything, or deciding what a scenario allows beyond
+//! its `checks` section.
+
+pub mod invariants;
+
+pub use invariants::{check, Verdict, Violation};
