@@ -24,8 +24,29 @@
 //! Agents send `Start { input }`; the same business key always means the same
 //! saga (`saga-{business_key}`), whatever happens: a repeated `Start` gets the
 //! saga's status, a `Start` with the same key but a different request is
-//! `Rejected`. Every `Start` gets exactly one `Notify`; a new saga's comes
-//! once `SagaStarted` is durable. Events with unknown ids are ignored.
+//! `Rejected`. Every `Start` gets exactly one `Notify` (unless the node
+//! crashes first: the agent retries); a new saga's comes once `SagaStarted`
+//! is durable. Events with unknown ids are ignored; ids restart after
+//! [`Coordinator::recover`], so the driver must drop events addressed to a
+//! crashed incarnation (a restarted node has none).
+//!
+//! # What the glue must do (per `StepCall`)
+//!
+//! - `Action`: send `key` as the idempotency key / client reference /
+//!   external id (Stripe `Idempotency-Key`, PMS `client_ref`, Salesforce
+//!   `ExternalId__c`), use `refs` for earlier steps' ids (`confirm_room`
+//!   needs `refs["hold_room"]`). Report `Applied { reference }` with the id
+//!   of the effect.
+//! - `Compensate`: undo `target_ref` (or, if `None`, the effect found by
+//!   key); if it is already undone or absent, report `Applied` (null
+//!   compensation). Use `key` as the compensation's own idempotency key.
+//! - `Reconcile`: find the action's **live** effects by `key` (Stripe search
+//!   by metadata, Salesforce query by external id, PMS list by client ref)
+//!   and answer `Found { references }` / `NotFound`; if the query itself
+//!   fails, `Unknown`.
+//! - Classification: 4xx that means "no" (card declined, no availability,
+//!   lease expired) ⇒ `Rejected`; 429 / lock row / key in use ⇒
+//!   `Transient`; timeout, reset, 5xx ⇒ `Unknown`.
 //!
 //! # Rules the core keeps (asserted)
 //!
@@ -40,9 +61,11 @@
 //! - **Unknown is reconciled**, never retried or compensated blindly:
 //!   `Unknown` → (backoff) `Reconcile` → `Found` = applied / `NotFound` =
 //!   send again with the same key (an attempt) / `Unknown` = reconcile again.
-//! - **Limits**: per-step action attempts, reconciles, compensation attempts;
-//!   capped exponential backoff with jitter; a per-saga deadline before the
-//!   pivot; bounded sweep rounds. A saga that can go neither way ends
+//! - **Limits**: per-step action attempts, reconciles (per step in total),
+//!   compensation attempts; capped exponential backoff with jitter; a
+//!   per-saga deadline before the pivot (an `Unknown` step is still
+//!   reconciled after it: knowing is what allows undoing it); bounded sweep
+//!   rounds. A saga that can go neither way ends
 //!   `NeedsOperator` with a reason naming the step and the outcome.
 //! - **Direction**: a failure up to and including the pivot compensates every
 //!   applied step in reverse order; after the pivot the saga only goes

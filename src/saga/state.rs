@@ -19,6 +19,10 @@ use super::coordinator::{Phase, SagaStatus, StepState};
 use super::definition::{action_key, undo_key, SagaDefinition, SagaId, SagaInput, SweepPolicy};
 use super::log::{Decision, LogRecord, Op, Outcome};
 
+/// Most effects of one step the sweep undoes in one round (a service that
+/// answers a reconcile with more is beyond repair by a coordinator).
+pub(super) const SWEEP_UNDO_MAX: usize = 16;
+
 /// One saga, in memory.
 #[derive(Clone, Debug)]
 pub(super) struct Saga {
@@ -755,6 +759,7 @@ impl Saga {
             decision: decision.clone(),
             at_ms: now,
         });
+        tracing::debug!(saga = %self.id, ?decision, "saga decided");
         self.decision = Some(decision);
         self.notify_on_ack = true;
         self.stage = Stage::Sweeping(Sweep {
@@ -938,6 +943,7 @@ impl Saga {
             status: status.clone(),
             at_ms: now,
         });
+        tracing::debug!(saga = %self.id, ?status, "saga finalized");
         self.final_status = Some(status);
         self.stage = Stage::Finalized;
         Next::Changed
@@ -1018,7 +1024,14 @@ impl Saga {
         let mut backoff = None;
         match (call.op, outcome) {
             (Op::Reconcile, Outcome::Found { references }) => {
-                let refs = unwanted(&disposition, references);
+                let mut refs = unwanted(&disposition, references);
+                if refs.len() > SWEEP_UNDO_MAX {
+                    sweep.problems.push(format!(
+                        "`{name}` has {} effects to undo; the sweep undoes at most {SWEEP_UNDO_MAX} per round",
+                        refs.len()
+                    ));
+                    refs.truncate(SWEEP_UNDO_MAX);
+                }
                 if let Disposition::Kept(Some(kept)) = &disposition {
                     assert!(
                         !refs.contains(kept),

@@ -36,11 +36,22 @@ proptest! {
         crash_after_events in prop::collection::vec(1usize..200, 0..4),
         agents in 1usize..4,
         jitter_seed in any::<u64>(),
+        limits in (1u32..7, 1u32..7, 1u32..7, 1u32..4),
+        saga_deadline_ms in prop_oneof![Just(60_000u64), 100u64..10_000],
     ) {
+        let (action_attempts_max, reconcile_attempts_max, compensation_attempts_max, sweep_rounds_max) = limits;
         let capture = if manual { CaptureMode::Manual } else { CaptureMode::Automatic };
         let def = hotel_checkout(capture, pms_idempotent);
         let world = FakeWorld::hotel(&def, pms_idempotent);
-        let config = Config { jitter_seed, ..Config::default() };
+        let config = Config {
+            jitter_seed,
+            action_attempts_max,
+            reconcile_attempts_max,
+            compensation_attempts_max,
+            sweep_rounds_max,
+            saga_deadline_ms,
+            ..Config::default()
+        };
         let mut h = Harness::new(def, config, world, sequence(faults));
         let keys: Vec<String> = (0..agents).map(|i| format!("res-{i}")).collect();
         for key in &keys {

@@ -893,3 +893,31 @@ fn snapshot_duplicate_hold_swept() {
     );
     insta::assert_yaml_snapshot!("duplicate_hold_swept", h.trace);
 }
+
+#[test]
+fn sweep_undo_per_round_is_bounded() {
+    let mut h = harness(CaptureMode::Automatic, false, Config::default(), healthy());
+    h.start(input(KEY));
+    // Run until the sweep's reconcile is sent, then answer it with far too
+    // many effects.
+    while !h.calls.iter().any(|c| c.op == Op::Reconcile) {
+        assert!(h.step());
+    }
+    while h.has_pending_persist() {
+        assert!(h.step());
+    }
+    let (call_id, _) = h.deliver_next_call().unwrap();
+    let references: Vec<String> = (0..40).map(|i| format!("h{i:02}")).collect();
+    h.feed(Event::CallDone {
+        call_id,
+        outcome: Outcome::Found { references },
+    });
+    h.run(EVENTS_MAX);
+    let undos = h.calls.iter().filter(|c| c.op == Op::Compensate).count();
+    assert_eq!(undos, crate::saga::state::SWEEP_UNDO_MAX);
+    let status = h.status(KEY);
+    assert!(
+        reason(&status).contains("has 40 effects to undo"),
+        "{status:?}"
+    );
+}
