@@ -11,6 +11,7 @@ compile_error!(
 pub mod check;
 pub mod checkout;
 pub mod fuzz;
+pub mod harness;
 pub mod saga;
 pub mod scenario;
 pub mod services;

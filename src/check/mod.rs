@@ -7,5 +7,7 @@
 //! its `checks` section.
 
 pub mod invariants;
+pub mod regression;
+pub mod shrink;
 
 pub use invariants::{check, Verdict, Violation};

@@ -142,17 +142,19 @@ impl HotelClient {
             ("authorize", Op::Action) => self.create_intent(call, CaptureMethod::Manual).await,
             ("charge" | "authorize", Op::Reconcile) => self.find_intents(call).await,
             ("charge" | "authorize", Op::Compensate) => self.undo_payment(call).await,
-            ("crm_record", Op::Action) => self.crm_write(call, STATUS_PENDING, STAGE_OPEN).await,
+            ("crm_record", Op::Action) => {
+                self.crm_write(call, STATUS_PENDING, STAGE_OPEN, true).await
+            }
             ("crm_record", Op::Reconcile) => self.crm_find(call, None).await,
             ("crm_record", Op::Compensate) => {
-                self.crm_write(call, STATUS_CANCELLED, STAGE_LOST).await
+                self.crm_write(call, STATUS_CANCELLED, STAGE_LOST, false).await
             }
             ("confirm_room", Op::Action) => self.confirm(call).await,
             ("confirm_room", Op::Reconcile) => self.find_confirmed(call).await,
             ("capture", Op::Action) => self.capture(call).await,
             ("capture", Op::Reconcile) => self.find_captured(call).await,
             ("crm_close_won", Op::Action) => {
-                self.crm_write(call, STATUS_CONFIRMED, STAGE_WON).await
+                self.crm_write(call, STATUS_CONFIRMED, STAGE_WON, false).await
             }
             ("crm_close_won", Op::Reconcile) => self.crm_find(call, Some(STAGE_WON)).await,
             (step, op) => Outcome::rejected(&format!("the checkout has no {op:?} for step {step}")),
@@ -437,7 +439,18 @@ impl HotelClient {
     // ---- Salesforce --------------------------------------------------------
 
     /// Upsert the booking and the opportunity by external id (the saga id).
-    async fn crm_write(&self, call: &StepCall, status: &str, stage: &str) -> Outcome {
+    ///
+    /// `create_only` (the forward `crm_record`): `If-Unmodified-Since` at
+    /// the epoch makes the upsert create a missing record and never update
+    /// an existing one (412). A late or duplicate delivery of this request
+    /// then cannot set a confirmed or cancelled record back to pending.
+    async fn crm_write(
+        &self,
+        call: &StepCall,
+        status: &str,
+        stage: &str,
+        create_only: bool,
+    ) -> Outcome {
         let ext = call.saga.as_str().to_string();
         let booking: BTreeMap<String, Value> = [
             (BOOKING_STATUS.to_string(), json!(status)),
@@ -461,7 +474,7 @@ impl HotelClient {
                 object: object.into(),
                 external_id: ext.clone(),
                 fields,
-                if_unmodified_since_ms: None,
+                if_unmodified_since_ms: create_only.then_some(0),
             };
             match self.salesforce(req).await {
                 Err(e) => return net_outcome(e),
@@ -470,6 +483,9 @@ impl HotelClient {
                         reference.get_or_insert_with(|| id.clone());
                     }
                     SalesforceBody::NoContent => {}
+                    // create_only: the record exists already (ours: the
+                    // external id is the saga id).
+                    _ if create_only && r.status == 412 => {}
                     _ => return classify_salesforce(&r),
                 },
             }

@@ -1,0 +1,73 @@
+//! One-call entry points that tie a run to its checks: what the CLI, the
+//! fuzz loop and the tests use.
+//!
+//! Not here: the run itself (`checkout::run`) or the invariants (`check`).
+
+use std::sync::Arc;
+
+use crate::check::shrink::shrink;
+use crate::check::{check, Verdict};
+use crate::checkout::run::{plan_for, run, RunOutcome};
+use crate::checkout::{CoordinatorImpl, SagaCoordinator};
+use crate::fuzz::SeedResult;
+use crate::scenario::Scenario;
+use crate::sim::FaultPlan;
+use crate::trace::{Trace, TraceMode};
+
+/// A finished, checked run.
+pub struct Checked {
+    pub outcome: RunOutcome,
+    pub trace: Trace,
+    pub verdict: Verdict,
+}
+
+/// Run (scenario, seed, plan) with `imp` and check it.
+pub fn run_checked(
+    s: &Scenario,
+    seed: u64,
+    plan: &FaultPlan,
+    mode: TraceMode,
+    imp: Arc<dyn CoordinatorImpl>,
+) -> Checked {
+    let (outcome, trace) = run(s, seed, plan, mode, imp);
+    let verdict = check(s, &outcome);
+    Checked {
+        outcome,
+        trace,
+        verdict,
+    }
+}
+
+/// The reference coordinator.
+pub fn reference() -> Arc<dyn CoordinatorImpl> {
+    Arc::new(SagaCoordinator)
+}
+
+/// Fuzz one seed of `s` with the reference coordinator.
+pub fn fuzz_seed(s: &Scenario, seed: u64) -> SeedResult {
+    let c = run_checked(s, seed, &plan_for(s, seed), TraceMode::HashOnly, reference());
+    SeedResult {
+        seed,
+        trace_hash: c.trace.hash,
+        failure: c.verdict.first().map(|v| v.to_string()),
+    }
+}
+
+/// Shrink the plan of a failing run to the faults that still break the
+/// same invariant. Returns `None` if the run does not fail.
+pub fn shrink_failure(
+    s: &Scenario,
+    seed: u64,
+    plan: &FaultPlan,
+    imp: Arc<dyn CoordinatorImpl>,
+) -> Option<(FaultPlan, String, usize)> {
+    let first = run_checked(s, seed, plan, TraceMode::HashOnly, imp.clone());
+    let invariant = first.verdict.first()?.invariant.clone();
+    let (small, runs) = shrink(plan, |candidate| {
+        run_checked(s, seed, candidate, TraceMode::HashOnly, imp.clone())
+            .verdict
+            .all()
+            .any(|v| v.invariant == invariant)
+    });
+    Some((small, invariant, runs))
+}
