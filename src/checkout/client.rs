@@ -479,9 +479,11 @@ impl HotelClient {
             match self.salesforce(req).await {
                 Err(e) => return net_outcome(e),
                 Ok(r) => match &r.body {
-                    SalesforceBody::SaveResult { id, .. } => {
-                        reference.get_or_insert_with(|| id.clone());
+                    // The step's reference is the booking (what reconcile finds).
+                    SalesforceBody::SaveResult { id, .. } if object == BOOKING => {
+                        reference = Some(id.clone());
                     }
+                    SalesforceBody::SaveResult { .. } => {}
                     SalesforceBody::NoContent => {}
                     // create_only: the record exists already (ours: the
                     // external id is the saga id).

@@ -34,6 +34,9 @@ pub struct Config {
     /// Action sends per step (each `Transient` retry and each retry after a
     /// reconcile said `NotFound` counts).
     pub action_attempts_max: u32,
+    /// Action sends per retriable step after the pivot, where giving up
+    /// means `NeedsOperator` rather than a clean compensation.
+    pub forward_attempts_after_pivot_max: u32,
     /// Reconcile calls per step in the forward direction, and per step per
     /// sweep round.
     pub reconcile_attempts_max: u32,
@@ -65,6 +68,7 @@ impl Default for Config {
             backoff_cap_ms: 5_000,
             compensation_backoff_cap_ms: 30_000,
             action_attempts_max: 5,
+            forward_attempts_after_pivot_max: 5,
             reconcile_attempts_max: 6,
             compensation_attempts_max: 10,
             saga_deadline_ms: 60_000,
@@ -118,6 +122,10 @@ impl Config {
         }
         for (field, n) in [
             ("action_attempts_max", self.action_attempts_max),
+            (
+                "forward_attempts_after_pivot_max",
+                self.forward_attempts_after_pivot_max,
+            ),
             ("reconcile_attempts_max", self.reconcile_attempts_max),
             ("compensation_attempts_max", self.compensation_attempts_max),
         ] {

@@ -48,6 +48,12 @@ pub enum SweepPolicy {
     /// more than once, or in flight at a crash. Right for services that
     /// deduplicate by idempotency key or external id.
     WhenAmbiguous,
+    /// Sweep if the action was ambiguous *or did not end applied*: for
+    /// services that deduplicate only the requests they applied. A PMS that
+    /// honours client refs, or Stripe for a 429 (not stored under the key),
+    /// forgets a *rejected* request, so a copy of it delivered later can
+    /// still take effect after the saga gave the step up.
+    UnlessApplied,
     /// Always sweep (once the step was attempted): for services that do not
     /// deduplicate, where even one send may be delivered twice by the network
     /// — the PMS `hold` when it ignores client references.
@@ -282,24 +288,29 @@ pub enum CaptureMode {
 /// `authorize` by cancelling the intent, `crm_record` (upsert booking and
 /// opportunity by external id) by marking both cancelled. When the PMS does
 /// not honour client references (`pms_idempotent == false`) a hold request
-/// delivered twice makes two holds, so `hold_room` is always swept.
+/// delivered twice makes two holds, so `hold_room` is always swept. Every
+/// compensatable step is swept when it did not end applied: each of these
+/// services forgets a request it refused (a 409 hold, a 429 charge, a
+/// locked-row upsert), so a late copy of it can still land
+/// (regression `rejected-hold-duplicated-later`).
 pub fn hotel_checkout(capture: CaptureMode, pms_idempotent: bool) -> SagaDefinition {
     let hold_sweep = if pms_idempotent {
-        SweepPolicy::WhenAmbiguous
+        SweepPolicy::UnlessApplied
     } else {
         SweepPolicy::Always
     };
+    let swept = |name: &str| StepDef::compensatable(name).with_sweep(SweepPolicy::UnlessApplied);
     let mut steps = vec![StepDef::compensatable("hold_room").with_sweep(hold_sweep)];
     let name = match capture {
         CaptureMode::Automatic => {
-            steps.push(StepDef::compensatable("charge"));
-            steps.push(StepDef::compensatable("crm_record"));
+            steps.push(swept("charge"));
+            steps.push(swept("crm_record"));
             steps.push(StepDef::pivot("confirm_room"));
             "hotel_checkout_automatic"
         }
         CaptureMode::Manual => {
-            steps.push(StepDef::compensatable("authorize"));
-            steps.push(StepDef::compensatable("crm_record"));
+            steps.push(swept("authorize"));
+            steps.push(swept("crm_record"));
             steps.push(StepDef::pivot("confirm_room"));
             steps.push(StepDef::retriable("capture"));
             "hotel_checkout_manual"
@@ -445,7 +456,7 @@ mod tests {
             ]
         );
         assert_eq!(d.pivot(), 3);
-        assert_eq!(d.step(0).sweep, SweepPolicy::WhenAmbiguous);
+        assert_eq!(d.step(0).sweep, SweepPolicy::UnlessApplied);
         assert!(d.steps()[..3].iter().all(|s| s.compensation));
         assert!(d.steps()[3..].iter().all(|s| !s.compensation));
     }

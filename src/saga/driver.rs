@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +57,8 @@ pub struct Driver {
     waiters: Mutex<BTreeMap<String, Vec<oneshot::Sender<SagaStatus>>>>,
     /// Signalled on every `Notify` (a status may have changed).
     changed: Notify,
+    /// Persists appended but not yet acknowledged.
+    unsynced: AtomicU64,
 }
 
 impl Driver {
@@ -84,6 +87,7 @@ impl Driver {
             clock,
             waiters: Mutex::new(BTreeMap::new()),
             changed: Notify::new(),
+            unsynced: AtomicU64::new(0),
         });
         driver.append_persists(&commands);
         driver.execute(commands);
@@ -132,8 +136,9 @@ impl Driver {
         self.core.lock().expect("core").status(business_key)
     }
 
+    /// Every saga finalized and every log record durable: nothing left to do.
     pub fn all_finalized(&self) -> bool {
-        self.core.lock().expect("core").all_finalized()
+        self.unsynced.load(Ordering::Relaxed) == 0 && self.core.lock().expect("core").all_finalized()
     }
 
     pub fn summaries(&self) -> Vec<SagaSummary> {
@@ -158,8 +163,10 @@ impl Driver {
                 Command::Persist { token, .. } => {
                     // Appended already (`append_persists`); sync and ack.
                     let me = self.clone();
+                    self.unsynced.fetch_add(1, Ordering::Relaxed);
                     tokio::spawn(async move {
                         me.log.sync().await;
+                        me.unsynced.fetch_sub(1, Ordering::Relaxed);
                         me.feed(Event::Persisted { token });
                     });
                 }

@@ -70,6 +70,11 @@ pub(super) struct StepRun {
     pub(super) ambiguous: bool,
     /// Upper bound of the instant the last action request was sent.
     pub(super) last_action_at_ms: Option<u64>,
+    /// The pivot failed, but a copy of one of its requests may still land
+    /// (duplicate, late delivery): the saga waits out the late window and
+    /// reconciles once more before it turns back. Not logged: after a
+    /// crash the fence is simply put up again.
+    pub(super) fenced: bool,
     pub(super) action: ActionState,
     pub(super) undo_attempts: u32,
     pub(super) undo: UndoState,
@@ -251,8 +256,11 @@ pub(super) fn sweep_steps(def: &SagaDefinition, saga: &Saga) -> Vec<usize> {
         .filter(|&i| {
             let run = &saga.steps[i];
             let step = def.step(i);
+            let not_applied = !matches!(run.action, ActionState::Applied { .. });
             run.attempts > 0
-                && (run.ambiguous || step.sweep == SweepPolicy::Always)
+                && (run.ambiguous
+                    || step.sweep == SweepPolicy::Always
+                    || (step.sweep == SweepPolicy::UnlessApplied && not_applied))
                 && match disposition(def, saga, i) {
                     Disposition::Kept(_) => step.compensation,
                     Disposition::Gone => true,
@@ -345,6 +353,13 @@ impl StepRun {
                 // duplicates. Keep the smallest; the sweep undoes the rest.
                 self.action = ActionState::Applied {
                     reference: references.iter().min().cloned(),
+                };
+                false
+            }
+            Outcome::NotFound if self.fenced => {
+                // The fence held: no late copy landed; fail for real.
+                self.action = ActionState::Failed {
+                    reason: "refused, and no late copy landed within the late window".to_string(),
                 };
                 false
             }
@@ -508,10 +523,18 @@ impl Saga {
             ),
             ActionState::Idle => self.send_action(def, i, now),
             ActionState::Retry { reason } => {
-                if attempts_exhausted(run.attempts, config.action_attempts_max) {
+                // After the pivot the saga can only go forward: a retriable
+                // step gets the patient budget compensations get.
+                let max = if i > pivot {
+                    config.forward_attempts_after_pivot_max
+                } else {
+                    config.action_attempts_max
+                };
+                if attempts_exhausted(run.attempts, max) {
                     let attempts = run.attempts;
                     self.fail(
                         def,
+                        config,
                         i,
                         format!("`{name}` gave up after {attempts} attempts; last: {reason}"),
                         now,
@@ -519,6 +542,7 @@ impl Saga {
                 } else if deadline_passed {
                     self.fail(
                         def,
+                        config,
                         i,
                         format!(
                             "deadline of {} ms passed while retrying `{name}`; last: {reason}",
@@ -549,7 +573,7 @@ impl Saga {
                     self.send_reconcile(def, i)
                 }
             }
-            ActionState::Failed { reason } => self.fail(def, i, reason, now),
+            ActionState::Failed { reason } => self.fail(def, config, i, reason, now),
             ActionState::Unresolved { reason } => self.unresolved(def, i, reason, now),
             ActionState::InFlight | ActionState::Reconciling | ActionState::Applied { .. } => {
                 panic!(
@@ -562,7 +586,14 @@ impl Saga {
 
     /// Step `i` definitely failed: compensate (up to the pivot) or hand over
     /// to an operator (after it).
-    fn fail(&mut self, def: &SagaDefinition, i: usize, reason: String, now: u64) -> Next {
+    fn fail(
+        &mut self,
+        def: &SagaDefinition,
+        config: &Config,
+        i: usize,
+        reason: String,
+        now: u64,
+    ) -> Next {
         assert!(
             matches!(self.stage, Stage::Forward),
             "only the forward path fails"
@@ -571,6 +602,9 @@ impl Saga {
             !self.steps[i].action.is_applied(),
             "an applied step does not fail"
         );
+        if let Some(next) = self.fence_pivot(def, config, i, &reason, now) {
+            return next;
+        }
         self.steps[i].action = ActionState::Failed {
             reason: reason.clone(),
         };
@@ -579,6 +613,41 @@ impl Saga {
         } else {
             self.decide(Decision::NeedsOperator { reason }, now)
         }
+    }
+
+    /// Decision point ("ignore late actions", pivot): a refused pivot
+    /// request may have a copy still in flight (the network duplicated or
+    /// delayed it) that lands after the saga turned back — a booking nobody
+    /// can undo (regression `late-pivot-after-compensation`). So before
+    /// turning back, wait until the late window after the last pivot send
+    /// has passed, and reconcile: found = applied, go forward; not found =
+    /// fail for real. `None` when no fence is needed (or it is done).
+    fn fence_pivot(
+        &mut self,
+        def: &SagaDefinition,
+        config: &Config,
+        i: usize,
+        reason: &str,
+        now: u64,
+    ) -> Option<Next> {
+        let run = &mut self.steps[i];
+        if i != def.pivot() || run.attempts == 0 || run.fenced {
+            return None;
+        }
+        run.fenced = true;
+        run.action = ActionState::Unknown {
+            reason: format!("fence after: {reason}"),
+        };
+        let until = run
+            .last_action_at_ms
+            .unwrap_or(now)
+            .saturating_add(config.late_window_ms);
+        self.ready_at_ms = self.ready_at_ms.max(until);
+        Some(if now < self.ready_at_ms {
+            Next::Sleep(self.ready_at_ms - now)
+        } else {
+            self.send_reconcile(def, i)
+        })
     }
 
     /// Step `i`'s outcome stays unknown. Before the pivot the saga

@@ -471,7 +471,7 @@ impl Default for SwarmProfile {
             delay_past_timeout: 0.05,
             delay: 0.10,
             inject: 0.10,
-            max_delay_ms: 20_000,
+            max_delay_ms: 15_000,
             calls_per_link: 256,
             crashes: 3,
             pauses: 2,

@@ -278,7 +278,15 @@ fn failure_at_the_pivot_compensates_in_reverse_order() {
 #[test]
 fn failure_before_anything_applied_compensates_nothing() {
     let h = auto(always("hold_room", Op::Action, Fault::Reject));
-    assert_eq!(h.call_trace(KEY), vec![("hold_room".into(), Op::Action)]);
+    // Nothing to undo; the sweep still looks once for a late copy of the
+    // refused hold (regression `rejected-hold-duplicated-later`).
+    assert_eq!(
+        h.call_trace(KEY),
+        vec![
+            ("hold_room".into(), Op::Action),
+            ("hold_room".into(), Op::Reconcile)
+        ]
+    );
     assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
 }
 
@@ -920,4 +928,34 @@ fn sweep_undo_per_round_is_bounded() {
         reason(&status).contains("has 40 effects to undo"),
         "{status:?}"
     );
+}
+
+#[test]
+fn retriable_steps_after_the_pivot_have_their_own_budget() {
+    let config = Config {
+        forward_attempts_after_pivot_max: 12,
+        ..Config::default()
+    };
+    let h = run(
+        CaptureMode::Manual,
+        true,
+        config.clone(),
+        always("capture", Op::Action, Fault::Transient),
+    );
+    assert_eq!(
+        h.status(KEY),
+        SagaStatus::NeedsOperator {
+            reason: "`capture` gave up after 12 attempts; last: transient: scripted 429".into()
+        }
+    );
+    // Before the pivot the ordinary budget still applies.
+    let h = run(
+        CaptureMode::Manual,
+        true,
+        config,
+        always("authorize", Op::Action, Fault::Transient),
+    );
+    assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
+    let s = h.summary(KEY);
+    assert_eq!(s.steps[1].attempts, Config::default().action_attempts_max);
 }
