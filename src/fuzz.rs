@@ -40,12 +40,16 @@ pub struct SeedResult {
     pub trace_hash: u64,
     /// `None` when every check held; else what failed.
     pub failure: Option<String>,
+    /// Not run (`--stop-on-failure` stopped the loop first).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
-/// What a fuzz run found.
+/// What a fuzz run found. Serialised, it is the `--json` summary line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FuzzSummary {
     pub scenario: String,
+    /// Seeds run (skipped ones excluded).
     pub seeds: u64,
     pub failures: u64,
     pub first_failing_seed: Option<u64>,
@@ -90,20 +94,61 @@ pub fn fuzz(
     });
     let elapsed_s = started.elapsed().as_secs_f64();
     let mut results = results.into_inner().expect("results");
+    results.retain(|r| !r.skipped);
     results.sort_by_key(|r| r.seed);
+    let ran = results.len() as u64;
     let failing: Vec<SeedResult> = results.into_iter().filter(|r| r.failure.is_some()).collect();
     FuzzSummary {
         scenario: scenario.to_string(),
-        seeds: seeds.len() as u64,
+        seeds: ran,
         failures: failing.len() as u64,
         first_failing_seed: failing.first().map(|r| r.seed),
         elapsed_s,
-        seeds_per_s: if elapsed_s > 0.0 {
-            seeds.len() as f64 / elapsed_s
-        } else {
-            0.0
-        },
+        seeds_per_s: rate(ran, elapsed_s),
         failing,
+    }
+}
+
+fn rate(seeds: u64, elapsed_s: f64) -> f64 {
+    if elapsed_s > 0.0 {
+        seeds as f64 / elapsed_s
+    } else {
+        0.0
+    }
+}
+
+impl FuzzSummary {
+    /// The one machine-readable line `--json` prints last.
+    pub fn json_line(&self) -> String {
+        serde_json::to_string(self).expect("summaries serialise")
+    }
+
+    /// Combine shard summaries (same scenario) into one: seeds and failures
+    /// add up, failing seeds are merged in seed order, elapsed time is the
+    /// longest shard's (shards run side by side).
+    pub fn merge(parts: &[FuzzSummary]) -> Result<FuzzSummary, String> {
+        let first = parts.first().ok_or("nothing to merge")?;
+        if let Some(other) = parts.iter().find(|p| p.scenario != first.scenario) {
+            return Err(format!(
+                "cannot merge summaries of different scenarios: {} and {}",
+                first.scenario, other.scenario
+            ));
+        }
+        let mut failing: Vec<SeedResult> =
+            parts.iter().flat_map(|p| p.failing.iter().cloned()).collect();
+        failing.sort_by_key(|r| r.seed);
+        failing.dedup_by_key(|r| r.seed);
+        let seeds = parts.iter().map(|p| p.seeds).sum();
+        let elapsed_s = parts.iter().map(|p| p.elapsed_s).fold(0.0, f64::max);
+        Ok(FuzzSummary {
+            scenario: first.scenario.clone(),
+            seeds,
+            failures: failing.len() as u64,
+            first_failing_seed: failing.first().map(|r| r.seed),
+            elapsed_s,
+            seeds_per_s: rate(seeds, elapsed_s),
+            failing,
+        })
     }
 }
 
@@ -134,6 +179,7 @@ mod tests {
             seed,
             trace_hash: seed * 7,
             failure: (seed % 13 == 0).then(|| format!("bad {seed}")),
+            skipped: false,
         };
         let cfg = FuzzConfig {
             start: 1,
@@ -146,5 +192,16 @@ mod tests {
         assert_eq!(one.failing, four.failing);
         assert_eq!(one.first_failing_seed, Some(13));
         assert_eq!(one.failures, 7);
+
+        // Shards merged equal one run.
+        let shards: Vec<FuzzSummary> = (1..=3)
+            .map(|k| fuzz("t", &FuzzConfig { shard: Some((k, 3)), ..cfg }, run, |_, _| {}))
+            .collect();
+        let merged = FuzzSummary::merge(&shards).unwrap();
+        assert_eq!(merged.seeds, one.seeds);
+        assert_eq!(merged.failing, one.failing);
+        let back: FuzzSummary = serde_json::from_str(&merged.json_line()).unwrap();
+        assert_eq!(back.failing, merged.failing);
+        assert!(FuzzSummary::merge(&[one.clone(), FuzzSummary { scenario: "u".into(), ..one }]).is_err());
     }
 }

@@ -50,6 +50,7 @@ pub fn fuzz_seed(s: &Scenario, seed: u64) -> SeedResult {
         seed,
         trace_hash: c.trace.hash,
         failure: c.verdict.first().map(|v| v.to_string()),
+        skipped: false,
     }
 }
 

@@ -1,29 +1,62 @@
-//! The `sagasim` command line. Prints one clear line and exits 2 on bad
-//! input; exits 1 when an invariant failed; 0 when every seed held.
+//! The `sagasim` command line.
+//!
+//! Exit codes: 0 every invariant held; 1 an invariant failed (the seed,
+//! the invariant and a replay command are printed); 2 bad input (one clear
+//! line: unknown scenario, malformed TOML or JSON, bad shard, seed range).
+//! No panic on user input.
 
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use sagasim::fuzz::{fuzz, FuzzConfig, SeedResult};
-use sagasim::sim::demo;
+use clap::{Args, Parser, Subcommand};
+use sagasim::check::regression::Regression;
+use sagasim::checkout::run::{plan_for, topology};
+use sagasim::fuzz::{fuzz, FuzzConfig, FuzzSummary};
+use sagasim::harness::{fuzz_seed, reference, run_checked, shrink_failure};
+use sagasim::scenario::{self, Scenario, DEFAULT_SCENARIO};
+use sagasim::sim::FaultPlan;
 use sagasim::trace::TraceMode;
 
 #[derive(Parser)]
-#[command(name = "sagasim", version, about = "Deterministic simulation and chaos testing for saga-based integrations")]
+#[command(
+    name = "sagasim",
+    version,
+    about = "Deterministic simulation and chaos testing for saga-based integrations",
+    after_help = "Default scenario: hotel-checkout. Scenarios are TOML files in ./scenarios \
+                  (or give a path ending in .toml)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args, Clone)]
+struct ScenarioArg {
+    /// Scenario name (a file in the scenarios directory) or path to a .toml.
+    #[arg(default_value = DEFAULT_SCENARIO)]
+    scenario: String,
+    /// Where named scenarios live.
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run one seed and print its verdict and trace.
+    /// Run one seed: verdict, trace hash, and the trace (`--quiet`: no trace).
     Run {
+        #[command(flatten)]
+        scenario: ScenarioArg,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Print only the verdict.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Run many seeds in parallel and summarise.
     Fuzz {
+        #[command(flatten)]
+        scenario: ScenarioArg,
         /// Number of seeds.
         #[arg(long, default_value_t = 1000)]
         seeds: u64,
@@ -39,6 +72,49 @@ enum Command {
         /// Print one machine-readable summary line last.
         #[arg(long)]
         json: bool,
+        /// Run every seed twice (fresh runtime each) and compare trace hashes.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Stop at the first failing seed.
+        #[arg(long)]
+        stop_on_failure: bool,
+        /// Write one JSON line per failing seed to this file.
+        #[arg(long, value_name = "FILE")]
+        failures: Option<PathBuf>,
+    },
+    /// Re-run a seed or a plan file bit-for-bit and print the full trace.
+    Replay {
+        #[command(flatten)]
+        scenario: ScenarioArg,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// A regression file (scenario, seed and plan) or a bare fault plan.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+    },
+    /// Shrink a failing seed's fault plan and save it as a regression.
+    Shrink {
+        #[command(flatten)]
+        scenario: ScenarioArg,
+        #[arg(long)]
+        seed: u64,
+        /// Directory for the regression file.
+        #[arg(long, value_name = "DIR", default_value = "tests/regressions")]
+        out: PathBuf,
+        /// One line: what the bug is.
+        #[arg(long, default_value = "found by sagasim fuzz")]
+        note: String,
+    },
+    /// Merge the JSON summary lines of sharded fuzz runs into one.
+    Merge {
+        /// Files holding `fuzz --json` output (the last JSON line counts).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the scenarios.
+    Scenarios {
+        #[arg(long, value_name = "DIR")]
+        scenarios: Option<PathBuf>,
     },
 }
 
@@ -46,104 +122,371 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     let (k, n) = s
         .split_once('/')
         .ok_or_else(|| format!("shard `{s}` is not of the form K/N (e.g. 2/8)"))?;
-    let k: u64 = k.trim().parse().map_err(|_| format!("shard index `{k}` is not a number"))?;
-    let n: u64 = n.trim().parse().map_err(|_| format!("shard count `{n}` is not a number"))?;
+    let k: u64 = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("shard index `{k}` is not a number"))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("shard count `{n}` is not a number"))?;
     if n == 0 || k == 0 || k > n {
         return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
     }
     Ok((k, n))
 }
 
-const CLIENTS: usize = 3;
-const OPS: usize = 4;
+/// A user-facing failure: one line, exit code 2.
+struct BadInput(String);
 
-fn run_seed(seed: u64, mode: TraceMode) -> (SeedResult, sagasim::trace::Trace) {
-    let plan = demo::swarm_plan(seed, CLIENTS);
-    let (out, trace) = demo::run(seed, plan, CLIENTS, OPS, mode);
-    let mut failure = None;
-    if !out.phases.converged {
-        failure = Some("liveness: clients did not finish".to_string());
+impl<E: std::fmt::Display> From<E> for BadInput {
+    fn from(e: E) -> Self {
+        BadInput(e.to_string())
     }
-    let mut keys = std::collections::BTreeSet::new();
-    for a in &out.applied {
-        if let Some(k) = &a.key {
-            if !keys.insert(k.clone()) {
-                failure = Some(format!("safety: deposit {k} applied twice"));
-            }
-        }
-    }
-    (
-        SeedResult {
-            seed,
-            trace_hash: trace.hash,
-            failure,
-        },
-        trace,
-    )
+}
+
+fn load(arg: &ScenarioArg) -> Result<Scenario, BadInput> {
+    let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
+    Ok(Scenario::load(&arg.scenario, &dir)?)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Run { seed } => {
-            let (r, trace) = run_seed(seed, TraceMode::Full);
-            print!("{}", trace.render());
-            println!("seed {seed}: trace hash {:016x}", r.trace_hash);
-            match r.failure {
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(BadInput(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn verdict_exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
+    match command {
+        Command::Run {
+            scenario,
+            seed,
+            quiet,
+        } => {
+            let s = load(&scenario)?;
+            let plan = plan_for(&s, seed);
+            Ok(verdict_exit(show_run(&s, seed, &plan, !quiet, &replay_cmd(&scenario, seed))))
+        }
+        Command::Replay {
+            scenario,
+            seed,
+            plan,
+        } => {
+            let (s, seed, plan, cmd) = match plan {
+                Some(path) => {
+                    let (s, seed, plan) = load_plan(&scenario, &path, seed)?;
+                    let cmd = format!(
+                        "cargo run --release -- replay {} --seed {seed} --plan {}",
+                        scenario.scenario,
+                        path.display()
+                    );
+                    (s, seed, plan, cmd)
+                }
                 None => {
-                    println!("verdict: all invariants held");
-                    ExitCode::SUCCESS
+                    let Some(seed) = seed else {
+                        return Err(BadInput("replay needs --seed N or --plan FILE".into()));
+                    };
+                    let s = load(&scenario)?;
+                    let plan = plan_for(&s, seed);
+                    (s, seed, plan, replay_cmd(&scenario, seed))
                 }
-                Some(f) => {
-                    println!("verdict: FAILED: {f}\nreplay: cargo run --release -- run --seed {seed}");
-                    ExitCode::from(1)
-                }
-            }
+            };
+            Ok(verdict_exit(show_run(&s, seed, &plan, true, &cmd)))
         }
         Command::Fuzz {
+            scenario,
             seeds,
             start,
             jobs,
             shard,
             json,
+            check_determinism,
+            stop_on_failure,
+            failures,
         } => {
+            let s = load(&scenario)?;
+            if start.checked_add(seeds).is_none() {
+                return Err(BadInput(format!(
+                    "seed range --start {start} --seeds {seeds} overflows u64"
+                )));
+            }
             let jobs = jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1);
             let cfg = FuzzConfig {
                 start,
                 seeds,
                 jobs,
                 shard,
             };
-            let summary = fuzz("demo", &cfg, |s| run_seed(s, TraceMode::HashOnly).0, |_, _| {});
-            for f in &summary.failing {
-                println!(
-                    "seed {}: {}\n  replay: cargo run --release -- run --seed {}",
-                    f.seed,
-                    f.failure.as_deref().unwrap_or(""),
-                    f.seed
-                );
+            let summary = run_fuzz(&s, &cfg, json, check_determinism, stop_on_failure);
+            if let Some(path) = failures {
+                let mut text = String::new();
+                for f in &summary.failing {
+                    text.push_str(&serde_json::to_string(f).expect("serialises"));
+                    text.push('\n');
+                }
+                write_atomic(&path, &text)?;
             }
+            print_summary(&scenario, &summary, json);
+            Ok(verdict_exit(summary.failures == 0))
+        }
+        Command::Shrink {
+            scenario,
+            seed,
+            out,
+            note,
+        } => {
+            let s = load(&scenario)?;
+            let plan = plan_for(&s, seed);
+            let Some((small, invariant, runs)) = shrink_failure(&s, seed, &plan, reference()) else {
+                println!("seed {seed} of {} holds every invariant: nothing to shrink", s.name);
+                return Ok(ExitCode::SUCCESS);
+            };
+            std::fs::create_dir_all(&out)?;
+            let path = out.join(format!("{}-{seed}.json", s.name));
+            let reg = Regression {
+                scenario: s.name.clone(),
+                seed,
+                invariant: invariant.clone(),
+                note,
+                plan: small.clone(),
+            };
+            reg.save_new(&path)?;
             println!(
-                "{} seeds, {} failures, {:.1} s, {:.0} seeds/s",
-                summary.seeds, summary.failures, summary.elapsed_s, summary.seeds_per_s
+                "{invariant}: shrunk {} faults to {} in {runs} runs",
+                plan.len(),
+                small.len()
             );
-            if json {
-                let line = serde_json::json!({
-                    "scenario": summary.scenario,
-                    "seeds": summary.seeds,
-                    "failures": summary.failures,
-                    "first_failing_seed": summary.first_failing_seed,
-                    "elapsed_s": summary.elapsed_s,
-                    "seeds_per_s": summary.seeds_per_s,
-                });
-                println!("{line}");
+            println!("{}", serde_json::to_string_pretty(&small).expect("serialises"));
+            println!("wrote {}", path.display());
+            println!(
+                "replay: cargo run --release -- replay {} --plan {}",
+                scenario.scenario,
+                path.display()
+            );
+            Ok(ExitCode::from(1))
+        }
+        Command::Merge { files } => merge(&files),
+        Command::Scenarios { scenarios } => {
+            let dir = scenarios.unwrap_or_else(scenario::default_dir);
+            for name in scenario::list(&dir) {
+                match Scenario::load(&name, &dir) {
+                    Ok(s) => println!("{name:<28} {}", s.description),
+                    Err(e) => println!("{name:<28} (invalid: {e})"),
+                }
             }
-            if summary.failures > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn replay_cmd(arg: &ScenarioArg, seed: u64) -> String {
+    format!(
+        "cargo run --release -- replay {} --seed {seed}",
+        arg.scenario
+    )
+}
+
+/// Load a regression file or a bare plan for `replay --plan`.
+fn load_plan(
+    arg: &ScenarioArg,
+    path: &Path,
+    seed: Option<u64>,
+) -> Result<(Scenario, u64, FaultPlan), BadInput> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+    if meta.len() > scenario::MAX_FILE_BYTES {
+        return Err(BadInput(format!(
+            "{shown}: file is larger than {} bytes",
+            scenario::MAX_FILE_BYTES
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        BadInput(format!(
+            "{shown}: line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let (name, seed, plan) = if value.get("plan").is_some() {
+        let reg: Regression =
+            serde_json::from_value(value).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+        (reg.scenario, seed.unwrap_or(reg.seed), reg.plan)
+    } else {
+        let plan: FaultPlan =
+            serde_json::from_value(value).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+        (arg.scenario.clone(), seed.unwrap_or(0), plan)
+    };
+    let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
+    let s = Scenario::load(&name, &dir)?;
+    plan.validate(&topology(&s))
+        .map_err(|e| BadInput(format!("{shown}: {e}")))?;
+    Ok((s, seed, plan))
+}
+
+/// Run one seed, print the trace (if asked) and the verdict. Returns ok.
+fn show_run(s: &Scenario, seed: u64, plan: &FaultPlan, trace: bool, replay: &str) -> bool {
+    let c = run_checked(s, seed, plan, TraceMode::Full, reference());
+    let mut out = std::io::stdout().lock();
+    if trace {
+        let _ = write!(out, "{}", c.trace.render());
+    }
+    let _ = writeln!(
+        out,
+        "scenario {} seed {seed}: {} events, trace hash {:016x}, {} faults in plan",
+        s.name,
+        c.trace.len,
+        c.trace.hash,
+        plan.len()
+    );
+    for a in &c.outcome.agents {
+        let _ = writeln!(
+            out,
+            "  {} {}: {}",
+            a.business_key,
+            a.answer
+                .as_ref()
+                .map_or("no answer".to_string(), |s| format!("{s:?}")),
+            format_args!("{} call(s), {} timeout(s)", a.calls, a.timeouts)
+        );
+    }
+    if c.verdict.ok() {
+        let _ = writeln!(out, "verdict: every invariant held");
+        true
+    } else {
+        for v in c.verdict.all() {
+            let _ = writeln!(out, "violated: {v}");
+        }
+        let _ = writeln!(out, "replay: {replay}");
+        false
+    }
+}
+
+fn run_fuzz(
+    s: &Scenario,
+    cfg: &FuzzConfig,
+    json: bool,
+    check_determinism: bool,
+    stop_on_failure: bool,
+) -> FuzzSummary {
+    let total = cfg.seed_list().len() as u64;
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds  {per_sec}  {msg}  eta {eta}",
+            )
+            .expect("template"),
+        );
+        b
+    });
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let summary = fuzz(
+        &s.name,
+        cfg,
+        |seed| {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return sagasim::fuzz::SeedResult {
+                    seed,
+                    trace_hash: 0,
+                    failure: None,
+                    skipped: true,
+                };
+            }
+            let mut r = fuzz_seed(s, seed);
+            if check_determinism && r.failure.is_none() {
+                let again = std::thread::scope(|sc| sc.spawn(|| fuzz_seed(s, seed)).join())
+                    .expect("determinism re-run");
+                if again.trace_hash != r.trace_hash {
+                    r.failure = Some(format!(
+                        "determinism: trace hash {:016x} on a used thread, {:016x} on a fresh one",
+                        r.trace_hash, again.trace_hash
+                    ));
+                }
+            }
+            if r.failure.is_some() && stop_on_failure {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            r
+        },
+        |done, failures| {
+            if let Some(b) = &bar {
+                b.set_position(done);
+                b.set_message(format!("{failures} failing"));
+            }
+        },
+    );
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    summary
+}
+
+fn print_summary(arg: &ScenarioArg, summary: &FuzzSummary, json: bool) {
+    for f in summary.failing.iter().take(20) {
+        println!(
+            "seed {}: {}\n  replay: {}",
+            f.seed,
+            f.failure.as_deref().unwrap_or(""),
+            replay_cmd(arg, f.seed)
+        );
+    }
+    if summary.failing.len() > 20 {
+        println!("… and {} more failing seeds", summary.failing.len() - 20);
+    }
+    println!(
+        "{}: {} seeds, {} failures, {:.1} s, {:.0} seeds/s",
+        summary.scenario, summary.seeds, summary.failures, summary.elapsed_s, summary.seeds_per_s
+    );
+    if json {
+        println!("{}", summary.json_line());
+    }
+}
+
+fn merge(files: &[PathBuf]) -> Result<ExitCode, BadInput> {
+    let mut parts = Vec::new();
+    for f in files {
+        let shown = f.display().to_string();
+        let text = std::fs::read_to_string(f).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .ok_or_else(|| BadInput(format!("{shown}: no JSON summary line")))?;
+        let part: FuzzSummary = serde_json::from_str(line)
+            .map_err(|e| BadInput(format!("{shown}: not a fuzz --json summary: {e}")))?;
+        parts.push(part);
+    }
+    let merged = FuzzSummary::merge(&parts).map_err(BadInput)?;
+    println!(
+        "{}: {} seeds, {} failures (merged from {} files)",
+        merged.scenario,
+        merged.seeds,
+        merged.failures,
+        parts.len()
+    );
+    println!("{}", merged.json_line());
+    Ok(verdict_exit(merged.failures == 0))
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), BadInput> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| BadInput(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    Ok(())
 }

@@ -199,7 +199,6 @@ pub fn run(
         let disk = world.disk::<LogRecord>(COORDINATOR);
         let slot: Slot = Arc::default();
         {
-            let w = world.clone();
             let env = CoordinatorEnv {
                 node: COORDINATOR.into(),
                 net: net.clone(),
@@ -214,11 +213,17 @@ pub fn run(
             let slot = slot.clone();
             let wait = Duration::from_millis(s.workload.tool_wait_ms);
             world.start_node(COORDINATOR, move || {
-                let service = imp.boot(env.clone());
-                *slot.lock().expect("slot") = Some(service.clone());
-                env.net.serve(COORDINATOR, coordinator_handler(service, wait));
-                let _ = &w;
-                std::future::pending::<()>()
+                let (imp, env, slot) = (imp.clone(), env.clone(), slot.clone());
+                // Boot *inside* the node's task: whatever the coordinator
+                // spawns must die with this incarnation (regression
+                // `recovery-ran-on-the-supervisor`). The init closure itself
+                // runs in the context of whoever calls restart.
+                async move {
+                    let service = imp.boot(env.clone());
+                    *slot.lock().expect("slot") = Some(service.clone());
+                    env.net.serve(COORDINATOR, coordinator_handler(service, wait));
+                    std::future::pending::<()>().await
+                }
             });
         }
 

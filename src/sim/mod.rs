@@ -5,7 +5,6 @@
 //! through a trait.
 
 pub mod clock;
-pub mod demo;
 pub mod disk;
 pub mod faults;
 pub mod net;

@@ -118,6 +118,10 @@ impl World {
 
     /// Start a node. `init` runs at boot and again at every restart; state
     /// it needs to survive a crash (its disk) must be created outside it.
+    ///
+    /// `init` itself runs in the context of whoever starts or restarts the
+    /// node (the supervisor); only the future it returns runs *on* the node.
+    /// Spawn and start work inside that future, or it outlives crashes.
     pub fn start_node<F, Fut>(&self, name: &str, init: F)
     where
         F: Fn() -> Fut + Send + Sync + 'static,
