@@ -9,7 +9,10 @@ fn main() {
     let plan = sagasim::checkout::run::plan_for(&s, seed);
     if args.iter().any(|a| a == "--shrink") {
         let (small, inv, runs) = shrink_failure(&s, seed, &plan, reference()).expect("fails");
-        println!("{inv} after {runs} runs: {}", serde_json::to_string_pretty(&small).unwrap());
+        println!(
+            "{inv} after {runs} runs: {}",
+            serde_json::to_string_pretty(&small).unwrap()
+        );
         return;
     }
     let c = run_checked(&s, seed, &plan, TraceMode::Full, reference());

@@ -97,7 +97,10 @@ pub fn fuzz(
     results.retain(|r| !r.skipped);
     results.sort_by_key(|r| r.seed);
     let ran = results.len() as u64;
-    let failing: Vec<SeedResult> = results.into_iter().filter(|r| r.failure.is_some()).collect();
+    let failing: Vec<SeedResult> = results
+        .into_iter()
+        .filter(|r| r.failure.is_some())
+        .collect();
     FuzzSummary {
         scenario: scenario.to_string(),
         seeds: ran,
@@ -134,8 +137,10 @@ impl FuzzSummary {
                 first.scenario, other.scenario
             ));
         }
-        let mut failing: Vec<SeedResult> =
-            parts.iter().flat_map(|p| p.failing.iter().cloned()).collect();
+        let mut failing: Vec<SeedResult> = parts
+            .iter()
+            .flat_map(|p| p.failing.iter().cloned())
+            .collect();
         failing.sort_by_key(|r| r.seed);
         failing.dedup_by_key(|r| r.seed);
         let seeds = parts.iter().map(|p| p.seeds).sum();
@@ -165,7 +170,13 @@ mod tests {
             shard: None,
         };
         let mut union: Vec<u64> = (1..=4)
-            .flat_map(|k| FuzzConfig { shard: Some((k, 4)), ..all }.seed_list())
+            .flat_map(|k| {
+                FuzzConfig {
+                    shard: Some((k, 4)),
+                    ..all
+                }
+                .seed_list()
+            })
             .collect();
         union.sort();
         assert_eq!(union, all.seed_list());
@@ -195,13 +206,30 @@ mod tests {
 
         // Shards merged equal one run.
         let shards: Vec<FuzzSummary> = (1..=3)
-            .map(|k| fuzz("t", &FuzzConfig { shard: Some((k, 3)), ..cfg }, run, |_, _| {}))
+            .map(|k| {
+                fuzz(
+                    "t",
+                    &FuzzConfig {
+                        shard: Some((k, 3)),
+                        ..cfg
+                    },
+                    run,
+                    |_, _| {},
+                )
+            })
             .collect();
         let merged = FuzzSummary::merge(&shards).unwrap();
         assert_eq!(merged.seeds, one.seeds);
         assert_eq!(merged.failing, one.failing);
         let back: FuzzSummary = serde_json::from_str(&merged.json_line()).unwrap();
         assert_eq!(back.failing, merged.failing);
-        assert!(FuzzSummary::merge(&[one.clone(), FuzzSummary { scenario: "u".into(), ..one }]).is_err());
+        assert!(FuzzSummary::merge(&[
+            one.clone(),
+            FuzzSummary {
+                scenario: "u".into(),
+                ..one
+            }
+        ])
+        .is_err());
     }
 }

@@ -45,7 +45,13 @@ pub fn reference() -> Arc<dyn CoordinatorImpl> {
 
 /// Fuzz one seed of `s` with the reference coordinator.
 pub fn fuzz_seed(s: &Scenario, seed: u64) -> SeedResult {
-    let c = run_checked(s, seed, &plan_for(s, seed), TraceMode::HashOnly, reference());
+    let c = run_checked(
+        s,
+        seed,
+        &plan_for(s, seed),
+        TraceMode::HashOnly,
+        reference(),
+    );
     SeedResult {
         seed,
         trace_hash: c.trace.hash,

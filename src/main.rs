@@ -178,7 +178,13 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
         } => {
             let s = load(&scenario)?;
             let plan = plan_for(&s, seed);
-            Ok(verdict_exit(show_run(&s, seed, &plan, !quiet, &replay_cmd(&scenario, seed))))
+            Ok(verdict_exit(show_run(
+                &s,
+                seed,
+                &plan,
+                !quiet,
+                &replay_cmd(&scenario, seed),
+            )))
         }
         Command::Replay {
             scenario,
@@ -252,8 +258,12 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
         } => {
             let s = load(&scenario)?;
             let plan = plan_for(&s, seed);
-            let Some((small, invariant, runs)) = shrink_failure(&s, seed, &plan, reference()) else {
-                println!("seed {seed} of {} holds every invariant: nothing to shrink", s.name);
+            let Some((small, invariant, runs)) = shrink_failure(&s, seed, &plan, reference())
+            else {
+                println!(
+                    "seed {seed} of {} holds every invariant: nothing to shrink",
+                    s.name
+                );
                 return Ok(ExitCode::SUCCESS);
             };
             std::fs::create_dir_all(&out)?;
@@ -271,7 +281,10 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
                 plan.len(),
                 small.len()
             );
-            println!("{}", serde_json::to_string_pretty(&small).expect("serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&small).expect("serialises")
+            );
             println!("wrote {}", path.display());
             println!(
                 "replay: cargo run --release -- replay {} --plan {}",

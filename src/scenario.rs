@@ -313,19 +313,34 @@ impl Scenario {
         if w.price_cents <= 0 {
             return Err("workload.price_cents must be positive (integer cents)".into());
         }
-        if let Some(a) = w.declining_agents.iter().find(|a| **a == 0 || **a > w.agents) {
-            return Err(format!("workload.declining_agents names agent {a}, not in 1..={}", w.agents));
+        if let Some(a) = w
+            .declining_agents
+            .iter()
+            .find(|a| **a == 0 || **a > w.agents)
+        {
+            return Err(format!(
+                "workload.declining_agents names agent {a}, not in 1..={}",
+                w.agents
+            ));
         }
         if w.tool_timeout_ms == 0 || w.agent_attempts_max == 0 {
             return Err("workload.tool_timeout_ms and agent_attempts_max must be positive".into());
         }
-        let total = self.phases.safety_ms.saturating_add(self.phases.liveness_ms);
+        let total = self
+            .phases
+            .safety_ms
+            .saturating_add(self.phases.liveness_ms);
         if total > MAX_SIM_MS {
             return Err(format!(
                 "phases: safety_ms + liveness_ms = {total} exceeds the limit of {MAX_SIM_MS} ms"
             ));
         }
-        let longest_delay = self.faults.max_delay_ms + self.timeouts.stripe_ms.max(self.timeouts.salesforce_ms).max(self.timeouts.inventory_ms);
+        let longest_delay = self.faults.max_delay_ms
+            + self
+                .timeouts
+                .stripe_ms
+                .max(self.timeouts.salesforce_ms)
+                .max(self.timeouts.inventory_ms);
         if self.coordinator.late_window_ms <= longest_delay {
             return Err(format!(
                 "coordinator.late_window_ms = {} must exceed the longest in-flight time \
@@ -417,7 +432,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("bad.toml: line 3, column 10"), "{e}");
-        let e = Scenario::parse("name = \"x\"\nbogus = 1\n", "b.toml").unwrap_err().to_string();
+        let e = Scenario::parse("name = \"x\"\nbogus = 1\n", "b.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "{e}");
         assert!(e.contains("bogus"), "{e}");
     }
@@ -428,16 +445,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("workload.agents"), "{e}");
-        let e = Scenario::parse("name = \"x\"\n[workload]\nroom_type = \"suite\"\n", "l.toml")
-            .unwrap_err()
-            .to_string();
+        let e = Scenario::parse(
+            "name = \"x\"\n[workload]\nroom_type = \"suite\"\n",
+            "l.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("suite"), "{e}");
     }
 
     #[test]
     fn unknown_scenario_lists_known_ones() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-        let e = Scenario::load("no-such-thing", &dir).unwrap_err().to_string();
+        let e = Scenario::load("no-such-thing", &dir)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown scenario `no-such-thing`"), "{e}");
         assert!(e.contains(DEFAULT_SCENARIO), "{e}");
     }

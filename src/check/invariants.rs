@@ -256,7 +256,9 @@ fn durable_intents(out: &RunOutcome) -> BTreeMap<String, u64> {
     for d in &out.log {
         if let LogRecord::Intent { key, .. } = &d.record {
             let t = d.synced_at_us / 1000;
-            m.entry(key.clone()).and_modify(|x| *x = (*x).min(t)).or_insert(t);
+            m.entry(key.clone())
+                .and_modify(|x| *x = (*x).min(t))
+                .or_insert(t);
         }
     }
     m
@@ -268,7 +270,12 @@ fn log_discipline(cx: &mut Ctx<'_>) {
     for pi in cx.out.stripe.payment_intents.values() {
         let key = pi.idempotency_key.clone().unwrap_or_default();
         let at = cx.clocks.elapsed_at("stripe", pi.created_ms);
-        effects.push((key, "stripe".into(), at, format!("payment intent {}", pi.id)));
+        effects.push((
+            key,
+            "stripe".into(),
+            at,
+            format!("payment intent {}", pi.id),
+        ));
     }
     for h in cx.out.inventory.holds.values() {
         let key = h.client_ref.clone().unwrap_or_default();
@@ -278,13 +285,23 @@ fn log_discipline(cx: &mut Ctx<'_>) {
     for rec in cx.out.salesforce.records.values() {
         let Some(ext) = rec.external_id.as_deref() else {
             let at = cx.clocks.elapsed_at("salesforce", rec.created_ms);
-            effects.push((String::new(), "salesforce".into(), at, format!("record {}", rec.id)));
+            effects.push((
+                String::new(),
+                "salesforce".into(),
+                at,
+                format!("record {}", rec.id),
+            ));
             continue;
         };
         let saga = SagaId::for_business_key(ext.strip_prefix("saga-").unwrap_or(ext));
         let key = action_key(&saga, "crm_record");
         let at = cx.clocks.elapsed_at("salesforce", rec.created_ms);
-        effects.push((key, "salesforce".into(), at, format!("{} {}", rec.object, rec.id)));
+        effects.push((
+            key,
+            "salesforce".into(),
+            at,
+            format!("{} {}", rec.object, rec.id),
+        ));
     }
     for (key, service, at, what) in effects {
         match intents.get(&key) {
@@ -329,10 +346,19 @@ fn eventual(
         .collect();
     for (saga, key) in started {
         let Some(status) = finals.get(saga) else {
-            cx.eventually("terminal", key, format!("{} is not finalized in the log", saga.as_str()));
+            cx.eventually(
+                "terminal",
+                key,
+                format!("{} is not finalized in the log", saga.as_str()),
+            );
             continue;
         };
-        let input = cx.out.inputs.iter().find(|i| &i.business_key == key).cloned();
+        let input = cx
+            .out
+            .inputs
+            .iter()
+            .find(|i| &i.business_key == key)
+            .cloned();
         let Some(input) = input else {
             continue;
         };
@@ -351,7 +377,12 @@ fn eventual(
                 .records
                 .values()
                 .filter(|r| r.object == object && r.external_id.as_deref() == Some(saga.as_str()))
-                .map(|r| r.fields.get(field).and_then(|v| v.as_str()).map(str::to_string))
+                .map(|r| {
+                    r.fields
+                        .get(field)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                })
                 .collect()
         };
         let booking_status = sf(BOOKING, BOOKING_STATUS);
@@ -379,7 +410,11 @@ fn eventual(
                     wrong.push(format!("CRM opportunity stage {stage:?}"));
                 }
                 if !wrong.is_empty() {
-                    cx.eventually("all-or-nothing", key, format!("completed, but {}", wrong.join("; ")));
+                    cx.eventually(
+                        "all-or-nothing",
+                        key,
+                        format!("completed, but {}", wrong.join("; ")),
+                    );
                 }
             }
             Decision::Compensated { .. } => {
@@ -400,21 +435,35 @@ fn eventual(
                     wrong.push(format!("CRM opportunity stage {stage:?}"));
                 }
                 if !wrong.is_empty() {
-                    cx.eventually("all-or-nothing", key, format!("compensated, but {}", wrong.join("; ")));
+                    cx.eventually(
+                        "all-or-nothing",
+                        key,
+                        format!("compensated, but {}", wrong.join("; ")),
+                    );
                 }
             }
             Decision::NeedsOperator { reason } => {
                 if !scenario.checks.needs_operator_allowed {
-                    cx.eventually("needs-operator", key, format!("ended NeedsOperator: {reason}"));
+                    cx.eventually(
+                        "needs-operator",
+                        key,
+                        format!("ended NeedsOperator: {reason}"),
+                    );
                 } else if reason.trim().is_empty() {
-                    cx.eventually("needs-operator", key, "NeedsOperator without a reason".into());
+                    cx.eventually(
+                        "needs-operator",
+                        key,
+                        "NeedsOperator without a reason".into(),
+                    );
                 }
             }
         }
     }
     // Every agent that was answered "decided" must have a finalized saga.
     for a in &cx.out.agents {
-        if a.answer.as_ref().is_some_and(|s| !matches!(s, crate::saga::SagaStatus::Rejected { .. }))
+        if a.answer
+            .as_ref()
+            .is_some_and(|s| !matches!(s, crate::saga::SagaStatus::Rejected { .. }))
             && !started.values().any(|k| k == &a.business_key)
         {
             cx.eventually(

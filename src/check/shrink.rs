@@ -16,7 +16,10 @@ pub const MAX_SHRINK_RUNS: usize = 20_000;
 
 /// Shrink `plan` while `still_fails(candidate)` holds. Returns the smallest
 /// plan found and the number of runs made.
-pub fn shrink(plan: &FaultPlan, mut still_fails: impl FnMut(&FaultPlan) -> bool) -> (FaultPlan, usize) {
+pub fn shrink(
+    plan: &FaultPlan,
+    mut still_fails: impl FnMut(&FaultPlan) -> bool,
+) -> (FaultPlan, usize) {
     let mut best = plan.clone();
     let mut runs = 0usize;
     // Coarse passes: drop chunks of faults at once.

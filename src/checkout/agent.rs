@@ -84,7 +84,12 @@ pub async fn run_agent(
             .await;
         match reply {
             Ok(Response::Checkout(status)) if status.is_decided() => {
-                emit!(plan.name, "tool-answer", "{}: {status:?}", plan.input.business_key);
+                emit!(
+                    plan.name,
+                    "tool-answer",
+                    "{}: {status:?}",
+                    plan.input.business_key
+                );
                 let mut r = record.lock().expect("agent record");
                 r.answer = Some(status);
                 r.answered_ms = Some(elapsed_ms());

@@ -93,7 +93,12 @@ impl HotelClient {
     async fn stripe(&self, req: StripeRequest) -> Reply<StripeResponse> {
         match self
             .net
-            .call(&self.node, STRIPE, Request::Stripe(req), self.stripe_timeout)
+            .call(
+                &self.node,
+                STRIPE,
+                Request::Stripe(req),
+                self.stripe_timeout,
+            )
             .await?
         {
             Response::Stripe(r) => Ok(r),
@@ -147,14 +152,16 @@ impl HotelClient {
             }
             ("crm_record", Op::Reconcile) => self.crm_find(call, None).await,
             ("crm_record", Op::Compensate) => {
-                self.crm_write(call, STATUS_CANCELLED, STAGE_LOST, false).await
+                self.crm_write(call, STATUS_CANCELLED, STAGE_LOST, false)
+                    .await
             }
             ("confirm_room", Op::Action) => self.confirm(call).await,
             ("confirm_room", Op::Reconcile) => self.find_confirmed(call).await,
             ("capture", Op::Action) => self.capture(call).await,
             ("capture", Op::Reconcile) => self.find_captured(call).await,
             ("crm_close_won", Op::Action) => {
-                self.crm_write(call, STATUS_CONFIRMED, STAGE_WON, false).await
+                self.crm_write(call, STATUS_CONFIRMED, STAGE_WON, false)
+                    .await
             }
             ("crm_close_won", Op::Reconcile) => self.crm_find(call, Some(STAGE_WON)).await,
             (step, op) => Outcome::rejected(&format!("the checkout has no {op:?} for step {step}")),
@@ -296,7 +303,9 @@ impl HotelClient {
             Err(e) => net_outcome(e),
             Ok(r) => match r.payment_intent() {
                 Some(pi) if is_live(pi) => Outcome::applied(&pi.id),
-                Some(pi) => Outcome::rejected(&format!("payment intent {} is {:?}", pi.id, pi.status)),
+                Some(pi) => {
+                    Outcome::rejected(&format!("payment intent {} is {:?}", pi.id, pi.status))
+                }
                 None => classify_stripe(&r),
             },
         }
@@ -319,7 +328,12 @@ impl HotelClient {
     async fn find_intents(&self, call: &StepCall) -> Outcome {
         match self.search_intents(&call.key).await {
             Err(o) => reconcile_failure(o),
-            Ok(list) => found(list.iter().filter(|pi| is_live(pi)).map(|pi| pi.id.clone()).collect()),
+            Ok(list) => found(
+                list.iter()
+                    .filter(|pi| is_live(pi))
+                    .map(|pi| pi.id.clone())
+                    .collect(),
+            ),
         }
     }
 
@@ -458,11 +472,17 @@ impl HotelClient {
             ("Room_Type__c".to_string(), json!(call.input.room_type)),
             ("First_Night__c".to_string(), json!(call.input.first_night)),
             ("Nights__c".to_string(), json!(call.input.nights)),
-            ("Amount_Cents__c".to_string(), json!(call.input.amount_cents)),
+            (
+                "Amount_Cents__c".to_string(),
+                json!(call.input.amount_cents),
+            ),
         ]
         .into();
         let opportunity: BTreeMap<String, Value> = [
-            ("Name".to_string(), json!(format!("Stay {}", call.input.business_key))),
+            (
+                "Name".to_string(),
+                json!(format!("Stay {}", call.input.business_key)),
+            ),
             (STAGE.to_string(), json!(stage)),
             ("CloseDate".to_string(), json!("2026-01-01")),
             ("Amount".to_string(), json!(call.input.amount_cents)),
@@ -584,9 +604,9 @@ fn found(mut refs: Vec<String>) -> Outcome {
 /// A reconcile that could not find out is `Unknown`, whatever the reason.
 fn reconcile_failure(o: Outcome) -> Outcome {
     match o {
-        Outcome::Unknown { reason } | Outcome::Transient { reason } | Outcome::Rejected { reason } => {
-            Outcome::Unknown { reason }
-        }
+        Outcome::Unknown { reason }
+        | Outcome::Transient { reason }
+        | Outcome::Rejected { reason } => Outcome::Unknown { reason },
         other => other,
     }
 }

@@ -23,7 +23,7 @@ use crate::sim::disk::Durable;
 use crate::sim::faults::{FaultPlan, Topology};
 use crate::sim::net::{Handler, NetStats};
 use crate::sim::rng::{between, mix};
-use crate::sim::serve::serve_model;
+use crate::sim::serve::{serve_model, ServiceLatency};
 use crate::sim::{simulate, Net, PhaseReport, World};
 use crate::trace::{Trace, TraceMode};
 
@@ -102,7 +102,42 @@ pub fn input_of(s: &Scenario, n: u32) -> SagaInput {
 
 type Slot = Arc<Mutex<Option<Arc<dyn CheckoutService>>>>;
 
-fn coordinator_handler(service: Arc<dyn CheckoutService>, wait: Duration) -> Handler<Request, Response> {
+/// Start a service node serving `model` (whose state outlives crashes).
+fn serve<M>(
+    world: &World,
+    net: &Net<Request, Response>,
+    name: &'static str,
+    model: &Arc<Mutex<M>>,
+    latency: ServiceLatency,
+    unwrap: fn(Request) -> Option<M::Request>,
+    wrap: fn(M::Response) -> Response,
+) where
+    M: ServiceModel + Send + 'static,
+    M::Request: Send,
+    M::Response: Send,
+{
+    let (w, n, m) = (world.clone(), net.clone(), model.clone());
+    world.start_node(name, move || {
+        n.serve(
+            name,
+            serve_model(
+                &w,
+                name,
+                m.clone(),
+                latency,
+                unwrap,
+                wrap,
+                Response::Misrouted,
+            ),
+        );
+        std::future::pending::<()>()
+    });
+}
+
+fn coordinator_handler(
+    service: Arc<dyn CheckoutService>,
+    wait: Duration,
+) -> Handler<Request, Response> {
     Arc::new(move |req, _delivery| {
         let service = service.clone();
         Box::pin(async move {
@@ -134,66 +169,42 @@ pub fn run(
         let stripe = Arc::new(Mutex::new(Stripe::new(s.stripe_config())));
         let salesforce = Arc::new(Mutex::new(Salesforce::new(s.salesforce.clone())));
         let inventory = Arc::new(Mutex::new(Inventory::new(s.inventory.clone())));
-        {
-            let (w, n, m, lat) = (world.clone(), net.clone(), stripe.clone(), s.latency.stripe);
-            world.start_node(STRIPE, move || {
-                n.serve(
-                    STRIPE,
-                    serve_model(
-                        &w,
-                        STRIPE,
-                        m.clone(),
-                        lat,
-                        |r| match r {
-                            Request::Stripe(x) => Ok(x),
-                            _ => Err(Response::Misrouted),
-                        },
-                        Response::Stripe,
-                    ),
-                );
-                std::future::pending::<()>()
-            });
-        }
-        {
-            let (w, n, m, lat) = (world.clone(), net.clone(), salesforce.clone(), s.latency.salesforce);
-            world.start_node(SALESFORCE, move || {
-                n.serve(
-                    SALESFORCE,
-                    serve_model(
-                        &w,
-                        SALESFORCE,
-                        m.clone(),
-                        lat,
-                        |r| match r {
-                            Request::Salesforce(x) => Ok(x),
-                            _ => Err(Response::Misrouted),
-                        },
-                        Response::Salesforce,
-                    ),
-                );
-                std::future::pending::<()>()
-            });
-        }
-        {
-            let (w, n, m, lat) = (world.clone(), net.clone(), inventory.clone(), s.latency.inventory);
-            world.start_node(INVENTORY, move || {
-                n.serve(
-                    INVENTORY,
-                    serve_model(
-                        &w,
-                        INVENTORY,
-                        m.clone(),
-                        lat,
-                        |r| match r {
-                            Request::Inventory(x) => Ok(x),
-                            _ => Err(Response::Misrouted),
-                        },
-                        Response::Inventory,
-                    ),
-                );
-                std::future::pending::<()>()
-            });
-        }
+        serve(
+            &world,
+            &net,
+            STRIPE,
+            &stripe,
+            s.latency.stripe,
+            |r| match r {
+                Request::Stripe(x) => Some(x),
+                _ => None,
+            },
+            Response::Stripe,
+        );
+        serve(
+            &world,
+            &net,
+            SALESFORCE,
+            &salesforce,
+            s.latency.salesforce,
+            |r| match r {
+                Request::Salesforce(x) => Some(x),
+                _ => None,
+            },
+            Response::Salesforce,
+        );
+        serve(
+            &world,
+            &net,
+            INVENTORY,
+            &inventory,
+            s.latency.inventory,
+            |r| match r {
+                Request::Inventory(x) => Some(x),
+                _ => None,
+            },
+            Response::Inventory,
+        );
 
         // The coordinator: booted from its disk at start and every restart.
         let disk = world.disk::<LogRecord>(COORDINATOR);
@@ -221,7 +232,8 @@ pub fn run(
                 async move {
                     let service = imp.boot(env.clone());
                     *slot.lock().expect("slot") = Some(service.clone());
-                    env.net.serve(COORDINATOR, coordinator_handler(service, wait));
+                    env.net
+                        .serve(COORDINATOR, coordinator_handler(service, wait));
                     std::future::pending::<()>().await
                 }
             });
@@ -242,19 +254,27 @@ pub fn run(
             let plan = AgentPlan {
                 name: name.clone(),
                 input: input_of(&s, n),
-                start_at_ms: between(mix(seed, &[0xa9e7, u64::from(n)]), 0, s.workload.start_spread_ms),
+                start_at_ms: between(
+                    mix(seed, &[0xa9e7, u64::from(n)]),
+                    0,
+                    s.workload.start_spread_ms,
+                ),
                 timeout: Duration::from_millis(s.workload.tool_timeout_ms),
                 retry: Duration::from_millis(s.workload.agent_retry_ms),
                 attempts_max: s.workload.agent_attempts_max,
             };
             let (net, record) = (net.clone(), records[n as usize - 1].clone());
-            world.start_node(&name, move || run_agent(net.clone(), plan.clone(), record.clone()));
+            world.start_node(&name, move || {
+                run_agent(net.clone(), plan.clone(), record.clone())
+            });
         }
 
         let done = {
             let (slot, records, net) = (slot.clone(), records.clone(), net.clone());
             move || {
-                records.iter().all(|r| r.lock().expect("agent record").finished)
+                records
+                    .iter()
+                    .all(|r| r.lock().expect("agent record").finished)
                     && slot
                         .lock()
                         .expect("slot")
@@ -297,7 +317,10 @@ pub fn run(
             salesforce: salesforce_truth,
             inventory: inventory_truth,
             log: disk.durable(),
-            agents: records.iter().map(|r| r.lock().expect("agent record").clone()).collect(),
+            agents: records
+                .iter()
+                .map(|r| r.lock().expect("agent record").clone())
+                .collect(),
             inputs: (1..=s.workload.agents).map(|n| input_of(&s, n)).collect(),
             net: net.stats(),
             coordinator_quiescent,

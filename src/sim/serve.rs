@@ -67,22 +67,24 @@ impl<M: ServiceModel> Drop for AbortOnDrop<M> {
 }
 
 /// A handler that serves `model` on node `node`. `unwrap` takes the model's
-/// request out of the wire request (None: not for this service → `reject`),
-/// `wrap` puts the model's response into the wire response.
+/// request out of the wire request (`None`: not for this service, answered
+/// with `misrouted`), `wrap` puts the model's response into the wire
+/// response.
 pub fn serve_model<M, Req, Resp>(
     world: &World,
     node: &str,
     model: Arc<Mutex<M>>,
     latency: ServiceLatency,
-    unwrap: fn(Req) -> Result<M::Request, Resp>,
+    unwrap: fn(Req) -> Option<M::Request>,
     wrap: fn(M::Response) -> Resp,
+    misrouted: Resp,
 ) -> Handler<Req, Resp>
 where
     M: ServiceModel + Send + 'static,
     M::Request: Send,
     M::Response: Send,
     Req: Send + 'static,
-    Resp: Send + 'static,
+    Resp: Clone + Send + Sync + 'static,
 {
     let world = world.clone();
     let node = node.to_string();
@@ -91,10 +93,10 @@ where
         let world = world.clone();
         let node = node.clone();
         let model = model.clone();
+        let misrouted = misrouted.clone();
         Box::pin(async move {
-            let req = match unwrap(req) {
-                Ok(r) => r,
-                Err(resp) => return resp,
+            let Some(req) = unwrap(req) else {
+                return misrouted;
             };
             let now = world.clock_ms(&node);
             let begun = model

@@ -17,9 +17,13 @@ fn each_seed_alone_on_a_fresh_thread_equals_all_seeds_in_one_loop() {
     let s = scenario();
     let in_loop: Vec<u64> = {
         let s = s.clone();
-        std::thread::spawn(move || (0..SEEDS).map(|seed| fuzz_seed(&s, seed).trace_hash).collect())
-            .join()
-            .unwrap()
+        std::thread::spawn(move || {
+            (0..SEEDS)
+                .map(|seed| fuzz_seed(&s, seed).trace_hash)
+                .collect()
+        })
+        .join()
+        .unwrap()
     };
     let alone: Vec<u64> = (0..SEEDS)
         .map(|seed| {

@@ -5,4 +5,5 @@ mod checkout;
 mod determinism;
 mod disk;
 mod regressions;
+mod scenarios;
 mod transport;

@@ -17,7 +17,11 @@ fn every_regression_plan_now_holds_every_invariant() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no regression files in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no regression files in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for f in &files {
         let r = Regression::load(f).unwrap();
