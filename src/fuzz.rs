@@ -7,6 +7,7 @@
 //! Not here: what one seed runs (the caller's closure) or output format
 //! beyond the summary (the binary prints).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -43,6 +44,9 @@ pub struct SeedResult {
     /// Not run (`--stop-on-failure` stopped the loop first).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+    /// Coverage points this seed hit (totalled into the summary).
+    #[serde(skip)]
+    pub coverage: BTreeMap<String, u64>,
 }
 
 /// What a fuzz run found. Serialised, it is the `--json` summary line.
@@ -57,6 +61,15 @@ pub struct FuzzSummary {
     pub seeds_per_s: f64,
     /// Every failing seed with its reason, in seed order.
     pub failing: Vec<SeedResult>,
+    /// Coverage points: how many seeds hit each.
+    #[serde(default)]
+    pub coverage: BTreeMap<String, u64>,
+}
+
+fn add_coverage(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_insert(0) += v;
+    }
 }
 
 /// Run `run_one` for every seed of `cfg` on `cfg.jobs` threads.
@@ -97,6 +110,10 @@ pub fn fuzz(
     results.retain(|r| !r.skipped);
     results.sort_by_key(|r| r.seed);
     let ran = results.len() as u64;
+    let mut coverage = BTreeMap::new();
+    for r in &results {
+        add_coverage(&mut coverage, &r.coverage);
+    }
     let failing: Vec<SeedResult> = results
         .into_iter()
         .filter(|r| r.failure.is_some())
@@ -109,6 +126,7 @@ pub fn fuzz(
         elapsed_s,
         seeds_per_s: rate(ran, elapsed_s),
         failing,
+        coverage,
     }
 }
 
@@ -145,6 +163,10 @@ impl FuzzSummary {
         failing.dedup_by_key(|r| r.seed);
         let seeds = parts.iter().map(|p| p.seeds).sum();
         let elapsed_s = parts.iter().map(|p| p.elapsed_s).fold(0.0, f64::max);
+        let mut coverage = BTreeMap::new();
+        for p in parts {
+            add_coverage(&mut coverage, &p.coverage);
+        }
         Ok(FuzzSummary {
             scenario: first.scenario.clone(),
             seeds,
@@ -153,6 +175,7 @@ impl FuzzSummary {
             elapsed_s,
             seeds_per_s: rate(seeds, elapsed_s),
             failing,
+            coverage,
         })
     }
 }
@@ -191,6 +214,7 @@ mod tests {
             trace_hash: seed * 7,
             failure: (seed % 13 == 0).then(|| format!("bad {seed}")),
             skipped: false,
+            coverage: [("odd".to_string(), seed % 2)].into(),
         };
         let cfg = FuzzConfig {
             start: 1,
@@ -221,6 +245,8 @@ mod tests {
         let merged = FuzzSummary::merge(&shards).unwrap();
         assert_eq!(merged.seeds, one.seeds);
         assert_eq!(merged.failing, one.failing);
+        assert_eq!(merged.coverage, one.coverage);
+        assert_eq!(one.coverage["odd"], 50);
         let back: FuzzSummary = serde_json::from_str(&merged.json_line()).unwrap();
         assert_eq!(back.failing, merged.failing);
         assert!(FuzzSummary::merge(&[

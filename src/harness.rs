@@ -57,6 +57,7 @@ pub fn fuzz_seed(s: &Scenario, seed: u64) -> SeedResult {
         trace_hash: c.trace.hash,
         failure: c.verdict.first().map(|v| v.to_string()),
         skipped: false,
+        coverage: crate::check::coverage::coverage(&c.outcome).0,
     }
 }
 

@@ -419,6 +419,7 @@ fn run_fuzz(
                     trace_hash: 0,
                     failure: None,
                     skipped: true,
+                    coverage: Default::default(),
                 };
             }
             let mut r = fuzz_seed(s, seed);
@@ -461,6 +462,16 @@ fn print_summary(arg: &ScenarioArg, summary: &FuzzSummary, json: bool) {
     }
     if summary.failing.len() > 20 {
         println!("… and {} more failing seeds", summary.failing.len() - 20);
+    }
+    if !json {
+        println!("coverage (seeds that hit each path):");
+        for point in sagasim::check::coverage::POINTS {
+            let hits = summary.coverage.get(*point).copied().unwrap_or(0);
+            println!(
+                "  {hits:>8}  {point}{}",
+                if hits == 0 { "   <- never hit" } else { "" }
+            );
+        }
     }
     println!(
         "{}: {} seeds, {} failures, {:.1} s, {:.0} seeds/s",

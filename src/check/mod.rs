@@ -6,6 +6,7 @@
 //! Not here: running anything, or deciding what a scenario allows beyond
 //! its `checks` section.
 
+pub mod coverage;
 pub mod invariants;
 pub mod regression;
 pub mod shrink;

@@ -237,6 +237,10 @@ pub struct InventoryGroundTruth {
     pub holds: BTreeMap<u64, Hold>,
     /// Every booking, by number (`bk-N` ↦ N), in confirmation order.
     pub bookings: BTreeMap<u64, Booking>,
+    /// Hold requests answered with the existing hold of their honoured
+    /// `client_ref` (a retry or duplicate that made no second hold).
+    #[serde(default)]
+    pub client_ref_dedupes: u64,
 }
 
 fn parse_id(id: &str, prefix: &str) -> Option<u64> {
@@ -480,6 +484,7 @@ impl Inventory {
             overbooking_limit: config.overbooking_limit,
             holds: BTreeMap::new(),
             bookings: BTreeMap::new(),
+            client_ref_dedupes: 0,
         };
         Inventory {
             config,
@@ -627,7 +632,9 @@ impl Inventory {
                             && existing.first_night == *first_night
                             && existing.nights == *nights;
                         return if same {
-                            InventoryResponse::ok(200, InventoryBody::Hold((*existing).clone()))
+                            let existing = (*existing).clone();
+                            self.truth.client_ref_dedupes += 1;
+                            InventoryResponse::ok(200, InventoryBody::Hold(existing))
                         } else {
                             InventoryResponse::error(
                                 409,

@@ -226,6 +226,10 @@ pub struct StripeGroundTruth {
     pub refunds: BTreeMap<String, Refund>,
     /// Every money movement, in the order it was applied.
     pub ledger: Vec<LedgerEntry>,
+    /// Requests answered from the idempotency store (a retry or duplicate
+    /// that did not execute again).
+    #[serde(default)]
+    pub idempotent_replays: u64,
 }
 
 impl StripeGroundTruth {
@@ -1171,6 +1175,7 @@ impl ServiceModel for Stripe {
                 }
                 let mut replay = stored.response.clone();
                 replay.idempotent_replayed = true;
+                self.truth.idempotent_replays += 1;
                 return Begin::Done(replay);
             }
             if let Some(&ticket) = self.keys_in_flight.get(key) {

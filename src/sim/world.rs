@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +52,9 @@ struct Inner {
     clocks: Clocks,
     fsync_latency: Duration,
     faults_on: AtomicBool,
+    /// Crashes and pauses the nemesis applied (for coverage).
+    crashes: AtomicU64,
+    pauses: AtomicU64,
     names: Vec<String>,
     nodes: Mutex<BTreeMap<String, NodeRec>>,
     crash_hooks: Mutex<BTreeMap<String, Vec<CrashHook>>>,
@@ -72,6 +75,9 @@ pub struct PhaseReport {
     pub end_ms: u64,
     /// Whether the system was done (quiescent) before the liveness limit.
     pub converged: bool,
+    /// Node crashes and pauses that happened.
+    pub crashes: u64,
+    pub pauses: u64,
 }
 
 impl World {
@@ -86,6 +92,8 @@ impl World {
                 clocks,
                 fsync_latency,
                 faults_on: AtomicBool::new(true),
+                crashes: AtomicU64::new(0),
+                pauses: AtomicU64::new(0),
                 names: node_names.iter().map(|s| s.to_string()).collect(),
                 nodes: Mutex::new(BTreeMap::new()),
                 crash_hooks: Mutex::new(BTreeMap::new()),
@@ -192,6 +200,7 @@ impl World {
             rec.paused = false;
             rec.handle.id()
         };
+        self.inner.crashes.fetch_add(1, Ordering::Relaxed);
         emit!("world", "crash", "{node}");
         Handle::current().kill(id);
         if let Some(hooks) = self.inner.crash_hooks.lock().expect("world lock").get(node) {
@@ -228,6 +237,7 @@ impl World {
             rec.paused = true;
             rec.handle.id()
         };
+        self.inner.pauses.fetch_add(1, Ordering::Relaxed);
         emit!("world", "pause", "{node}");
         Handle::current().pause(id);
     }
@@ -329,6 +339,8 @@ impl World {
             safety_end_ms,
             end_ms,
             converged,
+            crashes: self.inner.crashes.load(Ordering::Relaxed),
+            pauses: self.inner.pauses.load(Ordering::Relaxed),
         }
     }
 }

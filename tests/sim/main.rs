@@ -4,6 +4,7 @@
 mod checkout;
 mod determinism;
 mod disk;
+mod props;
 mod regressions;
 mod scenarios;
 mod transport;

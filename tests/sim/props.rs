@@ -1,0 +1,232 @@
+//! Property tests: the hotel checkout under *generated* fault plans, every
+//! invariant asserted; proptest shrinks a failing plan to the faults that
+//! matter. `SAGASIM_SEED=N cargo test` reruns with seed N (swarm test: that
+//! seed only; property test: proptest's RNG seeded with N).
+//! `PROPTEST_CASES` raises the number of generated plans (default 256).
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed, TestRunner};
+
+use sagasim::check::coverage::{Coverage, POINTS};
+use sagasim::checkout::run::{plan_for, topology};
+use sagasim::fuzz::{fuzz, FuzzConfig};
+use sagasim::harness::{fuzz_seed, reference, run_checked};
+use sagasim::services::Injected;
+use sagasim::sim::clock::ClockSkew;
+use sagasim::sim::faults::{Brownout, CallFault, CallFaultKind, Crash, Partition, Pause, Topology};
+use sagasim::sim::FaultPlan;
+use sagasim::trace::TraceMode;
+
+use crate::checkout::scenario;
+
+/// `SAGASIM_SEED`, if set (a bad value is a loud error, not a silent default).
+fn env_seed() -> Option<u64> {
+    let v = std::env::var("SAGASIM_SEED").ok()?;
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("SAGASIM_SEED={v:?} is not a u64")),
+    )
+}
+
+fn injected() -> impl Strategy<Value = Injected> {
+    prop_oneof![
+        Just(Injected::Throttle),
+        Just(Injected::FailBeforeApply),
+        Just(Injected::FailAfterApply)
+    ]
+}
+
+fn call_fault_kind() -> impl Strategy<Value = CallFaultKind> {
+    prop_oneof![
+        Just(CallFaultKind::DropRequest),
+        Just(CallFaultKind::DropReply),
+        (0u64..15_000).prop_map(|gap_ms| CallFaultKind::Duplicate { gap_ms }),
+        (0u64..15_000).prop_map(|extra_ms| CallFaultKind::DelayPastTimeout { extra_ms }),
+        (1u64..15_000).prop_map(|extra_ms| CallFaultKind::Delay { extra_ms }),
+        injected().prop_map(|fault| CallFaultKind::Inject { fault }),
+    ]
+}
+
+/// The `Arbitrary` strategy of a [`FaultPlan`] over a topology: every kind
+/// of fault, within the limits the scenario's late window assumes.
+pub fn arb_plan(topo: &Topology, safety_ms: u64) -> impl Strategy<Value = FaultPlan> {
+    let links = topo.links.clone();
+    let nodes = topo.crashable.clone();
+    let services = topo.services.clone();
+    let all = topo.nodes.clone();
+    let pick = |v: Vec<String>| (0..v.len()).prop_map(move |i| v[i].clone());
+    let calls = prop::collection::vec(
+        ((0..links.len()), 0u32..24, call_fault_kind()).prop_map(move |(l, index, fault)| {
+            CallFault {
+                from: links[l].0.clone(),
+                to: links[l].1.clone(),
+                index,
+                fault,
+            }
+        }),
+        0..12,
+    );
+    let crashes = prop::collection::vec(
+        (
+            pick(nodes.clone()),
+            0..safety_ms,
+            prop::option::of(1u64..10_000),
+        )
+            .prop_map(|(node, at_ms, down_ms)| Crash {
+                node,
+                at_ms,
+                down_ms,
+            }),
+        0..3,
+    );
+    let pauses = prop::collection::vec(
+        (pick(nodes), 0..safety_ms, 1u64..5_000).prop_map(|(node, at_ms, for_ms)| Pause {
+            node,
+            at_ms,
+            for_ms,
+        }),
+        0..2,
+    );
+    let link_list = topo.links.clone();
+    let partitions = prop::collection::vec(
+        ((0..link_list.len()), 0..safety_ms, 1u64..20_000).prop_map(move |(l, from_ms, len)| {
+            Partition {
+                a: link_list[l].0.clone(),
+                b: link_list[l].1.clone(),
+                from_ms,
+                until_ms: from_ms + len,
+            }
+        }),
+        0..2,
+    );
+    let brownouts = prop::collection::vec(
+        (
+            pick(services),
+            0..safety_ms,
+            1u64..20_000,
+            injected(),
+            100u16..=1000,
+        )
+            .prop_map(|(service, from_ms, len, fault, permille)| Brownout {
+                service,
+                from_ms,
+                until_ms: from_ms + len,
+                fault,
+                permille,
+            }),
+        0..2,
+    );
+    let clocks = prop::collection::vec(
+        (pick(all), -60_000i64..60_000, -500i64..500).prop_map(|(node, offset_ms, drift_ppm)| {
+            ClockSkew {
+                node,
+                offset_ms,
+                drift_ppm,
+            }
+        }),
+        0..2,
+    );
+    (calls, crashes, pauses, partitions, brownouts, clocks).prop_map(
+        |(calls, crashes, pauses, partitions, brownouts, mut clocks)| {
+            clocks.sort_by(|a, b| a.node.cmp(&b.node));
+            clocks.dedup_by(|a, b| a.node == b.node);
+            FaultPlan {
+                calls,
+                crashes,
+                pauses,
+                partitions,
+                brownouts,
+                clocks,
+            }
+        },
+    )
+}
+
+#[test]
+fn generated_fault_plans_never_break_an_invariant() {
+    let s = scenario("hotel-checkout");
+    let topo = topology(&s);
+    let mut config = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
+    if let Some(seed) = env_seed() {
+        config.rng_seed = RngSeed::Fixed(seed);
+    }
+    let mut runner = TestRunner::new(config);
+    let strategy = (arb_plan(&topo, s.phases.safety_ms), 0u64..1_000_000);
+    let result = runner.run(&strategy, |(plan, seed)| {
+        plan.validate(&topo).expect("generated plans are valid");
+        let c = run_checked(&s, seed, &plan, TraceMode::HashOnly, reference());
+        if let Some(v) = c.verdict.first() {
+            // Keep the (eventually shrunk) plan where the replay command finds it.
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+            let file = dir.join("sagasim-prop-failure.json");
+            let reg = sagasim::check::regression::Regression {
+                scenario: s.name.clone(),
+                seed,
+                invariant: v.invariant.clone(),
+                note: "found by the property test".into(),
+                plan: plan.clone(),
+            };
+            let _ = std::fs::write(&file, serde_json::to_string_pretty(&reg).unwrap());
+            return Err(TestCaseError::fail(format!(
+                "{v}\n  seed {seed}, plan ({} faults): {plan}\n  replay: cargo run --release -- replay --plan {}",
+                plan.len(),
+                file.display()
+            )));
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn swarm_seeds_hold_every_invariant_and_replay_identically() {
+    let s = scenario("hotel-checkout");
+    let seeds: Vec<u64> = match env_seed() {
+        Some(seed) => vec![seed],
+        None => (0..300).collect(),
+    };
+    for seed in seeds {
+        let first = fuzz_seed(&s, seed);
+        assert!(
+            first.failure.is_none(),
+            "seed {seed}: {}\n  replay: cargo run --release -- replay --seed {seed}",
+            first.failure.unwrap()
+        );
+        let again = run_checked(
+            &s,
+            seed,
+            &plan_for(&s, seed),
+            TraceMode::HashOnly,
+            reference(),
+        );
+        assert_eq!(
+            again.trace.hash, first.trace_hash,
+            "seed {seed} replays identically"
+        );
+    }
+}
+
+/// Sometimes-assertions: a few thousand seeds of the default scenario reach
+/// every interesting path (the CLI reports the same table for `fuzz`).
+#[test]
+fn fuzzing_the_default_scenario_reaches_every_coverage_point() {
+    let s = scenario("hotel-checkout");
+    let cfg = FuzzConfig {
+        start: 0,
+        seeds: 4_000,
+        jobs: 2,
+        shard: None,
+    };
+    let summary = fuzz(&s.name, &cfg, |seed| fuzz_seed(&s, seed), |_, _| {});
+    assert_eq!(summary.failures, 0, "{:?}", summary.failing.first());
+    let mut total = Coverage::empty();
+    total.add(&Coverage(summary.coverage.clone()));
+    assert!(total.missed().is_empty(), "never hit: {:?}", total.missed());
+    assert_eq!(total.0.len(), POINTS.len());
+}
