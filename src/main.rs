@@ -151,7 +151,21 @@ fn load(arg: &ScenarioArg) -> Result<Scenario, BadInput> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One clear line (clap's first), not a page of usage.
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("bad usage").trim();
+            eprintln!("{line} (see sagasim --help)");
+            return ExitCode::from(2);
+        }
+    };
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(BadInput(msg)) => {

@@ -1,0 +1,111 @@
+//! The command line as a user meets it: bad input is one clear line and
+//! exit code 2; a failing invariant is exit 1; success is 0.
+
+use std::process::{Command, Output};
+
+fn sagasim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sagasim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs")
+}
+
+/// Exit 2 and exactly one line on stderr that contains `needle`.
+fn bad_input(args: &[&str], needle: &str) {
+    let out = sagasim(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got {err:?}");
+    assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+}
+
+fn temp_file(name: &str, text: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn unknown_scenario_lists_the_known_ones() {
+    bad_input(&["run", "no-such-scenario"], "unknown scenario `no-such-scenario`");
+    bad_input(&["fuzz", "nope", "--seeds", "1"], "hotel-checkout");
+}
+
+#[test]
+fn malformed_toml_names_file_line_and_column() {
+    let path = temp_file("bad.toml", "name = \"x\"\n[workload]\nagents = \"many\"\n");
+    bad_input(&["run", &path], "line 3, column 10");
+    let path = temp_file("limits.toml", "name = \"x\"\n[workload]\nagents = 100000\n");
+    bad_input(&["run", &path], "workload.agents");
+}
+
+#[test]
+fn bad_shard_and_seed_ranges_are_refused() {
+    bad_input(&["fuzz", "--shard", "5/4"], "shard 5/4");
+    bad_input(&["fuzz", "--shard", "two"], "not of the form K/N");
+    bad_input(&["fuzz", "--seed", "-1"], "--seed");
+    bad_input(&["run", "--seed", "18446744073709551616"], "--seed");
+    bad_input(
+        &["fuzz", "--start", "18446744073709551615", "--seeds", "2"],
+        "overflows",
+    );
+}
+
+#[test]
+fn bad_plan_files_are_refused_with_a_location() {
+    let path = temp_file("bad-plan.json", "{\"calls\": [ {\"from\": 1 ]}");
+    bad_input(&["replay", "--plan", &path], "line 1");
+    let path = temp_file(
+        "unknown-node.json",
+        "{\"crashes\": [{\"node\": \"mainframe\", \"at_ms\": 5}]}",
+    );
+    bad_input(&["replay", "--plan", &path], "mainframe");
+    bad_input(&["replay"], "--seed N or --plan FILE");
+    let path = temp_file("not-a-summary.json", "hello\n");
+    bad_input(&["merge", &path], "no JSON summary line");
+}
+
+#[test]
+fn run_and_replay_of_a_seed_print_identical_traces() {
+    let run = sagasim(&["run", "--seed", "5"]);
+    let replay = sagasim(&["replay", "--seed", "5"]);
+    assert_eq!(run.status.code(), Some(0));
+    assert_eq!(replay.status.code(), Some(0));
+    let strip = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("replay:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&run), strip(&replay));
+    assert!(strip(&run).iter().any(|l| l.contains("trace hash")));
+}
+
+#[test]
+fn sharded_fuzz_merged_equals_one_run() {
+    let one = sagasim(&["fuzz", "--seeds", "200", "--json", "--jobs", "2"]);
+    assert_eq!(one.status.code(), Some(0), "{}", String::from_utf8_lossy(&one.stderr));
+    let mut files = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let out = sagasim(&["fuzz", "--seeds", "200", "--json", "--shard", &shard]);
+        assert_eq!(out.status.code(), Some(0));
+        files.push(temp_file(&format!("shard-{k}.json"), &String::from_utf8_lossy(&out.stdout)));
+    }
+    let mut args = vec!["merge"];
+    args.extend(files.iter().map(String::as_str));
+    let merged = sagasim(&args);
+    assert_eq!(merged.status.code(), Some(0));
+    let last = |o: &Output| -> serde_json::Value {
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        serde_json::from_str(text.lines().last().unwrap()).unwrap()
+    };
+    let (a, b) = (last(&one), last(&merged));
+    for key in ["seeds", "failures", "first_failing_seed", "failing", "coverage"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+}
