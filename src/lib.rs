@@ -8,6 +8,7 @@ compile_error!(
      RUSTFLAGS=\"--cfg madsim ...\""
 );
 
+pub mod bench;
 pub mod check;
 pub mod checkout;
 pub mod fuzz;
