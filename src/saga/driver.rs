@@ -114,10 +114,12 @@ impl Driver {
         };
         let mut status = match first {
             Some(s) => s,
-            None => return self.status(&key).unwrap_or(SagaStatus::Running {
-                step: String::new(),
-                phase: super::Phase::Starting,
-            }),
+            None => {
+                return self.status(&key).unwrap_or(SagaStatus::Running {
+                    step: String::new(),
+                    phase: super::Phase::Starting,
+                })
+            }
         };
         while !status.is_decided() {
             let changed = self.changed.notified();
@@ -138,7 +140,8 @@ impl Driver {
 
     /// Every saga finalized and every log record durable: nothing left to do.
     pub fn all_finalized(&self) -> bool {
-        self.unsynced.load(Ordering::Relaxed) == 0 && self.core.lock().expect("core").all_finalized()
+        self.unsynced.load(Ordering::Relaxed) == 0
+            && self.core.lock().expect("core").all_finalized()
     }
 
     pub fn summaries(&self) -> Vec<SagaSummary> {
