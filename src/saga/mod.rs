@@ -72,6 +72,12 @@
 //!   forward, and a failure there is `NeedsOperator`. An unresolvable step
 //!   before the pivot is not compensated blindly: the others are, and the
 //!   sweep re-checks it.
+//! - **Pivot fence**: a pivot that failed (rejected, attempts or deadline
+//!   exhausted) after it was sent does not turn the saga back at once: it
+//!   is reconciled no earlier than `late_window_ms` after its last send
+//!   (with a reconcile budget of its own); `Found` = applied, go forward;
+//!   `NotFound` = compensate; `Unknown` = reconcile again. That reconcile
+//!   makes the pivot ambiguous, so the sweep re-checks it after compensating.
 //!
 //! # Decision, sweep, finalization
 //!
@@ -106,7 +112,9 @@
 //!
 //! [`Coordinator::recover`] rebuilds every saga from the log alone (see
 //! `recovery.rs`): an action in flight is reconciled before anything else,
-//! a compensation in flight is re-sent, a sweep restarts its round.
+//! a compensation in flight is re-sent, a sweep restarts its round, a pivot
+//! fence is rebuilt from the log (or, if its reconcile left no result, put
+//! up again).
 //!
 //! # Decision points
 //!
@@ -121,6 +129,7 @@
 //! | intent after effect | `Coordinator::persist_then` (and the assertion in `Coordinator::perform`) |
 //! | treat null compensation as error | `state::StepRun::apply_undo` (`Applied` arm; the glue reports null compensations as `Applied`) |
 //! | ignore late actions | `state::sweep_steps` |
+//! | turn back at once when the pivot fails | `state::Saga::fence_pivot` |
 //! | new saga per Start | `Coordinator::route_start` |
 //! | retry forever | `state::attempts_exhausted` |
 

@@ -11,7 +11,11 @@
 //!   compensations are idempotent);
 //! - a saga that was sweeping restarts its current sweep round (reconciles
 //!   are reads, sweep compensations use stable keys);
-//! - backoff timers are not in the log: whatever waited, retries now.
+//! - backoff timers are not in the log: whatever waited, retries now;
+//! - a pivot fence is not logged either: a forward reconcile result that
+//!   follows the pivot's failure shows it was up (it is rebuilt, with its
+//!   own reconcile budget); a failed pivot without one is fenced again, so
+//!   the saga never turns back without that reconcile.
 //!
 //! Records of a saga whose `SagaStarted` is not in the log are ignored (it
 //! never started durably, so no call of it was ever made). Records after a
@@ -25,7 +29,10 @@ use super::config::{Config, ConfigError};
 use super::coordinator::{Command, Coordinator};
 use super::definition::{SagaDefinition, SagaId};
 use super::log::{LogRecord, Op};
-use super::state::{ActionState, Saga, Stage, Sweep, UndoState};
+use super::state::{
+    attempts_exhausted, deadline_reason, gave_up_reason, ActionState, Saga, Stage, StepRun, Sweep,
+    UndoState,
+};
 
 impl Coordinator {
     /// Rebuilds a coordinator from the durable log `records` (in log order)
@@ -45,7 +52,7 @@ impl Coordinator {
         let mut coordinator = Coordinator::new(definition, config)?;
         let mut sagas: BTreeMap<SagaId, Saga> = BTreeMap::new();
         for record in records {
-            fold(&coordinator.def, &mut sagas, record);
+            fold(&coordinator.def, &coordinator.config, &mut sagas, record);
         }
         for (_, mut saga) in sagas {
             resume(&mut saga, now_ms);
@@ -61,7 +68,12 @@ impl Coordinator {
 }
 
 /// Applies one durable record to the rebuilt sagas.
-fn fold(def: &SagaDefinition, sagas: &mut BTreeMap<SagaId, Saga>, record: &LogRecord) {
+fn fold(
+    def: &SagaDefinition,
+    config: &Config,
+    sagas: &mut BTreeMap<SagaId, Saga>,
+    record: &LogRecord,
+) {
     if let LogRecord::SagaStarted { saga, input, at_ms } = record {
         if sagas.contains_key(saga) || *saga != SagaId::for_business_key(&input.business_key) {
             tracing::debug!(%saga, "ignoring a duplicate or inconsistent SagaStarted");
@@ -127,6 +139,9 @@ fn fold(def: &SagaDefinition, sagas: &mut BTreeMap<SagaId, Saga>, record: &LogRe
                     run.apply_action(name, outcome);
                 }
                 (Stage::Forward, Op::Reconcile) => {
+                    if let Some(reason) = fence_reason(run, name, config) {
+                        run.put_up_fence(reason);
+                    }
                     run.reconciles += 1;
                     run.apply_reconcile(outcome);
                 }
@@ -163,6 +178,29 @@ fn fold(def: &SagaDefinition, sagas: &mut BTreeMap<SagaId, Saga>, record: &LogRe
             saga.final_status = Some(status.clone());
             saga.stage = Stage::Finalized;
         }
+    }
+}
+
+/// The reason the pivot fence went up, if a forward reconcile result folded
+/// onto `run` now shows that it did. Live, a forward reconcile follows only
+/// an `Unknown` action (an action in flight at a crash folds as
+/// `InFlight`); one that follows a definite failure (`Failed`: rejected;
+/// `Retry`: attempts or deadline exhausted) is the fence's. The reason is
+/// rebuilt as `Saga::next_forward` words it.
+fn fence_reason(run: &StepRun, name: &str, config: &Config) -> Option<String> {
+    if run.fence.is_some() {
+        return None;
+    }
+    match &run.action {
+        ActionState::Failed { reason } => Some(reason.clone()),
+        ActionState::Retry { reason } => Some(
+            if attempts_exhausted(run.attempts, config.action_attempts_max) {
+                gave_up_reason(name, run.attempts, reason)
+            } else {
+                deadline_reason(name, config.saga_deadline_ms, reason)
+            },
+        ),
+        _ => None,
     }
 }
 

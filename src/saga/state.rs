@@ -10,8 +10,9 @@
 //! The decisions a later mutation suite will want to break each live in one
 //! small named function: [`on_unknown_action`], [`attempts_exhausted`],
 //! [`next_to_compensate`], [`StepRun::apply_undo`] (null compensation),
-//! [`sweep_steps`] (late actions), [`attempt_key`] (one key for all
-//! attempts); plus `Coordinator::persist_then` (intent before effect) and
+//! [`sweep_steps`] (late actions), [`Saga::fence_pivot`] (late pivot),
+//! [`attempt_key`] (one key for all attempts); plus
+//! `Coordinator::persist_then` (intent before effect) and
 //! `Coordinator::route_start` (idempotent start).
 
 use super::config::{BackoffKind, Config};
@@ -70,14 +71,27 @@ pub(super) struct StepRun {
     pub(super) ambiguous: bool,
     /// Upper bound of the instant the last action request was sent.
     pub(super) last_action_at_ms: Option<u64>,
-    /// The pivot failed, but a copy of one of its requests may still land
-    /// (duplicate, late delivery): the saga waits out the late window and
-    /// reconciles once more before it turns back. Not logged: after a
-    /// crash the fence is simply put up again.
-    pub(super) fenced: bool,
+    /// The pivot failed after it was sent, but a copy of one of its
+    /// requests may still land (duplicate, late delivery): the saga waits
+    /// out the late window and reconciles once more before it turns back.
+    /// Not logged itself: recovery rebuilds it from a forward reconcile
+    /// result that follows the failure, and otherwise puts the fence up
+    /// again.
+    pub(super) fence: Option<Fence>,
     pub(super) action: ActionState,
     pub(super) undo_attempts: u32,
     pub(super) undo: UndoState,
+}
+
+/// A failed pivot waiting out the late window (see [`Saga::fence_pivot`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Fence {
+    /// Why the pivot failed: the compensation reason if the fence holds.
+    pub(super) reason: String,
+    /// `reconciles` when the fence went up: the fence has a reconcile budget
+    /// of its own, so a pivot that used up its reconciles before it was
+    /// refused is still checked before the saga turns back.
+    pub(super) reconciles_before: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -238,6 +252,16 @@ pub(super) fn attempts_exhausted(done: u32, max: u32) -> bool {
     done >= max
 }
 
+/// Why a step waiting to be retried is given up after `attempts` sends.
+pub(super) fn gave_up_reason(name: &str, attempts: u32, last: &str) -> String {
+    format!("`{name}` gave up after {attempts} attempts; last: {last}")
+}
+
+/// Why a step waiting to be retried is given up at the deadline.
+pub(super) fn deadline_reason(name: &str, deadline_ms: u64, last: &str) -> String {
+    format!("deadline of {deadline_ms} ms passed while retrying `{name}`; last: {last}")
+}
+
 /// Decision point ("compensate in forward order"): the next step to
 /// compensate is the *latest* applied step with a compensation still to do.
 pub(super) fn next_to_compensate(def: &SagaDefinition, steps: &[StepRun]) -> Option<usize> {
@@ -340,6 +364,37 @@ impl StepRun {
         }
     }
 
+    /// Puts up the pivot fence after the action failed for `reason` (live,
+    /// or while recovery folds a reconcile that followed the failure).
+    pub(super) fn put_up_fence(&mut self, reason: String) {
+        assert!(self.fence.is_none(), "the fence goes up once");
+        assert!(self.attempts > 0, "only a pivot that was sent is fenced");
+        self.fence = Some(Fence {
+            reason,
+            reconciles_before: self.reconciles,
+        });
+    }
+
+    /// Forward reconciles that count against `reconcile_attempts_max`: all
+    /// of them, or those since the fence went up.
+    pub(super) fn reconciles_in_budget(&self) -> u32 {
+        let before = self.fence.as_ref().map_or(0, |f| f.reconciles_before);
+        debug_assert!(before <= self.reconciles);
+        self.reconciles - before
+    }
+
+    /// How much longer the fence waits: until `late_window_ms` after the last
+    /// send of the pivot (on `now`'s clock, like the sweep: a timer that
+    /// fires early does not shorten it). `None` once it may reconcile.
+    fn fence_wait_ms(&self, config: &Config, now: u64) -> Option<u64> {
+        self.fence.as_ref()?;
+        let until_ms = self
+            .last_action_at_ms
+            .expect("a fenced pivot was sent")
+            .saturating_add(config.late_window_ms);
+        (now < until_ms).then(|| until_ms - now)
+    }
+
     /// Applies a forward reconcile's outcome. Returns whether the next move
     /// waits a backoff.
     pub(super) fn apply_reconcile(&mut self, outcome: &Outcome) -> bool {
@@ -356,10 +411,12 @@ impl StepRun {
                 };
                 false
             }
-            Outcome::NotFound if self.fenced => {
-                // The fence held: no late copy landed; fail for real.
+            Outcome::NotFound if self.fence.is_some() => {
+                // The fence held: no late copy landed; fail for real, for
+                // the reason the pivot failed in the first place.
+                let reason = &self.fence.as_ref().expect("fenced").reason;
                 self.action = ActionState::Failed {
-                    reason: "refused, and no late copy landed within the late window".to_string(),
+                    reason: format!("{reason}; no late copy landed within the late window"),
                 };
                 false
             }
@@ -531,25 +588,11 @@ impl Saga {
                     config.action_attempts_max
                 };
                 if attempts_exhausted(run.attempts, max) {
-                    let attempts = run.attempts;
-                    self.fail(
-                        def,
-                        config,
-                        i,
-                        format!("`{name}` gave up after {attempts} attempts; last: {reason}"),
-                        now,
-                    )
+                    let why = gave_up_reason(&name, run.attempts, &reason);
+                    self.fail(def, i, why, now)
                 } else if deadline_passed {
-                    self.fail(
-                        def,
-                        config,
-                        i,
-                        format!(
-                            "deadline of {} ms passed while retrying `{name}`; last: {reason}",
-                            config.saga_deadline_ms
-                        ),
-                        now,
-                    )
+                    let why = deadline_reason(&name, config.saga_deadline_ms, &reason);
+                    self.fail(def, i, why, now)
                 } else if now < self.ready_at_ms {
                     Next::Sleep(self.ready_at_ms - now)
                 } else {
@@ -557,8 +600,9 @@ impl Saga {
                 }
             }
             ActionState::Unknown { reason } => {
-                if attempts_exhausted(run.reconciles, config.reconcile_attempts_max) {
-                    let reconciles = run.reconciles;
+                // A fenced pivot counts only the reconciles since the fence.
+                let reconciles = run.reconciles_in_budget();
+                if attempts_exhausted(reconciles, config.reconcile_attempts_max) {
                     self.unresolved(
                         def,
                         i,
@@ -567,13 +611,15 @@ impl Saga {
                         ),
                         now,
                     )
+                } else if let Some(wait_ms) = run.fence_wait_ms(config, now) {
+                    Next::Sleep(wait_ms)
                 } else if now < self.ready_at_ms {
                     Next::Sleep(self.ready_at_ms - now)
                 } else {
                     self.send_reconcile(def, i)
                 }
             }
-            ActionState::Failed { reason } => self.fail(def, config, i, reason, now),
+            ActionState::Failed { reason } => self.fail(def, i, reason, now),
             ActionState::Unresolved { reason } => self.unresolved(def, i, reason, now),
             ActionState::InFlight | ActionState::Reconciling | ActionState::Applied { .. } => {
                 panic!(
@@ -586,14 +632,7 @@ impl Saga {
 
     /// Step `i` definitely failed: compensate (up to the pivot) or hand over
     /// to an operator (after it).
-    fn fail(
-        &mut self,
-        def: &SagaDefinition,
-        config: &Config,
-        i: usize,
-        reason: String,
-        now: u64,
-    ) -> Next {
+    fn fail(&mut self, def: &SagaDefinition, i: usize, reason: String, now: u64) -> Next {
         assert!(
             matches!(self.stage, Stage::Forward),
             "only the forward path fails"
@@ -602,7 +641,7 @@ impl Saga {
             !self.steps[i].action.is_applied(),
             "an applied step does not fail"
         );
-        if let Some(next) = self.fence_pivot(def, config, i, &reason, now) {
+        if let Some(next) = self.fence_pivot(def, i, &reason) {
             return next;
         }
         self.steps[i].action = ActionState::Failed {
@@ -619,35 +658,26 @@ impl Saga {
     /// request may have a copy still in flight (the network duplicated or
     /// delayed it) that lands after the saga turned back — a booking nobody
     /// can undo (regression `late-pivot-after-compensation`). So before
-    /// turning back, wait until the late window after the last pivot send
-    /// has passed, and reconcile: found = applied, go forward; not found =
-    /// fail for real. `None` when no fence is needed (or it is done).
-    fn fence_pivot(
-        &mut self,
-        def: &SagaDefinition,
-        config: &Config,
-        i: usize,
-        reason: &str,
-        now: u64,
-    ) -> Option<Next> {
+    /// turning back, the pivot becomes `Unknown` behind a fence: it is
+    /// reconciled no earlier than `late_window_ms` after its last send
+    /// (`StepRun::fence_wait_ms`), with a reconcile budget of its own; found
+    /// = applied, go forward; not found = fail for real, for `reason`;
+    /// unknown = reconcile again. `None` when no fence is needed (not the
+    /// pivot, never sent) or it was already up.
+    fn fence_pivot(&mut self, def: &SagaDefinition, i: usize, reason: &str) -> Option<Next> {
         let run = &mut self.steps[i];
-        if i != def.pivot() || run.attempts == 0 || run.fenced {
+        if i != def.pivot() || run.attempts == 0 || run.fence.is_some() {
             return None;
         }
-        run.fenced = true;
+        assert!(
+            !matches!(run.action, ActionState::InFlight | ActionState::Reconciling),
+            "the pivot is fenced only when nothing of it is outstanding"
+        );
+        run.put_up_fence(reason.to_string());
         run.action = ActionState::Unknown {
             reason: format!("fence after: {reason}"),
         };
-        let until = run
-            .last_action_at_ms
-            .unwrap_or(now)
-            .saturating_add(config.late_window_ms);
-        self.ready_at_ms = self.ready_at_ms.max(until);
-        Some(if now < self.ready_at_ms {
-            Next::Sleep(self.ready_at_ms - now)
-        } else {
-            self.send_reconcile(def, i)
-        })
+        Some(Next::Changed)
     }
 
     /// Step `i`'s outcome stays unknown. Before the pivot the saga

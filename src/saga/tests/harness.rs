@@ -137,6 +137,12 @@ impl FakeWorld {
             .unwrap_or_default()
     }
 
+    /// A copy of a request the coordinator saw refused lands after all
+    /// (the service forgot the refusal): a new effect of the step.
+    pub fn land_refused_copy(&mut self, saga: &SagaId, step: usize, step_name: &str) -> String {
+        self.apply_action(saga, step, step_name)
+    }
+
     /// Removes an effect behind the coordinator's back (a hold that expired).
     pub fn expire(&mut self, saga: &SagaId, step: usize) {
         self.compensate(saga, step, None);
@@ -209,6 +215,8 @@ pub struct Harness {
     open_intents: BTreeSet<(String, u32)>,
     /// Every call issued, in order.
     pub calls: Vec<StepCall>,
+    /// The simulated instant each call of `calls` was issued at.
+    pub call_at_ms: Vec<u64>,
     /// Every command emitted, in order, with the event count at the time.
     pub commands: Vec<(usize, Command)>,
     pub notifies: Vec<(String, SagaStatus)>,
@@ -238,6 +246,7 @@ impl Harness {
             late_seq: 0,
             open_intents: BTreeSet::new(),
             calls: Vec::new(),
+            call_at_ms: Vec::new(),
             commands: Vec::new(),
             notifies: Vec::new(),
             trace: Vec::new(),
@@ -280,6 +289,7 @@ impl Harness {
                         );
                     }
                     self.calls.push(call.clone());
+                    self.call_at_ms.push(self.now_ms);
                     self.pending_calls.push_back(call.clone());
                 }
                 Command::Schedule { timer_id, delay_ms } => {
@@ -483,6 +493,17 @@ impl Harness {
             .iter()
             .filter(|c| c.saga == saga)
             .map(|c| (c.step_name.clone(), c.op))
+            .collect()
+    }
+
+    /// Calls of one saga with the instant each was issued, in order.
+    pub fn timed_calls(&self, key: &str) -> Vec<(u64, &StepCall)> {
+        let saga = SagaId::for_business_key(key);
+        self.call_at_ms
+            .iter()
+            .copied()
+            .zip(&self.calls)
+            .filter(|(_, c)| c.saga == saga)
             .collect()
     }
 

@@ -52,6 +52,23 @@ fn scenarios() -> Vec<Scenario> {
                 ])
             },
         },
+        Scenario {
+            name: "pivot refused 429 on every attempt, fenced, then compensated",
+            capture: CaptureMode::Automatic,
+            pms_idempotent: true,
+            script: || always("confirm_room", Op::Action, Fault::Transient),
+        },
+        Scenario {
+            name: "late pivot copy found by the fence, then forward",
+            capture: CaptureMode::Manual,
+            pms_idempotent: true,
+            script: || {
+                scripted(vec![
+                    ("confirm_room", Op::Action, 1, Fault::Late(2_000)),
+                    ("confirm_room", Op::Action, 2, Fault::Reject),
+                ])
+            },
+        },
     ]
 }
 
@@ -406,4 +423,220 @@ fn recovery_with_many_sagas_resumes_each() {
     h.assert_consistent();
     h.assert_notified();
     assert_log_discipline(&h.log);
+}
+
+/// The pivot fence across a crash. The refused confirm is step 3.
+mod fence {
+    use super::*;
+
+    const PIVOT: usize = 3;
+
+    fn checkout(rules: Vec<(&'static str, Op, u32, Fault)>) -> Harness {
+        let def = hotel_checkout(CaptureMode::Automatic, true);
+        let world = FakeWorld::hotel(&def, true);
+        let mut h = Harness::new(def, Config::default(), world, scripted(rules));
+        h.start(input(KEY));
+        h
+    }
+
+    fn pivot_results(h: &Harness, op: Op) -> Vec<&Outcome> {
+        h.log
+            .iter()
+            .filter_map(|r| match r {
+                LogRecord::Result {
+                    step: PIVOT,
+                    op: o,
+                    outcome,
+                    ..
+                } if *o == op => Some(outcome),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Steps until `done` holds and nothing is left to persist.
+    fn run_until(h: &mut Harness, done: impl Fn(&Harness) -> bool) {
+        while !done(h) || h.has_pending_persist() {
+            assert!(h.step(), "the run gets there");
+        }
+    }
+
+    /// (instant, step name, op) of the calls issued from `from` on.
+    fn calls_from(h: &Harness, from: usize) -> Vec<(u64, String, Op)> {
+        h.call_at_ms[from..]
+            .iter()
+            .zip(&h.calls[from..])
+            .map(|(at_ms, c)| (*at_ms, c.step_name.clone(), c.op))
+            .collect()
+    }
+
+    fn last_pivot_send_ms(h: &Harness) -> u64 {
+        h.call_at_ms
+            .iter()
+            .zip(&h.calls)
+            .filter(|(_, c)| c.step == PIVOT && c.op == Op::Action)
+            .map(|(at_ms, _)| *at_ms)
+            .next_back()
+            .expect("the pivot was sent")
+    }
+
+    fn finish(h: &mut Harness) {
+        h.run(EVENTS_MAX);
+        assert_eq!(h.coord.is_finalized(KEY), Some(true));
+        h.assert_consistent();
+        h.assert_notified();
+        assert_log_discipline(&h.log);
+    }
+
+    const REASON: &str =
+        "`confirm_room` rejected: scripted rejection; no late copy landed within the late window";
+
+    #[test]
+    fn a_crash_while_the_fence_waits_puts_it_up_again() {
+        let mut h = checkout(vec![("confirm_room", Op::Action, 1, Fault::Reject)]);
+        run_until(&mut h, |h| !pivot_results(h, Op::Action).is_empty());
+        let sent_ms = last_pivot_send_ms(&h);
+        let from = h.calls.len();
+        // The node comes back 5 s later, well inside the late window.
+        h.now_ms += 5_000;
+        h.crash_and_recover();
+        finish(&mut h);
+        let after = calls_from(&h, from);
+        let (fence_at, name, op) = after[0].clone();
+        assert_eq!((name.as_str(), op), ("confirm_room", Op::Reconcile));
+        assert!(fence_at >= sent_ms + h.config.late_window_ms, "{after:?}");
+        let names: Vec<(&str, Op)> = after.iter().map(|(_, n, op)| (n.as_str(), *op)).collect();
+        assert_eq!(
+            names,
+            [
+                ("confirm_room", Op::Reconcile),
+                ("crm_record", Op::Compensate),
+                ("charge", Op::Compensate),
+                ("hold_room", Op::Compensate),
+                ("confirm_room", Op::Reconcile)
+            ]
+        );
+        assert_eq!(
+            h.status(KEY),
+            SagaStatus::Compensated {
+                reason: REASON.into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_crash_with_the_fence_reconcile_in_flight_reconciles_again() {
+        let mut h = checkout(vec![("confirm_room", Op::Action, 1, Fault::Reject)]);
+        run_until(&mut h, |h| {
+            h.calls
+                .iter()
+                .any(|c| c.step == PIVOT && c.op == Op::Reconcile)
+        });
+        let sent_ms = last_pivot_send_ms(&h);
+        let from = h.calls.len();
+        // The reconcile dies with the node, unanswered.
+        h.crash_and_recover();
+        finish(&mut h);
+        let after = calls_from(&h, from);
+        let (fence_at, name, op) = after[0].clone();
+        assert_eq!((name.as_str(), op), ("confirm_room", Op::Reconcile));
+        assert!(fence_at >= sent_ms + h.config.late_window_ms);
+        assert!(after
+            .iter()
+            .all(|(_, n, op)| !(n == "confirm_room" && *op == Op::Action)));
+        assert_eq!(
+            h.status(KEY),
+            SagaStatus::Compensated {
+                reason: REASON.into()
+            }
+        );
+    }
+
+    /// The fence's `NotFound` is durable but the `CompensationStarted`
+    /// written with it is torn off: the log shows the fence held, so the
+    /// recovered saga compensates — it neither re-sends the refused pivot
+    /// nor loses the reason.
+    #[test]
+    fn a_torn_write_after_the_fence_held_compensates_without_resending_the_pivot() {
+        let mut h = checkout(vec![("confirm_room", Op::Action, 1, Fault::Reject)]);
+        run_until(&mut h, |h| {
+            h.calls
+                .iter()
+                .any(|c| c.step == PIVOT && c.op == Op::Reconcile)
+        });
+        assert!(h.step(), "the fence's reconcile is answered");
+        assert!(h.has_pending_persist());
+        let before = h.log.len();
+        h.append_next_persist()
+            .expect("the batch with the fence's result");
+        assert!(matches!(
+            &h.log[before],
+            LogRecord::Result {
+                step: PIVOT,
+                op: Op::Reconcile,
+                outcome: Outcome::NotFound,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &h.log[before + 1],
+            LogRecord::CompensationStarted { .. }
+        ));
+        h.log.truncate(before + 1);
+        let from = h.calls.len();
+        h.crash_and_recover();
+        finish(&mut h);
+        let names: Vec<(String, Op)> = calls_from(&h, from)
+            .into_iter()
+            .map(|(_, n, op)| (n, op))
+            .collect();
+        assert_eq!(names[0], ("crm_record".to_string(), Op::Compensate));
+        assert!(
+            !names.contains(&("confirm_room".to_string(), Op::Action)),
+            "{names:?}"
+        );
+        assert_eq!(h.summary(KEY).steps[PIVOT].attempts, 1);
+        assert_eq!(
+            h.status(KEY),
+            SagaStatus::Compensated {
+                reason: REASON.into()
+            }
+        );
+    }
+
+    /// The pivot used up its reconciles before it was refused; the fence's
+    /// first reconcile fails and is durable when the node crashes. The
+    /// recovered fence still has its own budget left.
+    #[test]
+    fn a_recovered_fence_keeps_its_own_reconcile_budget() {
+        let budget = Config::default().reconcile_attempts_max;
+        let mut rules = vec![("confirm_room", Op::Action, 1, Fault::LostRequest)];
+        rules.extend((1..budget).map(|i| ("confirm_room", Op::Reconcile, i, Fault::LostRequest)));
+        rules.push(("confirm_room", Op::Action, 2, Fault::Reject));
+        rules.push((
+            "confirm_room",
+            Op::Reconcile,
+            budget + 1,
+            Fault::LostRequest,
+        ));
+        let mut h = checkout(rules);
+        run_until(&mut h, |h| {
+            pivot_results(h, Op::Reconcile).len() == budget as usize + 1
+        });
+        assert!(matches!(
+            pivot_results(&h, Op::Reconcile).last(),
+            Some(Outcome::Unknown { .. })
+        ));
+        h.set_script(healthy());
+        h.crash_and_recover();
+        finish(&mut h);
+        assert_eq!(
+            h.status(KEY),
+            SagaStatus::Compensated {
+                reason: REASON.into()
+            }
+        );
+        let s = &h.summary(KEY).steps[PIVOT];
+        assert_eq!((s.attempts, s.reconciles), (2, budget + 2));
+    }
 }

@@ -154,8 +154,10 @@ fn each_outcome_class_for_each_step_kind() {
     use Fault::*;
     let action = |f| vec![(Op::Action, 1, f)];
     // (name, faults for the step under test, end for compensatable / pivot /
-    // retriable, action sends, reconciles)
-    type Case = (&'static str, Vec<(Op, u32, Fault)>, [End; 3], u32, u32);
+    // retriable, action sends, forward reconciles for compensatable / pivot
+    // / retriable). A pivot that definitely failed after it was sent is
+    // reconciled once more behind the fence before the saga turns back.
+    type Case = (&'static str, Vec<(Op, u32, Fault)>, [End; 3], u32, [u32; 3]);
     let e = End::Completed;
     let c = End::Compensated;
     let n = End::NeedsOperator;
@@ -163,24 +165,30 @@ fn each_outcome_class_for_each_step_kind() {
         .chain((1..=20).map(|i| (Op::Reconcile, i, LostRequest)))
         .collect();
     let cases: Vec<Case> = vec![
-        ("applied", vec![], [e, e, e], 1, 0),
-        ("rejected", action(Reject), [c, c, n], 1, 0),
-        ("transient once", action(Transient), [e, e, e], 2, 0),
+        ("applied", vec![], [e, e, e], 1, [0, 0, 0]),
+        ("rejected", action(Reject), [c, c, n], 1, [0, 1, 0]),
+        ("transient once", action(Transient), [e, e, e], 2, [0, 0, 0]),
         (
             "transient always",
             (1..=5).map(|i| (Op::Action, i, Transient)).collect(),
             [c, c, n],
             5,
-            0,
+            [0, 1, 0],
         ),
-        ("unknown, found", action(LostReply), [e, e, e], 1, 1),
-        ("unknown, not found", action(LostRequest), [e, e, e], 2, 1),
+        ("unknown, found", action(LostReply), [e, e, e], 1, [1, 1, 1]),
+        (
+            "unknown, not found",
+            action(LostRequest),
+            [e, e, e],
+            2,
+            [1, 1, 1],
+        ),
         (
             "unknown, reconcile unknown, found",
             vec![(Op::Action, 1, LostReply), (Op::Reconcile, 1, Transient)],
             [e, e, e],
             1,
-            2,
+            [2, 2, 2],
         ),
         (
             "unknown, reconcile unknown, not found",
@@ -190,11 +198,11 @@ fn each_outcome_class_for_each_step_kind() {
             ],
             [e, e, e],
             2,
-            2,
+            [2, 2, 2],
         ),
         // Never resolved: before the pivot the saga compensates the rest and
         // the sweep cannot check either; at or after it nobody can decide.
-        ("unknown forever", never_found, [n, n, n], 1, 6),
+        ("unknown forever", never_found, [n, n, n], 1, [6, 6, 6]),
     ];
     for (case, faults, ends, sends, reconciles) in cases {
         for (kind, step) in ["charge", "confirm_room", "crm_close_won"]
@@ -211,7 +219,10 @@ fn each_outcome_class_for_each_step_kind() {
             let summary = h.summary(KEY);
             let s = summary.steps.iter().find(|s| s.name == *step).unwrap();
             assert_eq!(s.attempts, sends, "{case} on {step}: action sends");
-            assert_eq!(s.reconciles, reconciles, "{case} on {step}: reconciles");
+            assert_eq!(
+                s.reconciles, reconciles[kind],
+                "{case} on {step}: reconciles"
+            );
             if ends[kind] != End::Completed {
                 assert!(
                     reason(&status).contains(step),
@@ -229,6 +240,21 @@ fn each_outcome_class_for_each_step_kind() {
                     );
                 }
             }
+            // The saga turns back from a pivot it sent only after the
+            // fence's reconcile, which follows the pivot's last send.
+            let trace = h.call_trace(KEY);
+            if let Some(first_undo) = trace.iter().position(|(_, op)| *op == Op::Compensate) {
+                let pivot_sends: Vec<usize> = (0..first_undo)
+                    .filter(|&k| trace[k] == ("confirm_room".to_string(), Op::Action))
+                    .collect();
+                if let Some(&last_send) = pivot_sends.last() {
+                    assert!(
+                        trace[last_send..first_undo]
+                            .contains(&("confirm_room".to_string(), Op::Reconcile)),
+                        "{case} on {step}: turned back without the fence: {trace:?}"
+                    );
+                }
+            }
         }
     }
 }
@@ -243,16 +269,22 @@ fn failure_at_the_pivot_compensates_in_reverse_order() {
             ("charge".into(), Op::Action),
             ("crm_record".into(), Op::Action),
             ("confirm_room".into(), Op::Action),
+            // The fence: no late copy of the refused confirm landed.
+            ("confirm_room".into(), Op::Reconcile),
             ("crm_record".into(), Op::Compensate),
             ("charge".into(), Op::Compensate),
             ("hold_room".into(), Op::Compensate),
+            // The sweep re-checks the (now ambiguous) pivot.
+            ("confirm_room".into(), Op::Reconcile),
         ]
     );
     let status = h.status(KEY);
     assert_eq!(
         status,
         SagaStatus::Compensated {
-            reason: "`confirm_room` rejected: scripted rejection".into()
+            reason: "`confirm_room` rejected: scripted rejection; \
+                     no late copy landed within the late window"
+                .into()
         }
     );
     let undo = h.calls.iter().find(|c| c.op == Op::Compensate).unwrap();
@@ -324,7 +356,17 @@ fn rejected_compensation_needs_an_operator_and_the_others_still_run() {
         reason.contains("compensation of `crm_record` rejected"),
         "{reason}"
     );
-    assert!(reason.contains("confirm_room"), "{reason}");
+    assert!(
+        reason.contains("compensating because: `confirm_room` rejected: scripted rejection"),
+        "{reason}"
+    );
+    // The fence's reconcile came before any compensation.
+    let trace = h.call_trace(KEY);
+    let fence = trace
+        .iter()
+        .position(|c| *c == ("confirm_room".to_string(), Op::Reconcile));
+    let first_undo = trace.iter().position(|(_, op)| *op == Op::Compensate);
+    assert!(fence.is_some() && fence < first_undo, "{trace:?}");
     let saga = SagaId::for_business_key(KEY);
     assert!(h.world.live(&saga, 0).is_empty() && h.world.live(&saga, 1).is_empty());
     assert_eq!(h.world.live(&saga, 2).len(), 1);
@@ -346,7 +388,13 @@ fn compensation_retries_with_its_own_cap_then_needs_an_operator() {
             .count(),
         config.compensation_attempts_max as usize
     );
-    let delays = h.scheduled_delays();
+    let all = h.scheduled_delays();
+    // First the fence waits out the late window after the refused confirm
+    // (its reply came one call latency after the send)...
+    assert_eq!(all[0], config.late_window_ms - h.latency_ms);
+    // ... then only compensation backoffs (the sweep of the pivot is due
+    // already).
+    let delays = &all[1..];
     assert_eq!(delays.len(), config.compensation_attempts_max as usize - 1);
     assert!(delays
         .iter()
@@ -730,53 +778,201 @@ fn late_charge_after_compensation_is_refunded_by_the_sweep() {
     assert_eq!(h.notifies.len(), 2);
 }
 
+/// The instant of the first log record matching `pick`.
+fn record_at(log: &[LogRecord], pick: impl Fn(&LogRecord) -> bool) -> u64 {
+    log.iter()
+        .find(|r| pick(r))
+        .map(|r| match r {
+            LogRecord::SagaStarted { at_ms, .. }
+            | LogRecord::Intent { at_ms, .. }
+            | LogRecord::Result { at_ms, .. }
+            | LogRecord::CompensationStarted { at_ms, .. }
+            | LogRecord::Decision { at_ms, .. }
+            | LogRecord::SweepRound { at_ms, .. }
+            | LogRecord::Finalized { at_ms, .. } => *at_ms,
+        })
+        .expect("a matching record")
+}
+
+/// Call instants of one step and op, in order.
+fn call_times(h: &Harness, step: &str, op: Op) -> Vec<u64> {
+    h.timed_calls(KEY)
+        .into_iter()
+        .filter(|(_, c)| c.step_name == step && c.op == op)
+        .map(|(at_ms, _)| at_ms)
+        .collect()
+}
+
+fn decided_notifies(h: &Harness) -> Vec<SagaStatus> {
+    h.notifies
+        .iter()
+        .map(|(_, s)| s.clone())
+        .filter(|s| s.is_decided())
+        .collect()
+}
+
+/// A late upsert that lands after the CRM record was cancelled makes it live
+/// again (upsert by external id); the sweep cancels it again and verifies.
+/// The pivot fence would have outwaited the copy (see the next test), so the
+/// saga turns back without sending the pivot: the deadline passes just as
+/// the CRM record is written.
 #[test]
 fn late_upsert_after_cancel_is_cancelled_again() {
-    let h = auto(scripted(vec![
-        ("crm_record", Op::Action, 1, Fault::Late(3_000)),
-        ("confirm_room", Op::Action, 1, Fault::Reject),
-    ]));
-    assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
-    let crm_ops = ops(&h, "crm_record");
+    let script = || scripted(vec![("crm_record", Op::Action, 1, Fault::Late(3_000))]);
+    // Where the second CRM send's reply arrives, on a run without a
+    // deadline: set the deadline there (same run up to that instant).
+    let reference = auto(script());
+    let crm_written_at_ms = record_at(&reference.log, |r| {
+        matches!(
+            r,
+            LogRecord::Result {
+                step: 2,
+                op: Op::Action,
+                outcome: Outcome::Applied { .. },
+                ..
+            }
+        )
+    });
+    let config = Config {
+        saga_deadline_ms: crm_written_at_ms - reference.summary(KEY).started_at_ms,
+        ..Config::default()
+    };
+    let h = run(CaptureMode::Automatic, true, config, script());
+    let status = h.status(KEY);
+    assert!(
+        reason(&status).contains("passed before `confirm_room` started"),
+        "{status:?}"
+    );
+    assert!(matches!(status, SagaStatus::Compensated { .. }));
+    assert!(ops(&h, "confirm_room").is_empty());
+    // The cancel came before the late copy landed (sent + 3 s).
+    let sends = call_times(&h, "crm_record", Op::Action);
+    let cancels = call_times(&h, "crm_record", Op::Compensate);
+    assert!(cancels[0] < sends[0] + 3_000, "{sends:?} {cancels:?}");
     assert_eq!(
-        crm_ops,
+        ops(&h, "crm_record"),
         [
             Op::Action,
             Op::Reconcile,
             Op::Action,
             Op::Compensate,
+            // Sweep round 1: the revived record, cancelled again ...
             Op::Reconcile,
             Op::Compensate,
+            // ... round 2 verifies.
             Op::Reconcile
         ]
     );
     assert!(h.world.live(&SagaId::for_business_key(KEY), 2).is_empty());
 }
 
+/// With a refused pivot, the fence waits out the late window after the
+/// pivot's send, which follows every earlier send: a late upsert (within
+/// the window) has landed before the saga cancels the CRM record, so the
+/// one cancel covers it and the sweep finds nothing.
 #[test]
-fn late_pivot_after_compensation_needs_an_operator() {
+fn late_upsert_lands_during_the_pivot_fence_and_one_cancel_covers_it() {
+    let config = Config::default();
+    let h = auto(scripted(vec![
+        ("crm_record", Op::Action, 1, Fault::Late(3_000)),
+        ("confirm_room", Op::Action, 1, Fault::Reject),
+    ]));
+    assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
+    assert_eq!(
+        ops(&h, "crm_record"),
+        [
+            Op::Action,
+            Op::Reconcile,
+            Op::Action,
+            Op::Compensate,
+            Op::Reconcile
+        ]
+    );
+    let late_landed_at = call_times(&h, "crm_record", Op::Action)[0] + h.latency_ms + 3_000;
+    let cancel_at = call_times(&h, "crm_record", Op::Compensate)[0];
+    let pivot_sent_at = call_times(&h, "confirm_room", Op::Action)[0];
+    assert!(cancel_at >= pivot_sent_at + config.late_window_ms);
+    assert!(cancel_at > late_landed_at);
+    assert!(h.world.live(&SagaId::for_business_key(KEY), 2).is_empty());
+}
+
+/// A copy of the first confirm lands after the retry was refused but within
+/// the late window: the fence's reconcile finds it, the pivot counts as
+/// applied, and the saga goes forward — nothing is compensated and agents
+/// hear `Completed` only.
+#[test]
+fn late_pivot_within_the_late_window_is_caught_by_the_fence() {
+    let config = Config::default();
     let h = run(
         CaptureMode::Automatic,
         true,
-        Config::default(),
+        config.clone(),
         scripted(vec![
             ("confirm_room", Op::Action, 1, Fault::Late(2_000)),
             ("confirm_room", Op::Action, 2, Fault::Reject),
         ]),
     );
+    assert_eq!(h.status(KEY), SagaStatus::Completed);
+    assert_eq!(decided_notifies(&h), [SagaStatus::Completed]);
+    assert!(h.calls.iter().all(|c| c.op != Op::Compensate));
+    assert_eq!(
+        ops(&h, "confirm_room"),
+        [Op::Action, Op::Reconcile, Op::Action, Op::Reconcile]
+    );
+    assert_eq!(ops(&h, "crm_close_won"), [Op::Action]);
+    let sends = call_times(&h, "confirm_room", Op::Action);
+    let fence = call_times(&h, "confirm_room", Op::Reconcile)[1];
+    assert!(fence >= sends[1] + config.late_window_ms);
+    // The booking the late copy made is the one the saga keeps.
+    let summary = h.summary(KEY);
+    let kept = summary.steps[3]
+        .reference
+        .clone()
+        .expect("found by the fence");
+    let live = h.world.live(&SagaId::for_business_key(KEY), 3);
+    assert_eq!(live.into_iter().collect::<Vec<_>>(), [kept]);
+}
+
+/// Outside the late-window assumption: the first confirm's copy is delayed
+/// longer than `late_window_ms`, lands after the fence's reconcile (which
+/// saw nothing) and after the saga turned back. Slow compensation lets the
+/// sweep's re-check of the pivot find it: a booking nobody can undo, so the
+/// final status is `NeedsOperator` (agents hear `Compensated`, then that).
+#[test]
+fn late_pivot_beyond_the_late_window_is_found_by_the_sweep_and_needs_an_operator() {
+    let config = Config::default();
+    let delay_ms = config.late_window_ms + 1_500;
+    let mut rules = vec![
+        ("confirm_room", Op::Action, 1, Fault::Late(delay_ms)),
+        ("confirm_room", Op::Action, 2, Fault::Reject),
+    ];
+    rules.extend((1..=5).map(|i| ("hold_room", Op::Compensate, i, Fault::Transient)));
+    let h = run(CaptureMode::Automatic, true, config, scripted(rules));
     let status = h.status(KEY);
     assert!(
         reason(&status).contains("`confirm_room` has effects"),
         "{status:?}"
     );
-    let decided: Vec<&SagaStatus> = h
-        .notifies
-        .iter()
-        .map(|(_, s)| s)
-        .filter(|s| s.is_decided())
-        .collect();
+    let decided = decided_notifies(&h);
+    assert_eq!(decided.len(), 2, "{decided:?}");
     assert!(matches!(decided[0], SagaStatus::Compensated { .. }));
     assert!(matches!(decided[1], SagaStatus::NeedsOperator { .. }));
+    // The fence looked and saw nothing; the copy landed after it, and
+    // before the sweep looked again.
+    let landed_at = call_times(&h, "confirm_room", Op::Action)[0] + h.latency_ms + delay_ms;
+    let reconciles = call_times(&h, "confirm_room", Op::Reconcile);
+    assert_eq!(reconciles.len(), 3, "forward, fence, sweep");
+    assert!(reconciles[1] < landed_at && landed_at <= reconciles[2]);
+    let fence_result = h.log.iter().rev().find_map(|r| match r {
+        LogRecord::Result {
+            step: 3,
+            op: Op::Reconcile,
+            outcome,
+            ..
+        } if !matches!(outcome, Outcome::Found { .. }) => Some(outcome.clone()),
+        _ => None,
+    });
+    assert_eq!(fence_result, Some(Outcome::NotFound));
 }
 
 #[test]
@@ -958,4 +1154,328 @@ fn retriable_steps_after_the_pivot_have_their_own_budget() {
     assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
     let s = h.summary(KEY);
     assert_eq!(s.steps[1].attempts, Config::default().action_attempts_max);
+}
+
+/// Runs a checkout until the refused pivot's fence is up: the refusal is
+/// durable and the saga waits on the fence's timer.
+fn until_the_fence_waits(h: &mut Harness) {
+    h.start(input(KEY));
+    while !h.log.iter().any(|r| {
+        matches!(
+            r,
+            LogRecord::Result {
+                step: 3,
+                op: Op::Action,
+                outcome: Outcome::Rejected { .. },
+                ..
+            }
+        )
+    }) {
+        assert!(h.step());
+    }
+    assert!(!h.has_pending_persist());
+    assert!(matches!(
+        h.commands.last(),
+        Some((_, Command::Schedule { .. }))
+    ));
+}
+
+#[test]
+fn fence_finds_a_copy_of_the_refused_pivot_and_the_saga_goes_forward() {
+    let mut h = harness(
+        CaptureMode::Automatic,
+        true,
+        Config::default(),
+        scripted(vec![("confirm_room", Op::Action, 1, Fault::Reject)]),
+    );
+    until_the_fence_waits(&mut h);
+    // A copy of the refused confirm lands while the fence waits.
+    let saga = SagaId::for_business_key(KEY);
+    let booking = h.world.land_refused_copy(&saga, 3, "confirm_room");
+    h.run(EVENTS_MAX);
+    assert_eq!(h.status(KEY), SagaStatus::Completed);
+    assert_eq!(decided_notifies(&h), [SagaStatus::Completed]);
+    assert!(
+        h.calls.iter().all(|c| c.op != Op::Compensate),
+        "no compensation"
+    );
+    assert_eq!(ops(&h, "confirm_room"), [Op::Action, Op::Reconcile]);
+    assert_eq!(ops(&h, "crm_close_won"), [Op::Action]);
+    let summary = h.summary(KEY);
+    assert_eq!(summary.steps[3].reference, Some(booking));
+    assert_eq!(summary.steps[3].state, StepState::Applied);
+    h.assert_consistent();
+    h.assert_notified();
+    assert_log_discipline(&h.log);
+}
+
+#[test]
+fn fence_waits_out_the_late_window_after_the_last_pivot_send_then_compensates() {
+    let config = Config::default();
+    // Refused once; refused 429 on every attempt (the regression
+    // `late-pivot-after-compensation`): the wait counts from the last send.
+    for (rules, sends) in [
+        (vec![("confirm_room", Op::Action, 1, Fault::Reject)], 1),
+        (
+            (1..=5)
+                .map(|i| ("confirm_room", Op::Action, i, Fault::Transient))
+                .collect(),
+            5,
+        ),
+    ] {
+        let h = auto(scripted(rules));
+        assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
+        let pivot_sends = call_times(&h, "confirm_room", Op::Action);
+        assert_eq!(pivot_sends.len(), sends);
+        let last_send = *pivot_sends.last().unwrap();
+        // The fence sleeps from the refusal (one latency after the send)
+        // exactly to the end of the late window.
+        let delays = h.scheduled_delays();
+        assert_eq!(delays.len(), sends, "{delays:?}: backoffs, then the fence");
+        assert_eq!(
+            delays[sends - 1],
+            last_send + config.late_window_ms - (last_send + h.latency_ms)
+        );
+        let reconciles = call_times(&h, "confirm_room", Op::Reconcile);
+        assert_eq!(reconciles.len(), 2, "fence, sweep");
+        assert!(reconciles[0] >= last_send + config.late_window_ms);
+        // Then, and only then, the compensations, latest step first.
+        let undos: Vec<(u64, String)> = h
+            .timed_calls(KEY)
+            .into_iter()
+            .filter(|(_, c)| c.op == Op::Compensate)
+            .map(|(at_ms, c)| (at_ms, c.step_name.clone()))
+            .collect();
+        let names: Vec<&str> = undos.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["crm_record", "charge", "hold_room"]);
+        assert!(undos.iter().all(|(at_ms, _)| *at_ms > reconciles[0]));
+        let compensation_started_at = record_at(&h.log, |r| {
+            matches!(r, LogRecord::CompensationStarted { .. })
+        });
+        assert!(compensation_started_at >= last_send + config.late_window_ms);
+        assert!(reason(&h.status(KEY)).ends_with("no late copy landed within the late window"));
+    }
+}
+
+#[test]
+fn fence_reconcile_unknown_is_retried_with_backoff_then_resolved() {
+    let config = Config::default();
+    let saga = SagaId::for_business_key(KEY);
+    // Resolved not found: compensate.
+    let h = auto(scripted(vec![
+        ("confirm_room", Op::Action, 1, Fault::Reject),
+        ("confirm_room", Op::Reconcile, 1, Fault::LostRequest),
+    ]));
+    assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
+    assert_eq!(
+        ops(&h, "confirm_room"),
+        [Op::Action, Op::Reconcile, Op::Reconcile, Op::Reconcile]
+    );
+    assert_eq!(h.summary(KEY).steps[3].reconciles, 2);
+    let delays = h.scheduled_delays();
+    assert_eq!(
+        delays,
+        [
+            config.late_window_ms - h.latency_ms,
+            // failures = 1 send + 1 reconcile
+            config.backoff_ms(&saga, 3, crate::saga::BackoffKind::Forward, 2)
+        ]
+    );
+    let reconciles = call_times(&h, "confirm_room", Op::Reconcile);
+    assert_eq!(reconciles[1], reconciles[0] + h.latency_ms + delays[1]);
+    let first_undo = h
+        .timed_calls(KEY)
+        .into_iter()
+        .find(|(_, c)| c.op == Op::Compensate)
+        .map(|(at_ms, _)| at_ms)
+        .unwrap();
+    assert!(first_undo > reconciles[1]);
+
+    // Resolved found: a copy landed while the fence backed off.
+    let mut h = harness(
+        CaptureMode::Automatic,
+        true,
+        config.clone(),
+        scripted(vec![
+            ("confirm_room", Op::Action, 1, Fault::Reject),
+            ("confirm_room", Op::Reconcile, 1, Fault::Transient),
+        ]),
+    );
+    h.start(input(KEY));
+    while ops(&h, "confirm_room").len() < 2 || h.has_pending_persist() {
+        assert!(h.step());
+    }
+    assert!(h.step(), "the fence's first reconcile is answered 429");
+    while h.has_pending_persist() {
+        assert!(h.step());
+    }
+    h.world.land_refused_copy(&saga, 3, "confirm_room");
+    h.run(EVENTS_MAX);
+    assert_eq!(h.status(KEY), SagaStatus::Completed);
+    assert_eq!(
+        ops(&h, "confirm_room"),
+        [Op::Action, Op::Reconcile, Op::Reconcile]
+    );
+    assert!(h.calls.iter().all(|c| c.op != Op::Compensate));
+    h.assert_consistent();
+    assert_log_discipline(&h.log);
+}
+
+#[test]
+fn fence_that_never_learns_anything_needs_an_operator_and_undoes_nothing() {
+    let config = Config::default();
+    let h = auto(scripted(
+        std::iter::once(("confirm_room", Op::Action, 1, Fault::Reject))
+            .chain((1..=20).map(|i| ("confirm_room", Op::Reconcile, i, Fault::LostRequest)))
+            .collect(),
+    ));
+    let status = h.status(KEY);
+    assert_eq!(
+        status,
+        SagaStatus::NeedsOperator {
+            reason: format!(
+                "outcome of `confirm_room` still unknown after {} reconciles; \
+                 last: reconcile failed: search timed out",
+                config.reconcile_attempts_max
+            )
+        }
+    );
+    // Whether the room is booked is unknown: nothing before it is undone.
+    assert!(h.calls.iter().all(|c| c.op != Op::Compensate));
+    assert_eq!(
+        ops(&h, "confirm_room").len(),
+        1 + config.reconcile_attempts_max as usize
+    );
+}
+
+/// The fence has a reconcile budget of its own: a pivot that used up its
+/// reconciles on an earlier ambiguous attempt is still checked once more
+/// after it is refused, and the saga compensates cleanly.
+#[test]
+fn fence_reconciles_even_after_the_pivot_used_up_its_reconciles() {
+    let config = Config::default();
+    let budget = config.reconcile_attempts_max;
+    let mut rules = vec![("confirm_room", Op::Action, 1, Fault::LostRequest)];
+    // Every reconcile but the last of the budget fails; the last finds
+    // nothing, so the confirm is sent again — and refused.
+    rules.extend((1..budget).map(|i| ("confirm_room", Op::Reconcile, i, Fault::LostRequest)));
+    rules.push(("confirm_room", Op::Action, 2, Fault::Reject));
+    let h = auto(scripted(rules));
+    let status = h.status(KEY);
+    assert_eq!(
+        status,
+        SagaStatus::Compensated {
+            reason: "`confirm_room` rejected: scripted rejection; \
+                     no late copy landed within the late window"
+                .into()
+        }
+    );
+    let s = &h.summary(KEY).steps[3];
+    assert_eq!((s.attempts, s.reconciles), (2, budget + 1));
+    let mut want = vec![Op::Action];
+    want.extend(vec![Op::Reconcile; budget as usize]);
+    want.extend([Op::Action, Op::Reconcile, Op::Reconcile]);
+    assert_eq!(ops(&h, "confirm_room"), want);
+}
+
+#[test]
+fn unless_applied_sweeps_a_refused_step_but_not_one_applied_on_its_first_send() {
+    use crate::saga::{SagaDefinition, StepDef, SweepPolicy};
+    // Compensatable `a` then `b` before the pivot, each under one policy.
+    let def = |a: SweepPolicy, b: SweepPolicy| {
+        SagaDefinition::new(
+            "policies",
+            vec![
+                StepDef::compensatable("a").with_sweep(a),
+                StepDef::compensatable("b").with_sweep(b),
+                StepDef::pivot("p"),
+            ],
+        )
+        .unwrap()
+    };
+    let trace = |def: SagaDefinition, refused: &'static str| {
+        let world = FakeWorld::new(vec![Semantics::Replay; 3]);
+        let mut h = Harness::new(
+            def,
+            Config::default(),
+            world,
+            always(refused, Op::Action, Fault::Reject),
+        );
+        h.start(input(KEY));
+        h.run(EVENTS_MAX);
+        assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
+        h.assert_consistent();
+        h.call_trace(KEY)
+    };
+    use SweepPolicy::{UnlessApplied, WhenAmbiguous};
+    let (a, b) = ("a".to_string(), "b".to_string());
+    // `b` refused: swept under UnlessApplied, not under WhenAmbiguous. `a`,
+    // applied on its first clean send (then compensated), is not swept
+    // under either.
+    assert_eq!(
+        trace(def(UnlessApplied, UnlessApplied), "b"),
+        [
+            (a.clone(), Op::Action),
+            (b.clone(), Op::Action),
+            (a.clone(), Op::Compensate),
+            (b.clone(), Op::Reconcile)
+        ]
+    );
+    assert_eq!(
+        trace(def(UnlessApplied, WhenAmbiguous), "b"),
+        [
+            (a.clone(), Op::Action),
+            (b.clone(), Op::Action),
+            (a.clone(), Op::Compensate)
+        ]
+    );
+    // On the happy path nothing under UnlessApplied is swept.
+    let world = FakeWorld::new(vec![Semantics::Replay; 3]);
+    let mut h = Harness::new(
+        def(UnlessApplied, UnlessApplied),
+        Config::default(),
+        world,
+        healthy(),
+    );
+    h.start(input(KEY));
+    h.run(EVENTS_MAX);
+    assert_eq!(h.status(KEY), SagaStatus::Completed);
+    assert!(h.calls.iter().all(|c| c.op == Op::Action));
+}
+
+/// Why `UnlessApplied`: a copy of the refused charge takes effect after the
+/// saga gave the step up (Stripe does not store a 429 under the key). The
+/// sweep finds and refunds it.
+#[test]
+fn a_refused_charge_that_takes_effect_later_is_refunded_by_the_sweep() {
+    let mut h = harness(
+        CaptureMode::Automatic,
+        true,
+        Config::default(),
+        always("charge", Op::Action, Fault::Reject),
+    );
+    h.start(input(KEY));
+    while !h
+        .log
+        .iter()
+        .any(|r| matches!(r, LogRecord::CompensationStarted { .. }))
+    {
+        assert!(h.step());
+    }
+    let saga = SagaId::for_business_key(KEY);
+    let charge = h.world.land_refused_copy(&saga, 1, "charge");
+    h.run(EVENTS_MAX);
+    assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
+    assert_eq!(
+        ops(&h, "charge"),
+        [Op::Action, Op::Reconcile, Op::Compensate, Op::Reconcile]
+    );
+    let refund = h
+        .calls
+        .iter()
+        .find(|c| c.op == Op::Compensate && c.step_name == "charge");
+    assert_eq!(refund.unwrap().target_ref.as_ref(), Some(&charge));
+    assert!(h.world.live(&saga, 1).is_empty());
+    h.assert_consistent();
+    assert_log_discipline(&h.log);
 }
