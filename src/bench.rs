@@ -19,9 +19,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::checkout::run::node_names;
+use crate::checkout::run::plan_for;
 use crate::fuzz::{fuzz, FuzzConfig, SeedResult};
 use crate::harness::{reference, run_checked};
-use crate::checkout::run::plan_for;
 use crate::scenario::Scenario;
 use crate::sim::{simulate, FaultPlan, Net, World};
 use crate::trace::TraceMode;
@@ -96,7 +96,9 @@ pub fn empty_world_seed(s: &Scenario, seed: u64, calls: u64) -> u64 {
         }
         let total = names.len() as u64 - 4;
         let phases = world
-            .run_phases(u64::MAX / 4, 0, 50, move || done.load(Ordering::Relaxed) == total)
+            .run_phases(u64::MAX / 4, 0, 50, move || {
+                done.load(Ordering::Relaxed) == total
+            })
             .await;
         phases.end_ms
     });
@@ -104,13 +106,25 @@ pub fn empty_world_seed(s: &Scenario, seed: u64, calls: u64) -> u64 {
 }
 
 /// Run the benchmark. `progress` is told what is being measured.
-pub fn bench(s: &Scenario, seeds: u64, jobs: usize, rss_seeds: u64, progress: impl Fn(&str)) -> BenchReport {
+pub fn bench(
+    s: &Scenario,
+    seeds: u64,
+    jobs: usize,
+    rss_seeds: u64,
+    progress: impl Fn(&str),
+) -> BenchReport {
     // Messages and simulated time per seed, from a sample.
     progress("measuring messages per seed");
     let sample = seeds.clamp(1, 200);
     let (mut calls, mut sim_ms) = (0u64, 0u64);
     for seed in 0..sample {
-        let c = run_checked(s, seed, &plan_for(s, seed), TraceMode::HashOnly, reference());
+        let c = run_checked(
+            s,
+            seed,
+            &plan_for(s, seed),
+            TraceMode::HashOnly,
+            reference(),
+        );
         calls += c.outcome.net.calls;
         sim_ms += c.outcome.phases.end_ms;
     }
@@ -124,7 +138,12 @@ pub fn bench(s: &Scenario, seeds: u64, jobs: usize, rss_seeds: u64, progress: im
             jobs,
             shard: None,
         };
-        fuzz(&s.name, &cfg, |seed| crate::harness::fuzz_seed(s, seed), |_, _| {})
+        fuzz(
+            &s.name,
+            &cfg,
+            |seed| crate::harness::fuzz_seed(s, seed),
+            |_, _| {},
+        )
     };
     let empty = |jobs: usize, n: u64| {
         let cfg = FuzzConfig {

@@ -117,6 +117,11 @@ pub fn fuzz(
     let failing: Vec<SeedResult> = results
         .into_iter()
         .filter(|r| r.failure.is_some())
+        // Totalled above; a failure record carries only its verdict.
+        .map(|r| SeedResult {
+            coverage: BTreeMap::new(),
+            ..r
+        })
         .collect();
     FuzzSummary {
         scenario: scenario.to_string(),

@@ -16,7 +16,11 @@ fn bad_input(args: &[&str], needle: &str) {
     let out = sagasim(args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got {err:?}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: one line, got {err:?}"
+    );
     assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
     assert!(!err.contains("panicked"), "{args:?}: {err}");
 }
@@ -30,7 +34,10 @@ fn temp_file(name: &str, text: &str) -> String {
 
 #[test]
 fn unknown_scenario_lists_the_known_ones() {
-    bad_input(&["run", "no-such-scenario"], "unknown scenario `no-such-scenario`");
+    bad_input(
+        &["run", "no-such-scenario"],
+        "unknown scenario `no-such-scenario`",
+    );
     bad_input(&["fuzz", "nope", "--seeds", "1"], "hotel-checkout");
 }
 
@@ -88,13 +95,21 @@ fn run_and_replay_of_a_seed_print_identical_traces() {
 #[test]
 fn sharded_fuzz_merged_equals_one_run() {
     let one = sagasim(&["fuzz", "--seeds", "200", "--json", "--jobs", "2"]);
-    assert_eq!(one.status.code(), Some(0), "{}", String::from_utf8_lossy(&one.stderr));
+    assert_eq!(
+        one.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
     let mut files = Vec::new();
     for k in 1..=3 {
         let shard = format!("{k}/3");
         let out = sagasim(&["fuzz", "--seeds", "200", "--json", "--shard", &shard]);
         assert_eq!(out.status.code(), Some(0));
-        files.push(temp_file(&format!("shard-{k}.json"), &String::from_utf8_lossy(&out.stdout)));
+        files.push(temp_file(
+            &format!("shard-{k}.json"),
+            &String::from_utf8_lossy(&out.stdout),
+        ));
     }
     let mut args = vec!["merge"];
     args.extend(files.iter().map(String::as_str));
@@ -105,7 +120,13 @@ fn sharded_fuzz_merged_equals_one_run() {
         serde_json::from_str(text.lines().last().unwrap()).unwrap()
     };
     let (a, b) = (last(&one), last(&merged));
-    for key in ["seeds", "failures", "first_failing_seed", "failing", "coverage"] {
+    for key in [
+        "seeds",
+        "failures",
+        "first_failing_seed",
+        "failing",
+        "coverage",
+    ] {
         assert_eq!(a[key], b[key], "{key}");
     }
 }
