@@ -38,6 +38,19 @@ pub fn run_checked(
     }
 }
 
+/// Run and check with a deliberate bug switched on (`None`: the correct
+/// coordinator). Only with the `mutants` feature (the test build).
+#[cfg(feature = "mutants")]
+pub fn run_checked_mutant(
+    s: &Scenario,
+    seed: u64,
+    plan: &FaultPlan,
+    mode: TraceMode,
+    mutant: Option<crate::saga::mutants::Mutant>,
+) -> Checked {
+    crate::saga::mutants::with(mutant, || run_checked(s, seed, plan, mode, reference()))
+}
+
 /// The reference coordinator.
 pub fn reference() -> Arc<dyn CoordinatorImpl> {
     Arc::new(SagaCoordinator)
@@ -71,11 +84,27 @@ pub fn shrink_failure(
 ) -> Option<(FaultPlan, String, usize)> {
     let first = run_checked(s, seed, plan, TraceMode::HashOnly, imp.clone());
     let invariant = first.verdict.first()?.invariant.clone();
-    let (small, runs) = shrink(plan, |candidate| {
+    shrink_to(s, seed, plan, imp, &invariant)
+}
+
+/// Shrink a plan while the run still breaks `invariant`.
+pub fn shrink_to(
+    s: &Scenario,
+    seed: u64,
+    plan: &FaultPlan,
+    imp: Arc<dyn CoordinatorImpl>,
+    invariant: &str,
+) -> Option<(FaultPlan, String, usize)> {
+    let invariant = invariant.to_string();
+    let breaks = |candidate: &FaultPlan| {
         run_checked(s, seed, candidate, TraceMode::HashOnly, imp.clone())
             .verdict
             .all()
             .any(|v| v.invariant == invariant)
-    });
+    };
+    if !breaks(plan) {
+        return None;
+    }
+    let (small, runs) = shrink(plan, breaks);
     Some((small, invariant, runs))
 }

@@ -152,6 +152,8 @@ impl Default for Workload {
 #[serde(default, deny_unknown_fields)]
 pub struct Latencies {
     pub net: NetConfig,
+    /// The coordinator's disk: how long an fsync takes.
+    pub fsync_ms: u64,
     pub stripe: ServiceLatency,
     pub salesforce: ServiceLatency,
     pub inventory: ServiceLatency,
@@ -161,6 +163,7 @@ impl Default for Latencies {
     fn default() -> Self {
         Latencies {
             net: NetConfig::default(),
+            fsync_ms: 15,
             stripe: ServiceLatency {
                 min_ms: 80,
                 p50_ms: 300,

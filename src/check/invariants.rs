@@ -10,6 +10,9 @@
 //!   durably started.
 //! - `log-discipline`: every service effect carries a key (or external id)
 //!   whose `Intent` was durable in the coordinator's log before the effect.
+//! - `compensation-order`: a saga that turns back compensates its applied
+//!   steps in reverse order (read from the durable log: the first
+//!   compensation intent of each step, before the saga's decision).
 //!
 //! Eventually (only judged when the run converged; otherwise `liveness`):
 //! - `terminal`: every started saga is finalized in the log;
@@ -139,6 +142,7 @@ pub fn check(scenario: &Scenario, out: &RunOutcome) -> Verdict {
     no_overbooking(&mut cx);
     no_orphan_crm(&mut cx, &started);
     log_discipline(&mut cx);
+    compensation_order(&mut cx, &log);
 
     if !out.phases.converged {
         let facts = format!(
@@ -305,9 +309,11 @@ fn log_discipline(cx: &mut Ctx<'_>) {
     }
     for (key, service, at, what) in effects {
         match intents.get(&key) {
-            // The effect's service clock reading is exact to the ms; the
-            // request left at least a network hop after the fsync.
-            Some(&synced) if synced <= at => {}
+            // Times are whole ms and a skewed clock's inverse may round
+            // down by one; a correct coordinator's request leaves after the
+            // fsync and takes at least a network hop, so 1 ms of slack
+            // never hides a real "effect before intent".
+            Some(&synced) if synced <= at + 1 => {}
             Some(&synced) => {
                 let facts = format!(
                     "{service} {what} applied at {at} ms, but the intent for key {key} was durable only at {synced} ms"
@@ -318,6 +324,37 @@ fn log_discipline(cx: &mut Ctx<'_>) {
                 let facts = format!("{service} {what} carries key {key:?} with no durable intent");
                 cx.safety("log-discipline", &business_key_of(&key), at, facts);
             }
+        }
+    }
+}
+
+fn compensation_order(cx: &mut Ctx<'_>, log: &[&LogRecord]) {
+    let mut order: BTreeMap<&SagaId, Vec<usize>> = BTreeMap::new();
+    let mut decided: BTreeSet<&SagaId> = BTreeSet::new();
+    for r in log {
+        match r {
+            LogRecord::Decision { saga, .. } => {
+                decided.insert(saga);
+            }
+            LogRecord::Intent {
+                saga,
+                step,
+                op: crate::saga::Op::Compensate,
+                ..
+            } if !decided.contains(saga) => {
+                let steps = order.entry(saga).or_default();
+                if !steps.contains(step) {
+                    steps.push(*step);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (saga, steps) in order {
+        if steps.windows(2).any(|w| w[0] < w[1]) {
+            let facts = format!("compensated steps in the order {steps:?}, not in reverse");
+            let key = saga.business_key().to_string();
+            cx.safety("compensation-order", &key, cx.end_ms, facts);
         }
     }
 }

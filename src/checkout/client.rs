@@ -29,6 +29,7 @@ use super::wire::{Request, Response, INVENTORY, SALESFORCE, STRIPE};
 use super::CoordinatorEnv;
 use crate::emit;
 use crate::saga::driver::{BoxFuture, StepClient};
+use crate::saga::mutants::{self, Mutant};
 use crate::saga::{Op, Outcome, StepCall};
 use crate::services::inventory::{
     HoldStatus, InventoryBody, InventoryRequest, InventoryResponse, PmsErrorCode,
@@ -235,6 +236,14 @@ impl HotelClient {
         for hold_id in targets {
             match self.inventory(InventoryRequest::Release { hold_id }).await {
                 Err(e) => return net_outcome(e),
+                Ok(InventoryResponse {
+                    body: InventoryBody::Released { previous, .. },
+                    ..
+                }) if mutants::is_active(Mutant::NullCompensationIsError)
+                    && previous != Some(HoldStatus::Active) =>
+                {
+                    return Outcome::rejected("hold not found");
+                }
                 Ok(r) if r.is_success() => {}
                 Ok(r) => return classify_pms(&r),
             }
@@ -290,8 +299,9 @@ impl HotelClient {
             ),
         ]
         .into();
+        let without_key = mutants::is_active(Mutant::RetryChargeWithoutKey) && call.attempt > 1;
         let req = StripeRequest::CreatePaymentIntent {
-            idempotency_key: Some(call.key.clone()),
+            idempotency_key: (!without_key).then(|| call.key.clone()),
             customer: call.input.customer.clone(),
             amount_cents: call.input.amount_cents,
             currency: "usd".into(),
@@ -360,10 +370,12 @@ impl HotelClient {
                 Ok(list) => list.into_iter().filter(is_live).map(|pi| pi.id).collect(),
             },
         };
+        let nothing_to_undo_is_error = mutants::is_active(Mutant::NullCompensationIsError);
         for id in targets {
             let key = format!("{}#{}", call.key, call.attempt);
             let pi = match self.retrieve(&id).await {
                 Err(o) => return o,
+                Ok(None) if nothing_to_undo_is_error => return Outcome::rejected("no such charge"),
                 Ok(None) => continue, // nothing to undo
                 Ok(Some(pi)) => pi,
             };
@@ -381,6 +393,9 @@ impl HotelClient {
                 }
                 PaymentIntentStatus::Succeeded => {
                     if pi.amount_received_cents <= pi.amount_refunded_cents {
+                        if nothing_to_undo_is_error {
+                            return Outcome::rejected("charge already refunded");
+                        }
                         continue; // fully refunded already
                     }
                     StripeRequest::CreateRefund {

@@ -162,7 +162,12 @@ pub fn run(
     simulate(seed, mode, move || async move {
         let names = node_names(&s);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let world = World::new(seed, plan.clone(), &refs, Duration::from_millis(2));
+        let world = World::new(
+            seed,
+            plan.clone(),
+            &refs,
+            Duration::from_millis(s.latency.fsync_ms),
+        );
         let net: Net<Request, Response> = Net::new(&world, s.latency.net);
 
         // Services: durable state outside the nodes.

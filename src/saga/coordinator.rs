@@ -302,6 +302,15 @@ impl Coordinator {
     /// to the one saga derived from it.
     fn route_start(&self, input: &SagaInput) -> StartRoute {
         let id = SagaId::for_business_key(&input.business_key);
+        if super::mutants::is_active(super::mutants::Mutant::NewSagaPerStart) {
+            // Every tool call is a new checkout.
+            let n = self
+                .sagas
+                .keys()
+                .filter(|k| k.as_str().starts_with(id.as_str()))
+                .count();
+            return StartRoute::New(SagaId::mutant(format!("{}~{n}", id.as_str())));
+        }
         if self.sagas.contains_key(&id) {
             StartRoute::Attach(id)
         } else {

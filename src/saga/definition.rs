@@ -398,6 +398,12 @@ impl SagaId {
         SagaId(format!("saga-{business_key}"))
     }
 
+    /// An id outside the `saga-{business_key}` scheme (mutation tests only).
+    #[doc(hidden)]
+    pub fn mutant(id: String) -> SagaId {
+        SagaId(id)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

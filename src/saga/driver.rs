@@ -166,6 +166,13 @@ impl Driver {
                 Command::Persist { token, .. } => {
                     // Appended already (`append_persists`); sync and ack.
                     let me = self.clone();
+                    if super::mutants::is_active(super::mutants::Mutant::CallBeforeIntentDurable) {
+                        // Ack first, sync later: calls leave before the intent is durable.
+                        let log = self.log.clone();
+                        tokio::spawn(async move { log.sync().await });
+                        me.feed(Event::Persisted { token });
+                        continue;
+                    }
                     self.unsynced.fetch_add(1, Ordering::Relaxed);
                     tokio::spawn(async move {
                         me.log.sync().await;

@@ -138,6 +138,7 @@ mod coordinator;
 mod definition;
 pub mod driver;
 mod log;
+pub mod mutants;
 mod recovery;
 mod state;
 

@@ -19,6 +19,7 @@ use super::config::{BackoffKind, Config};
 use super::coordinator::{Phase, SagaStatus, StepState};
 use super::definition::{action_key, undo_key, SagaDefinition, SagaId, SagaInput, SweepPolicy};
 use super::log::{Decision, LogRecord, Op, Outcome};
+use super::mutants::{self, Mutant};
 
 /// Most effects of one step the sweep undoes in one round (a service that
 /// answers a reconcile with more is beyond repair by a coordinator).
@@ -238,6 +239,9 @@ pub(super) enum Disposition {
 /// Decision point ("compensate Unknown without reconciling"): an `Unknown`
 /// action is only ever reconciled.
 pub(super) fn on_unknown_action(reason: String) -> ActionState {
+    if mutants::is_active(Mutant::CompensateUnknownWithoutReconcile) {
+        return ActionState::Failed { reason };
+    }
     ActionState::Unknown { reason }
 }
 
@@ -249,6 +253,9 @@ pub(super) fn attempt_key(saga: &SagaId, step_name: &str, _attempt: u32) -> Stri
 
 /// Decision point ("retry forever"): whether `done` sends exhaust `max`.
 pub(super) fn attempts_exhausted(done: u32, max: u32) -> bool {
+    if mutants::is_active(Mutant::RetryForever) {
+        return false;
+    }
     done >= max
 }
 
@@ -265,22 +272,31 @@ pub(super) fn deadline_reason(name: &str, deadline_ms: u64, last: &str) -> Strin
 /// Decision point ("compensate in forward order"): the next step to
 /// compensate is the *latest* applied step with a compensation still to do.
 pub(super) fn next_to_compensate(def: &SagaDefinition, steps: &[StepRun]) -> Option<usize> {
-    (0..steps.len()).rev().find(|&j| {
-        def.step(j).compensation
-            && steps[j].action.is_applied()
-            && matches!(steps[j].undo, UndoState::Pending | UndoState::Retry { .. })
-    })
+    let due = |j: &usize| {
+        def.step(*j).compensation
+            && steps[*j].action.is_applied()
+            && matches!(steps[*j].undo, UndoState::Pending | UndoState::Retry { .. })
+    };
+    if mutants::is_active(Mutant::CompensateInForwardOrder) {
+        return (0..steps.len()).find(due);
+    }
+    (0..steps.len()).rev().find(due)
 }
 
 /// Decision point ("ignore late actions"): the steps the sweep re-checks,
 /// ascending. A step is swept if it was attempted, its action was ambiguous
 /// or its policy says `Always`, and the sweep could act on what it finds.
 pub(super) fn sweep_steps(def: &SagaDefinition, saga: &Saga) -> Vec<usize> {
+    if mutants::is_active(Mutant::IgnoreLateActions) {
+        return Vec::new();
+    }
+    let believes_failed = mutants::is_active(Mutant::CompensateUnknownWithoutReconcile);
     (0..saga.steps.len())
         .filter(|&i| {
             let run = &saga.steps[i];
             let step = def.step(i);
-            let not_applied = !matches!(run.action, ActionState::Applied { .. });
+            let not_applied =
+                !matches!(run.action, ActionState::Applied { .. }) && !believes_failed;
             run.attempts > 0
                 && (run.ambiguous
                     || step.sweep == SweepPolicy::Always
@@ -343,6 +359,12 @@ impl StepRun {
                 };
                 false
             }
+            Outcome::Rejected { reason } if mutants::is_active(Mutant::RetryForever) => {
+                self.action = ActionState::Retry {
+                    reason: format!("rejected, retried anyway: {reason}"),
+                };
+                true
+            }
             Outcome::Rejected { reason } => {
                 self.action = ActionState::Failed {
                     reason: format!("`{name}` rejected: {reason}"),
@@ -356,7 +378,9 @@ impl StepRun {
                 true
             }
             Outcome::Unknown { reason } => {
-                self.ambiguous = true;
+                // The mutant believes a timeout is a failure: nothing
+                // ambiguous to look for later.
+                self.ambiguous = !mutants::is_active(Mutant::CompensateUnknownWithoutReconcile);
                 self.action = on_unknown_action(format!("unknown: {reason}"));
                 true
             }
@@ -567,8 +591,10 @@ impl Saga {
             "no step runs after the pivot before the pivot is applied"
         );
         let name = def.step(i).name.clone();
-        let deadline_passed =
-            i <= pivot && now >= self.started_at_ms.saturating_add(config.saga_deadline_ms);
+        // (The "retry forever" mutant has no deadline either.)
+        let deadline_passed = i <= pivot
+            && now >= self.started_at_ms.saturating_add(config.saga_deadline_ms)
+            && !mutants::is_active(Mutant::RetryForever);
         let run = &self.steps[i];
         match run.action.clone() {
             ActionState::Idle if deadline_passed => self.start_compensation(

@@ -5,6 +5,7 @@ mod checkout;
 mod cli;
 mod determinism;
 mod disk;
+mod mutants;
 mod props;
 mod regressions;
 mod scenarios;
