@@ -100,6 +100,8 @@ pub fn empty_world_seed(s: &Scenario, seed: u64, calls: u64) -> u64 {
                 done.load(Ordering::Relaxed) == total
             })
             .await;
+        net.shutdown();
+        world.shutdown().await;
         phases.end_ms
     });
     end_ms

@@ -84,7 +84,18 @@ pub fn fuzz(
     let next = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
-    let results: Mutex<Vec<SeedResult>> = Mutex::new(Vec::with_capacity(seeds.len()));
+    // Aggregated as seeds finish: memory stays flat however many seeds run
+    // (only failing seeds are kept).
+    struct Agg {
+        ran: u64,
+        failing: Vec<SeedResult>,
+        coverage: BTreeMap<String, u64>,
+    }
+    let agg = Mutex::new(Agg {
+        ran: 0,
+        failing: Vec::new(),
+        coverage: BTreeMap::new(),
+    });
     // Wall time is measured outside every simulation (allowed: not simulated code).
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
@@ -99,30 +110,32 @@ pub fn fuzz(
                 if r.failure.is_some() {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
-                results.lock().expect("results").push(r);
+                {
+                    let mut a = agg.lock().expect("results");
+                    if !r.skipped {
+                        a.ran += 1;
+                        add_coverage(&mut a.coverage, &r.coverage);
+                        if r.failure.is_some() {
+                            // Totalled above; a failure record carries only its verdict.
+                            a.failing.push(SeedResult {
+                                coverage: BTreeMap::new(),
+                                ..r
+                            });
+                        }
+                    }
+                }
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                 progress(d, failed.load(Ordering::Relaxed));
             });
         }
     });
     let elapsed_s = started.elapsed().as_secs_f64();
-    let mut results = results.into_inner().expect("results");
-    results.retain(|r| !r.skipped);
-    results.sort_by_key(|r| r.seed);
-    let ran = results.len() as u64;
-    let mut coverage = BTreeMap::new();
-    for r in &results {
-        add_coverage(&mut coverage, &r.coverage);
-    }
-    let failing: Vec<SeedResult> = results
-        .into_iter()
-        .filter(|r| r.failure.is_some())
-        // Totalled above; a failure record carries only its verdict.
-        .map(|r| SeedResult {
-            coverage: BTreeMap::new(),
-            ..r
-        })
-        .collect();
+    let Agg {
+        ran,
+        mut failing,
+        coverage,
+    } = agg.into_inner().expect("results");
+    failing.sort_by_key(|r| r.seed);
     FuzzSummary {
         scenario: scenario.to_string(),
         seeds: ran,

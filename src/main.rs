@@ -105,6 +105,24 @@ enum Command {
         #[arg(long, default_value = "found by sagasim fuzz")]
         note: String,
     },
+    /// Measure seeds/s (1 thread and all), the empty-world baseline, the
+    /// ratio, messages per seed, µs per message, sim s per wall s, peak RSS.
+    Bench {
+        #[command(flatten)]
+        scenario: ScenarioArg,
+        /// Seeds per measurement.
+        #[arg(long, default_value_t = 2000)]
+        seeds: u64,
+        /// Worker threads for the all-cores figures (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Seeds of the long run that samples peak RSS.
+        #[arg(long, default_value_t = 20_000)]
+        rss_seeds: u64,
+        /// Print the figures as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Merge the JSON summary lines of sharded fuzz runs into one.
     Merge {
         /// Files holding `fuzz --json` output (the last JSON line counts).
@@ -308,6 +326,63 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             Ok(ExitCode::from(1))
         }
         Command::Merge { files } => merge(&files),
+        Command::Bench {
+            scenario,
+            seeds,
+            jobs,
+            rss_seeds,
+            json,
+        } => {
+            let s = load(&scenario)?;
+            if seeds == 0 {
+                return Err(BadInput("--seeds must be at least 1".into()));
+            }
+            let jobs = jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1);
+            let quiet = json || !std::io::stderr().is_terminal();
+            let r = sagasim::bench::bench(&s, seeds, jobs, rss_seeds, |what| {
+                if !quiet {
+                    eprintln!("bench: {what}…");
+                }
+            });
+            if json {
+                println!("{}", serde_json::to_string(&r).expect("serialises"));
+            } else {
+                println!(
+                    "scenario {} ({} seeds per figure, {} jobs)",
+                    r.scenario, r.seeds, r.jobs
+                );
+                println!(
+                    "  seeds/s, {} jobs            {:>10.0}",
+                    r.jobs, r.seeds_per_s
+                );
+                println!(
+                    "  seeds/s, 1 thread           {:>10.0}",
+                    r.seeds_per_s_1_thread
+                );
+                println!(
+                    "  empty world seeds/s, {} jobs {:>9.0}",
+                    r.jobs, r.baseline_seeds_per_s
+                );
+                println!(
+                    "  empty world seeds/s, 1 thr. {:>10.0}",
+                    r.baseline_seeds_per_s_1_thread
+                );
+                println!("  cost ratio (1 thread)       {:>10.2}x", r.ratio);
+                println!(
+                    "  messages per seed           {:>10.1}",
+                    r.messages_per_seed
+                );
+                println!("  µs per message (1 thread)   {:>10.2}", r.us_per_message);
+                println!("  simulated s per wall s      {:>10.0}", r.sim_s_per_wall_s);
+                println!(
+                    "  peak RSS                    {:>10.1} MiB after {} seeds ({:.1} MiB after a tenth)",
+                    r.peak_rss_mib, r.rss_seeds, r.early_rss_mib
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Scenarios { scenarios } => {
             let dir = scenarios.unwrap_or_else(scenario::default_dir);
             for name in scenario::list(&dir) {

@@ -297,6 +297,11 @@ pub fn run(
             .expect("slot")
             .as_ref()
             .is_some_and(|c| c.is_quiescent());
+        // Break the reference cycles of this run (transport -> handlers ->
+        // coordinator -> client -> transport) so its memory is freed.
+        net.shutdown();
+        slot.lock().expect("slot").take();
+        world.shutdown().await;
         let truth_at = |node: &str| world.clock_ms(node);
         let stripe_truth = {
             let mut m = stripe.lock().expect("stripe");

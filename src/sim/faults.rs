@@ -257,15 +257,38 @@ impl FaultPlan {
 
     /// Generate the swarm plan of one seed.
     pub fn swarm(seed: u64, profile: &SwarmProfile, topo: &Topology, safety_ms: u64) -> FaultPlan {
+        FaultPlan::generate(seed, profile, topo, safety_ms, true)
+    }
+
+    /// The *uniform* plan of one seed: every fault kind on, each at half its
+    /// maximum intensity — the baseline swarm testing is measured against.
+    pub fn uniform(
+        seed: u64,
+        profile: &SwarmProfile,
+        topo: &Topology,
+        safety_ms: u64,
+    ) -> FaultPlan {
+        FaultPlan::generate(seed, profile, topo, safety_ms, false)
+    }
+
+    fn generate(
+        seed: u64,
+        profile: &SwarmProfile,
+        topo: &Topology,
+        safety_ms: u64,
+        swarm: bool,
+    ) -> FaultPlan {
         let mut rng = rng_for(seed, "swarm");
         let mut plan = FaultPlan::default();
         let safety_ms = safety_ms.max(1);
         // Swarm: each kind is on with probability 1/2, at a random intensity
-        // up to the profile's maximum.
+        // up to the profile's maximum. Uniform: all on, at half the maximum.
         let mut on = |max: f64| -> f64 {
             let enabled = rng.gen_bool(0.5);
             let scale: f64 = rng.gen();
-            if enabled && max > 0.0 {
+            if !swarm {
+                max / 2.0
+            } else if enabled && max > 0.0 {
                 max * scale
             } else {
                 0.0

@@ -219,6 +219,16 @@ where
         self.lock().stats
     }
 
+    /// Drop every handler: handlers capture clones of the transport (a
+    /// coordinator's client calls through it), so without this the state of
+    /// a finished run keeps itself alive. Call at the end of a run.
+    pub fn shutdown(&self) {
+        let mut st = self.lock();
+        for h in st.handlers.iter_mut() {
+            *h = None;
+        }
+    }
+
     /// Requests or replies still travelling (0 = the network is quiet).
     pub fn in_flight(&self) -> u64 {
         self.lock().in_flight

@@ -58,6 +58,7 @@ struct Inner {
     names: Vec<String>,
     nodes: Mutex<BTreeMap<String, NodeRec>>,
     crash_hooks: Mutex<BTreeMap<String, Vec<CrashHook>>>,
+    nemesis: Mutex<Option<madsim::task::JoinHandle<()>>>,
 }
 
 /// Handle to the world of one run. Cheap to clone.
@@ -97,6 +98,7 @@ impl World {
                 names: node_names.iter().map(|s| s.to_string()).collect(),
                 nodes: Mutex::new(BTreeMap::new()),
                 crash_hooks: Mutex::new(BTreeMap::new()),
+                nemesis: Mutex::new(None),
             }),
         }
     }
@@ -306,6 +308,33 @@ impl World {
         }
     }
 
+    /// End the run: stop every node's tasks and the nemesis, and let the
+    /// executor drop them. madsim keeps a task that never finishes alive
+    /// after the runtime is gone (its task info holds its own waker), so
+    /// without this every run would leak its nodes' state. Call last,
+    /// after reading the results.
+    pub async fn shutdown(&self) {
+        if let Some(n) = self.inner.nemesis.lock().expect("world lock").take() {
+            n.abort();
+        }
+        let ids: Vec<_> = {
+            let mut nodes = self.inner.nodes.lock().expect("world lock");
+            nodes
+                .values_mut()
+                .map(|rec| {
+                    rec.up = false;
+                    rec.handle.id()
+                })
+                .collect()
+        };
+        let handle = Handle::current();
+        for id in ids {
+            handle.kill(id);
+        }
+        // Killed tasks are dropped when the executor next polls them.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
     /// Run the two phases: faults until `safety_ms` (or until `done`), then
     /// heal and wait until `done` again, at most `liveness_ms` more.
     /// `done` is polled every `poll_ms` of simulated time.
@@ -317,7 +346,8 @@ impl World {
         mut done: impl FnMut() -> bool,
     ) -> PhaseReport {
         let poll = Duration::from_millis(poll_ms.max(1));
-        tokio::spawn(self.clone().nemesis());
+        let nemesis = tokio::spawn(self.clone().nemesis());
+        *self.inner.nemesis.lock().expect("world lock") = Some(nemesis);
         while elapsed_ms() < safety_ms && !done() {
             tokio::time::sleep(poll).await;
         }
