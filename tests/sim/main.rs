@@ -5,5 +5,6 @@ mod checkout;
 mod determinism;
 mod disk;
 mod regressions;
+mod report;
 mod scenarios;
 mod transport;
