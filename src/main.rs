@@ -4,6 +4,10 @@
 //! the invariant and a replay command are printed); 2 bad input (one clear
 //! line: unknown scenario, malformed TOML or JSON, bad shard, seed range).
 //! No panic on user input.
+//!
+//! `report [SCENARIO] --seed N [--plan FILE] [--out DIR]` writes
+//! `DIR/<scenario>-<seed>.html` and `.md` (default `reports/`), with the
+//! same exit codes: the report is written even when an invariant failed.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +18,7 @@ use sagasim::check::regression::Regression;
 use sagasim::checkout::run::{plan_for, topology};
 use sagasim::fuzz::{fuzz, FuzzConfig, FuzzSummary};
 use sagasim::harness::{fuzz_seed, reference, run_checked, shrink_failure};
+use sagasim::report::Report;
 use sagasim::scenario::{self, Scenario, DEFAULT_SCENARIO};
 use sagasim::sim::FaultPlan;
 use sagasim::trace::TraceMode;
@@ -122,6 +127,18 @@ enum Command {
         /// Print the figures as one JSON line.
         #[arg(long)]
         json: bool,
+    /// Write an HTML timeline report and a markdown summary of one run.
+    Report {
+        #[command(flatten)]
+        scenario: ScenarioArg,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// A regression file (scenario, seed and plan) or a bare fault plan.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Directory for `<scenario>-<seed>.html` and `.md` (created if missing).
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        out: PathBuf,
     },
     /// Merge the JSON summary lines of sharded fuzz runs into one.
     Merge {
@@ -325,6 +342,12 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             );
             Ok(ExitCode::from(1))
         }
+        Command::Report {
+            scenario,
+            seed,
+            plan,
+            out,
+        } => report(&scenario, seed, plan.as_deref(), &out),
         Command::Merge { files } => merge(&files),
         Command::Bench {
             scenario,
@@ -401,6 +424,48 @@ fn replay_cmd(arg: &ScenarioArg, seed: u64) -> String {
         "cargo run --release -- replay {} --seed {seed}",
         arg.scenario
     )
+}
+
+/// `report`: run the seed (or plan file) with the full trace, write the
+/// HTML and markdown under `out`, print their paths and the verdict.
+fn report(
+    arg: &ScenarioArg,
+    seed: Option<u64>,
+    plan: Option<&Path>,
+    out: &Path,
+) -> Result<ExitCode, BadInput> {
+    let (s, seed, plan, cmd) = match plan {
+        Some(path) => {
+            let (s, seed, plan) = load_plan(arg, path, seed)?;
+            let cmd = format!(
+                "cargo run --release -- replay {} --seed {seed} --plan {}",
+                arg.scenario,
+                path.display()
+            );
+            (s, seed, plan, cmd)
+        }
+        None => {
+            let Some(seed) = seed else {
+                return Err(BadInput("report needs --seed N or --plan FILE".into()));
+            };
+            let s = load(arg)?;
+            let plan = plan_for(&s, seed);
+            (s, seed, plan, replay_cmd(arg, seed))
+        }
+    };
+    let c = run_checked(&s, seed, &plan, TraceMode::Full, reference());
+    let written = Report::new(&s, &c).write(out)?;
+    println!("{}", written.html.display());
+    println!("{}", written.markdown.display());
+    if c.verdict.ok() {
+        println!("verdict: every invariant held");
+    } else {
+        for v in c.verdict.all() {
+            println!("violated: {v}");
+        }
+        println!("replay: {cmd}");
+    }
+    Ok(verdict_exit(c.verdict.ok()))
 }
 
 /// Load a regression file or a bare plan for `replay --plan`.

@@ -8,5 +8,6 @@ mod disk;
 mod mutants;
 mod props;
 mod regressions;
+mod report;
 mod scenarios;
 mod transport;

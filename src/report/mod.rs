@@ -1,0 +1,276 @@
+//! Reports of one run: a self-contained HTML page with a Jepsen-style
+//! timeline, and a markdown summary.
+//!
+//! `sagasim report` runs a seed with the full trace and hands the result to
+//! a [`Report`], which renders
+//! - `<scenario>-<seed>.html`: the invariant verdict first, then the
+//!   timeline (one lane per node, arrows for messages, marks for faults and
+//!   saga state changes — see [`timeline`] for how the trace is read), the
+//!   fault counts, the agents' results, the fault plan and the raw trace;
+//! - `<scenario>-<seed>.md`: the same verdict and counts in a few lines.
+//!
+//! Both are pure functions of the run: no wall time, no absolute paths, no
+//! map iteration order — the same seed gives byte-identical files. Every
+//! string that came from a file or a trace goes through [`escape`] before
+//! it reaches HTML or SVG. The page needs no network: inline CSS and SVG,
+//! no scripts, no fonts, no images.
+//!
+//! Not here: running the seed (`harness::run_checked`), judging it
+//! (`check`), the fuzz summary report (a later addition), and anything that
+//! reads the report back.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::check::Verdict;
+use crate::checkout::run::{node_names, plan_for, RunOutcome};
+use crate::harness::Checked;
+use crate::scenario::Scenario;
+use crate::trace::Trace;
+
+mod html;
+mod markdown;
+mod svg;
+pub mod timeline;
+
+/// Longest file stem (`<scenario>-<seed>`) a report gets, in bytes.
+pub const MAX_STEM_BYTES: usize = 120;
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The files a report wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub html: PathBuf,
+    pub markdown: PathBuf,
+}
+
+/// One run, ready to render. The parts are borrowed separately so a test
+/// (or a caller with its own checker) can pair a run with any verdict.
+#[derive(Clone, Copy)]
+pub struct Report<'a> {
+    pub scenario: &'a Scenario,
+    /// The run's outcome; its `seed` and `plan` are the report's.
+    pub outcome: &'a RunOutcome,
+    /// Recorded with `TraceMode::Full` (a hash-only trace draws nothing).
+    pub trace: &'a Trace,
+    pub verdict: &'a Verdict,
+}
+
+impl<'a> Report<'a> {
+    /// The report of a checked run of `scenario`.
+    pub fn new(scenario: &'a Scenario, checked: &'a Checked) -> Self {
+        Report {
+            scenario,
+            outcome: &checked.outcome,
+            trace: &checked.trace,
+            verdict: &checked.verdict,
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.outcome.seed
+    }
+
+    /// The node lanes, in the world's fixed order.
+    pub fn lanes(&self) -> Vec<String> {
+        node_names(self.scenario)
+    }
+
+    /// The self-contained HTML page.
+    pub fn html(&self) -> String {
+        html::render(self)
+    }
+
+    /// The markdown summary.
+    pub fn markdown(&self) -> String {
+        markdown::render(self)
+    }
+
+    /// The command that replays this run (names, not paths).
+    pub fn replay_command(&self) -> String {
+        let name = &self.scenario.name;
+        let seed = self.seed();
+        if plan_for(self.scenario, seed) == self.outcome.plan {
+            format!("sagasim replay {name} --seed {seed}")
+        } else {
+            format!(
+                "sagasim replay {name} --seed {seed} --plan FILE   (FILE: the fault plan below)"
+            )
+        }
+    }
+
+    /// `<scenario>-<seed>`, safe as a file name whatever the scenario's
+    /// name holds.
+    pub fn file_stem(&self) -> String {
+        file_stem(&self.scenario.name, self.seed())
+    }
+
+    /// Write `<dir>/<stem>.html` and `<dir>/<stem>.md` (creating `dir`),
+    /// each atomically: a temporary file in `dir`, then a rename.
+    pub fn write(&self, dir: &Path) -> Result<Written, ReportError> {
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let stem = self.file_stem();
+        let html = dir.join(format!("{stem}.html"));
+        let markdown = dir.join(format!("{stem}.md"));
+        write_atomic(&html, &self.html())?;
+        write_atomic(&markdown, &self.markdown())?;
+        Ok(Written { html, markdown })
+    }
+}
+
+/// `<name>-<seed>` with every byte outside `[A-Za-z0-9._-]` replaced by
+/// `_`, no leading dot, and at most [`MAX_STEM_BYTES`] bytes: a scenario
+/// name from a file must not steer the report outside its directory.
+pub fn file_stem(name: &str, seed: u64) -> String {
+    let mut safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    while safe.starts_with('.') {
+        safe.replace_range(..1, "_");
+    }
+    if safe.is_empty() {
+        safe.push_str("scenario");
+    }
+    let suffix = format!("-{seed}");
+    safe.truncate(MAX_STEM_BYTES - suffix.len());
+    safe.push_str(&suffix);
+    debug_assert!(safe.len() <= MAX_STEM_BYTES);
+    debug_assert!(!safe.contains('/') && !safe.starts_with('.'));
+    safe
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), ReportError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| ReportError::Io { path, source }
+    };
+    if let Err(e) = std::fs::write(&tmp, text) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(path)(e)
+    })
+}
+
+/// Escape text for HTML and SVG, in element content and in quoted
+/// attribute values alike: `& < > " '`.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` cut to at most `max` characters, with `…` when cut.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => {
+            let mut s = text[..at].to_string();
+            s.push('…');
+            s
+        }
+    }
+}
+
+/// Milliseconds for people: `12.345 s`, `12 s`, or `850 ms` under a second.
+pub(crate) fn fmt_ms(ms: u64) -> String {
+    if ms >= 1000 {
+        let mut s = format!("{}.{:03}", ms / 1000, ms % 1000);
+        while s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+        s.push_str(" s");
+        s
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+/// Simulated microseconds as `1234.567 ms` (the trace's own precision).
+pub(crate) fn fmt_us(us: u64) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{}.{:03} ms", us / 1000, us % 1000);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_the_five_html_specials() {
+        assert_eq!(
+            escape(r#"<script>alert("x" & 'y')</script>"#),
+            "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"
+        );
+        assert_eq!(escape("plain-text_1.2"), "plain-text_1.2");
+        assert_eq!(
+            escape("&amp;"),
+            "&amp;amp;",
+            "escaping is not idempotent, by design"
+        );
+        assert_eq!(escape("é → ü"), "é → ü", "non-ASCII passes through");
+    }
+
+    #[test]
+    fn file_stem_cannot_leave_the_directory() {
+        assert_eq!(file_stem("hotel-checkout", 7), "hotel-checkout-7");
+        assert_eq!(file_stem("../../etc/passwd", 1), "_._.._etc_passwd-1");
+        assert_eq!(file_stem(".hidden", 2), "_hidden-2");
+        assert_eq!(file_stem("", 3), "scenario-3");
+        assert_eq!(file_stem("a<b>\"c\"", 4), "a_b__c_-4");
+        let long = "x".repeat(500);
+        let stem = file_stem(&long, u64::MAX);
+        assert_eq!(stem.len(), MAX_STEM_BYTES);
+        assert!(stem.ends_with(&format!("-{}", u64::MAX)));
+    }
+
+    #[test]
+    fn clip_and_time_formats() {
+        assert_eq!(clip("abcdef", 3), "abc…");
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("ééé", 2), "éé…");
+        assert_eq!(fmt_ms(850), "850 ms");
+        assert_eq!(fmt_ms(12_000), "12 s");
+        assert_eq!(fmt_ms(12_340), "12.34 s");
+        assert_eq!(fmt_us(1_186_001), "1186.001 ms");
+    }
+}
