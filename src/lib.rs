@@ -12,6 +12,7 @@ pub mod check;
 pub mod checkout;
 pub mod fuzz;
 pub mod harness;
+pub mod metrics;
 pub mod saga;
 pub mod scenario;
 pub mod services;

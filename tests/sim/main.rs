@@ -2,6 +2,7 @@
 //! transport and (later) the coordinator, checkers and scenarios.
 
 mod checkout;
+mod compare;
 mod determinism;
 mod disk;
 mod regressions;
