@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::check::shrink::shrink;
 use crate::check::{check, Verdict};
+use crate::checkout::naive::NaiveCoordinator;
 use crate::checkout::run::{plan_for, run, RunOutcome};
 use crate::checkout::{CoordinatorImpl, SagaCoordinator};
 use crate::fuzz::SeedResult;
@@ -54,6 +55,17 @@ pub fn run_checked_mutant(
 /// The reference coordinator.
 pub fn reference() -> Arc<dyn CoordinatorImpl> {
     Arc::new(SagaCoordinator)
+}
+
+/// Every coordinator implementation the CLI knows, by name: the naive
+/// baseline and the reference saga (`sagasim compare --coordinators`).
+pub fn known_coordinators() -> Vec<Arc<dyn CoordinatorImpl>> {
+    vec![Arc::new(NaiveCoordinator), reference()]
+}
+
+/// The known coordinator called `name`.
+pub fn coordinator(name: &str) -> Option<Arc<dyn CoordinatorImpl>> {
+    known_coordinators().into_iter().find(|c| c.name() == name)
 }
 
 /// Fuzz one seed of `s` with the reference coordinator.

@@ -13,6 +13,7 @@ pub mod check;
 pub mod checkout;
 pub mod fuzz;
 pub mod harness;
+pub mod metrics;
 pub mod report;
 pub mod saga;
 pub mod scenario;

@@ -12,12 +12,17 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use sagasim::check::regression::Regression;
 use sagasim::checkout::run::{plan_for, topology};
+use sagasim::checkout::CoordinatorImpl;
 use sagasim::fuzz::{fuzz, FuzzConfig, FuzzSummary};
-use sagasim::harness::{fuzz_seed, reference, run_checked, shrink_failure};
+use sagasim::harness::{
+    coordinator, fuzz_seed, known_coordinators, reference, run_checked, shrink_failure,
+};
+use sagasim::metrics::{compare, Comparison};
 use sagasim::report::Report;
 use sagasim::scenario::{self, Scenario, DEFAULT_SCENARIO};
 use sagasim::sim::FaultPlan;
@@ -127,6 +132,7 @@ enum Command {
         /// Print the figures as one JSON line.
         #[arg(long)]
         json: bool,
+    },
     /// Write an HTML timeline report and a markdown summary of one run.
     Report {
         #[command(flatten)]
@@ -139,6 +145,28 @@ enum Command {
         /// Directory for `<scenario>-<seed>.html` and `.md` (created if missing).
         #[arg(long, value_name = "DIR", default_value = "reports")]
         out: PathBuf,
+    },
+    /// Run the same seeds (the same fault plans) against several
+    /// coordinators and print their business metrics side by side.
+    /// Exit code 0 once the comparison ran (failing runs are its data).
+    Compare {
+        #[command(flatten)]
+        scenario: ScenarioArg,
+        /// Number of seeds.
+        #[arg(long, default_value_t = 1000)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Coordinators to compare, comma-separated, in column order.
+        #[arg(long, default_value = "naive,saga", value_delimiter = ',')]
+        coordinators: Vec<String>,
+        /// Print one machine-readable line last.
+        #[arg(long)]
+        json: bool,
     },
     /// Merge the JSON summary lines of sharded fuzz runs into one.
     Merge {
@@ -348,6 +376,51 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             plan,
             out,
         } => report(&scenario, seed, plan.as_deref(), &out),
+        Command::Compare {
+            scenario,
+            seeds,
+            start,
+            jobs,
+            coordinators,
+            json,
+        } => {
+            let s = load(&scenario)?;
+            if start.checked_add(seeds).is_none() {
+                return Err(BadInput(format!(
+                    "seed range --start {start} --seeds {seeds} overflows u64"
+                )));
+            }
+            let mut imps = Vec::new();
+            for name in &coordinators {
+                let name = name.trim();
+                let Some(imp) = coordinator(name) else {
+                    let known: Vec<&str> = known_coordinators().iter().map(|c| c.name()).collect();
+                    return Err(BadInput(format!(
+                        "unknown coordinator `{name}`; known: {}",
+                        known.join(", ")
+                    )));
+                };
+                if imps
+                    .iter()
+                    .any(|i: &Arc<dyn CoordinatorImpl>| i.name() == name)
+                {
+                    return Err(BadInput(format!("coordinator `{name}` named twice")));
+                }
+                imps.push(imp);
+            }
+            let jobs = jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1);
+            let cfg = FuzzConfig {
+                start,
+                seeds,
+                jobs,
+                shard: None,
+            };
+            let c = run_compare(&s, &cfg, &imps, json);
+            print_comparison(&scenario, &c, seeds, start, &coordinators, json);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Merge { files } => merge(&files),
         Command::Bench {
             scenario,
@@ -603,6 +676,66 @@ fn run_fuzz(
         b.finish_and_clear();
     }
     summary
+}
+
+fn run_compare(
+    s: &Scenario,
+    cfg: &FuzzConfig,
+    imps: &[Arc<dyn CoordinatorImpl>],
+    json: bool,
+) -> Comparison {
+    let total = cfg.seed_list().len() as u64;
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}",
+            )
+            .expect("template"),
+        );
+        b
+    });
+    let c = compare(s, cfg, imps, |done| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    c
+}
+
+fn print_comparison(
+    arg: &ScenarioArg,
+    c: &Comparison,
+    seeds: u64,
+    start: u64,
+    names: &[String],
+    json: bool,
+) {
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", c.table());
+    let _ = writeln!(
+        out,
+        "command: cargo run --release -- compare {} --seeds {seeds} --start {start} --coordinators {}",
+        arg.scenario,
+        names.join(",")
+    );
+    // Wall time on its own line: the table above is a pure function of the command.
+    let _ = writeln!(
+        out,
+        "took {:.1} s ({:.0} runs/s)",
+        c.elapsed_s,
+        if c.elapsed_s > 0.0 {
+            (c.seeds * c.coordinators.len() as u64) as f64 / c.elapsed_s
+        } else {
+            0.0
+        }
+    );
+    if json {
+        let _ = writeln!(out, "{}", c.json_line());
+    }
 }
 
 fn print_summary(arg: &ScenarioArg, summary: &FuzzSummary, json: bool) {

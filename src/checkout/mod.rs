@@ -11,10 +11,13 @@
 //!
 //! The coordinator node is pluggable: [`CoordinatorImpl`] boots a
 //! [`CheckoutService`] on the node (at start and after every restart). Ours,
-//! [`SagaCoordinator`], is the reference implementation.
+//! [`SagaCoordinator`], is the reference implementation;
+//! [`naive::NaiveCoordinator`] is the baseline it is compared with (an
+//! agent loop with try/catch and blind retries).
 
 pub mod agent;
 pub mod client;
+pub mod naive;
 pub mod run;
 pub mod wire;
 

@@ -3,6 +3,7 @@
 
 mod checkout;
 mod cli;
+mod compare;
 mod determinism;
 mod disk;
 mod mutants;
