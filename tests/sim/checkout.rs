@@ -303,3 +303,51 @@ fn swarm_seeds_hold_every_invariant() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Canonical run for the snapshot suite: the coordinator crashes while the
+/// charge is in flight and recovers from its log alone.
+#[test]
+fn snapshot_crash_recovery() {
+    let s = scenario("article-salesforce-timeout");
+    let plan = FaultPlan {
+        crashes: vec![Crash {
+            node: "coordinator".into(),
+            at_ms: 1_300,
+            down_ms: Some(2_000),
+        }],
+        ..FaultPlan::default()
+    };
+    let c = checked(&s, 7, &plan);
+    assert_ok(&c);
+    assert!(c.trace.of_kind("crash").count() == 1);
+    assert!(c.trace.of_kind("recover").count() >= 2, "booted, then recovered");
+    assert_eq!(c.outcome.agents[0].answer, Some(SagaStatus::Completed));
+    assert_eq!(c.outcome.stripe.payment_intents.len(), 1);
+    assert_eq!(c.outcome.stripe.net_cents("cust-1"), 25_000);
+    insta::assert_snapshot!("crash_recovery", c.trace.render());
+}
+
+/// Canonical run for the snapshot suite: a PMS that ignores client refs
+/// gets the hold request twice; the sweep finds and releases the extra hold.
+#[test]
+fn snapshot_duplicate_delivery() {
+    let mut s = scenario("pms-without-idempotency");
+    s.workload.agents = 1;
+    let plan = FaultPlan {
+        calls: vec![CallFault {
+            from: "coordinator".into(),
+            to: "inventory".into(),
+            index: 0,
+            fault: CallFaultKind::Duplicate { gap_ms: 40 },
+        }],
+        ..FaultPlan::default()
+    };
+    let c = checked(&s, 7, &plan);
+    assert_ok(&c);
+    let inv = &c.outcome.inventory;
+    assert_eq!(inv.holds.len(), 2, "the duplicate made a second hold");
+    assert_eq!(inv.bookings.len(), 1);
+    assert_eq!(inv.active_holds().count(), 0, "the extra hold was released");
+    assert_eq!(c.outcome.agents[0].answer, Some(SagaStatus::Completed));
+    insta::assert_snapshot!("duplicate_delivery", c.trace.render());
+}
