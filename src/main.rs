@@ -91,6 +91,9 @@ enum Command {
         /// Write one JSON line per failing seed to this file.
         #[arg(long, value_name = "FILE")]
         failures: Option<PathBuf>,
+        /// Write a markdown summary (outcome histogram, coverage, seeds/s).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Re-run a seed or a plan file bit-for-bit and print the full trace.
     Replay {
@@ -167,6 +170,9 @@ enum Command {
         /// Print one machine-readable line last.
         #[arg(long)]
         json: bool,
+        /// Also write the table as a self-contained HTML page into DIR.
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
     },
     /// Merge the JSON summary lines of sharded fuzz runs into one.
     Merge {
@@ -299,6 +305,7 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             check_determinism,
             stop_on_failure,
             failures,
+            report,
         } => {
             let s = load(&scenario)?;
             if start.checked_add(seeds).is_none() {
@@ -323,6 +330,12 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
                     text.push('\n');
                 }
                 write_atomic(&path, &text)?;
+            }
+            if let Some(path) = report {
+                write_atomic(&path, &fuzz_report(&scenario, &summary))?;
+                if !json {
+                    println!("wrote {}", path.display());
+                }
             }
             print_summary(&scenario, &summary, json);
             Ok(verdict_exit(summary.failures == 0))
@@ -383,6 +396,7 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             jobs,
             coordinators,
             json,
+            html,
         } => {
             let s = load(&scenario)?;
             if start.checked_add(seeds).is_none() {
@@ -419,6 +433,15 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             };
             let c = run_compare(&s, &cfg, &imps, json);
             print_comparison(&scenario, &c, seeds, start, &coordinators, json);
+            if let Some(dir) = html {
+                let command = format!(
+                    "cargo run --release -- compare {} --seeds {seeds} --start {start} --coordinators {}",
+                    scenario.scenario,
+                    coordinators.join(",")
+                );
+                let path = sagasim::report::compare::write(&c, &command, &dir)?;
+                println!("wrote {}", path.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Merge { files } => merge(&files),
@@ -767,6 +790,53 @@ fn print_summary(arg: &ScenarioArg, summary: &FuzzSummary, json: bool) {
     if json {
         println!("{}", summary.json_line());
     }
+}
+
+/// The markdown summary of a fuzz run (`fuzz --report FILE`).
+fn fuzz_report(arg: &ScenarioArg, s: &FuzzSummary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "# sagasim fuzz: {}\n", s.scenario);
+    let _ = writeln!(
+        out,
+        "{} seeds, {} failing, {:.1} s, {:.0} seeds/s.\n",
+        s.seeds, s.failures, s.elapsed_s, s.seeds_per_s
+    );
+    let _ = writeln!(out, "## Outcomes\n\n| outcome | seeds |\n|---|--:|");
+    let _ = writeln!(out, "| every invariant held | {} |", s.seeds - s.failures);
+    let mut by: std::collections::BTreeMap<&str, u64> = Default::default();
+    for f in &s.failing {
+        let inv = f
+            .failure
+            .as_deref()
+            .and_then(|t| t.split_whitespace().next())
+            .unwrap_or("?");
+        *by.entry(inv).or_insert(0) += 1;
+    }
+    for (inv, n) in &by {
+        let _ = writeln!(out, "| `{inv}` violated | {n} |");
+    }
+    let _ = writeln!(
+        out,
+        "\n## Coverage (seeds that reached each path)\n\n| path | seeds |\n|---|--:|"
+    );
+    for point in sagasim::check::coverage::POINTS {
+        let hits = s.coverage.get(*point).copied().unwrap_or(0);
+        let _ = writeln!(out, "| {point} | {hits} |");
+    }
+    if !s.failing.is_empty() {
+        let _ = writeln!(out, "\n## Failing seeds (first 50)\n");
+        for f in s.failing.iter().take(50) {
+            let _ = writeln!(
+                out,
+                "- seed {}: {} — `{}`",
+                f.seed,
+                f.failure.as_deref().unwrap_or(""),
+                replay_cmd(arg, f.seed)
+            );
+        }
+    }
+    out
 }
 
 fn merge(files: &[PathBuf]) -> Result<ExitCode, BadInput> {

@@ -28,6 +28,7 @@ use crate::harness::Checked;
 use crate::scenario::Scenario;
 use crate::trace::Trace;
 
+pub mod compare;
 mod html;
 mod markdown;
 mod svg;
@@ -158,7 +159,7 @@ pub fn file_stem(name: &str, seed: u64) -> String {
     safe
 }
 
-fn write_atomic(path: &Path, text: &str) -> Result<(), ReportError> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), ReportError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

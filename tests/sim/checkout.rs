@@ -320,7 +320,10 @@ fn snapshot_crash_recovery() {
     let c = checked(&s, 7, &plan);
     assert_ok(&c);
     assert!(c.trace.of_kind("crash").count() == 1);
-    assert!(c.trace.of_kind("recover").count() >= 2, "booted, then recovered");
+    assert!(
+        c.trace.of_kind("recover").count() >= 2,
+        "booted, then recovered"
+    );
     assert_eq!(c.outcome.agents[0].answer, Some(SagaStatus::Completed));
     assert_eq!(c.outcome.stripe.payment_intents.len(), 1);
     assert_eq!(c.outcome.stripe.net_cents("cust-1"), 25_000);

@@ -130,3 +130,33 @@ fn sharded_fuzz_merged_equals_one_run() {
         assert_eq!(a[key], b[key], "{key}");
     }
 }
+
+#[test]
+fn fuzz_writes_a_markdown_summary_report() {
+    let path = temp_file("fuzz-report.md", "");
+    std::fs::remove_file(&path).unwrap();
+    let out = sagasim(&["fuzz", "--seeds", "40", "--report", &path]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("## Outcomes"), "{text}");
+    assert!(text.contains("| every invariant held | 40 |"), "{text}");
+    assert!(text.contains("| agent retry deduplicated |"), "{text}");
+}
+
+#[test]
+fn compare_writes_the_table_as_self_contained_html() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compare-html");
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.display().to_string();
+    let out = sagasim(&["compare", "--seeds", "20", "--html", &d]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(dir.join("compare-hotel-checkout-0-20.html")).unwrap();
+    assert!(page.contains("<th>naive</th><th>saga</th>"), "{page}");
+    assert!(page.contains("double charges (checkouts)"));
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
+}
