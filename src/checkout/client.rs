@@ -21,11 +21,10 @@
 //! Not here: retry policy or ordering (the saga core decides).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::wire::{Request, Response, INVENTORY, SALESFORCE, STRIPE};
+use super::wire::Services;
 use super::CoordinatorEnv;
 use crate::emit;
 use crate::saga::driver::{BoxFuture, StepClient};
@@ -41,7 +40,7 @@ use crate::services::stripe::{
     CaptureMethod, PaymentIntent, PaymentIntentStatus, StripeErrorCode, StripeRequest,
     StripeResponse,
 };
-use crate::sim::{CallError, Net};
+use crate::sim::CallError;
 
 /// Salesforce objects and the values the checkout writes.
 pub const BOOKING: &str = "Booking__c";
@@ -60,12 +59,9 @@ pub const META_SAGA: &str = "saga_id";
 pub const META_BUSINESS_KEY: &str = "business_key";
 
 /// The checkout's service client (one per coordinator incarnation).
+#[derive(Clone)]
 pub struct HotelClient {
-    node: String,
-    net: Net<Request, Response>,
-    stripe_timeout: Duration,
-    salesforce_timeout: Duration,
-    inventory_timeout: Duration,
+    svc: Services,
     hold_ttl_ms: u64,
 }
 
@@ -80,63 +76,22 @@ fn net_outcome(e: CallError) -> Outcome {
 
 impl HotelClient {
     pub fn new(env: &CoordinatorEnv) -> Self {
-        let t = &env.scenario.timeouts;
         HotelClient {
-            node: env.node.clone(),
-            net: env.net.clone(),
-            stripe_timeout: Duration::from_millis(t.stripe_ms),
-            salesforce_timeout: Duration::from_millis(t.salesforce_ms),
-            inventory_timeout: Duration::from_millis(t.inventory_ms),
+            svc: Services::new(env),
             hold_ttl_ms: env.scenario.workload.hold_ttl_ms,
         }
     }
 
     async fn stripe(&self, req: StripeRequest) -> Reply<StripeResponse> {
-        match self
-            .net
-            .call(
-                &self.node,
-                STRIPE,
-                Request::Stripe(req),
-                self.stripe_timeout,
-            )
-            .await?
-        {
-            Response::Stripe(r) => Ok(r),
-            other => panic!("stripe answered {other:?}"),
-        }
+        self.svc.stripe(req).await
     }
 
     async fn salesforce(&self, req: SalesforceRequest) -> Reply<SalesforceResponse> {
-        match self
-            .net
-            .call(
-                &self.node,
-                SALESFORCE,
-                Request::Salesforce(req),
-                self.salesforce_timeout,
-            )
-            .await?
-        {
-            Response::Salesforce(r) => Ok(r),
-            other => panic!("salesforce answered {other:?}"),
-        }
+        self.svc.salesforce(req).await
     }
 
     async fn inventory(&self, req: InventoryRequest) -> Reply<InventoryResponse> {
-        match self
-            .net
-            .call(
-                &self.node,
-                INVENTORY,
-                Request::Inventory(req),
-                self.inventory_timeout,
-            )
-            .await?
-        {
-            Response::Inventory(r) => Ok(r),
-            other => panic!("inventory answered {other:?}"),
-        }
+        self.svc.inventory(req).await
     }
 
     async fn dispatch(&self, call: &StepCall) -> Outcome {
@@ -566,14 +521,10 @@ impl HotelClient {
 
 impl StepClient for HotelClient {
     fn call(&self, call: StepCall) -> BoxFuture<Outcome> {
-        let me = HotelClient {
-            node: self.node.clone(),
-            net: self.net.clone(),
-            ..*self
-        };
+        let me = self.clone();
         Box::pin(async move {
             emit!(
-                me.node,
+                me.svc.node,
                 "step-call",
                 "{} {} {:?} #{} key={}{}",
                 call.saga.as_str(),
@@ -588,7 +539,7 @@ impl StepClient for HotelClient {
             );
             let outcome = me.dispatch(&call).await;
             emit!(
-                me.node,
+                me.svc.node,
                 "step-outcome",
                 "{} {} {:?}: {:?}",
                 call.saga.as_str(),

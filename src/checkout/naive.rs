@@ -68,7 +68,7 @@ use super::client::{
     BOOKING, BOOKING_STATUS, META_BUSINESS_KEY, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_OPEN,
     STAGE_WON, STATUS_CANCELLED, STATUS_CONFIRMED, STATUS_PENDING,
 };
-use super::wire::{Request, Response, INVENTORY, SALESFORCE, STRIPE};
+use super::wire::Services;
 use super::{CheckoutService, CoordinatorEnv, CoordinatorImpl};
 use crate::emit;
 use crate::saga::driver::BoxFuture;
@@ -79,7 +79,7 @@ use crate::services::salesforce::{
 };
 use crate::services::stripe::{CaptureMethod, PaymentIntentStatus, StripeRequest, StripeResponse};
 use crate::sim::clock::elapsed_ms;
-use crate::sim::{CallError, Net};
+use crate::sim::CallError;
 
 /// Retries after the first try of any call (so at most 4 tries).
 pub const RETRIES_MAX: u32 = 3;
@@ -96,13 +96,8 @@ impl CoordinatorImpl for NaiveCoordinator {
 
     fn boot(&self, env: CoordinatorEnv) -> Arc<dyn CheckoutService> {
         // The disk is ignored on purpose: no intent log, nothing to recover.
-        let t = &env.scenario.timeouts;
         Arc::new(NaiveService(Arc::new(Naive {
-            node: env.node.clone(),
-            net: env.net.clone(),
-            stripe_timeout: Duration::from_millis(t.stripe_ms),
-            salesforce_timeout: Duration::from_millis(t.salesforce_ms),
-            inventory_timeout: Duration::from_millis(t.inventory_ms),
+            svc: Services::new(&env),
             hold_ttl_ms: env.scenario.workload.hold_ttl_ms,
             in_progress: AtomicU32::new(0),
             holds_sent: AtomicU64::new(0),
@@ -126,11 +121,7 @@ impl CheckoutService for NaiveService {
 /// One incarnation's state: only counters; everything else lives in the
 /// flows' stack frames and dies with them.
 struct Naive {
-    node: String,
-    net: Net<Request, Response>,
-    stripe_timeout: Duration,
-    salesforce_timeout: Duration,
-    inventory_timeout: Duration,
+    svc: Services,
     hold_ttl_ms: u64,
     in_progress: AtomicU32,
     holds_sent: AtomicU64,
@@ -172,13 +163,13 @@ impl Naive {
     async fn checkout(&self, input: SagaInput) -> SagaStatus {
         let _flow = InProgress::enter(&self.in_progress);
         let key = input.business_key.clone();
-        emit!(self.node, "naive-start", "{key}");
+        emit!(self.svc.node, "naive-start", "{key}");
         let mut believed = Believed::default();
         let status = match self.forward(&input, &mut believed).await {
             Ok(()) => SagaStatus::Completed,
             Err(failure) => self.compensate(&input, &believed, failure).await,
         };
-        emit!(self.node, "naive-answer", "{key}: {status:?}");
+        emit!(self.svc.node, "naive-answer", "{key}: {status:?}");
         assert!(status.is_decided(), "the naive flow always decides");
         status
     }
@@ -223,7 +214,7 @@ impl Naive {
         failure: String,
     ) -> SagaStatus {
         emit!(
-            self.node,
+            self.svc.node,
             "naive-compensate",
             "{}: {failure}; undoing {believed:?}",
             input.business_key
@@ -283,7 +274,7 @@ impl Naive {
             match call(n).await {
                 Ok(t) => return Ok(t),
                 Err(e) => {
-                    emit!(self.node, "naive-error", "{what} try {}: {e}", n + 1);
+                    emit!(self.svc.node, "naive-error", "{what} try {}: {e}", n + 1);
                     last = e;
                 }
             }
@@ -294,54 +285,15 @@ impl Naive {
     // ---- calls -------------------------------------------------------------
 
     async fn stripe(&self, req: StripeRequest) -> Tried<StripeResponse> {
-        match self
-            .net
-            .call(
-                &self.node,
-                STRIPE,
-                Request::Stripe(req),
-                self.stripe_timeout,
-            )
-            .await
-            .map_err(net_error)?
-        {
-            Response::Stripe(r) => Ok(r),
-            other => panic!("stripe answered {other:?}"),
-        }
+        self.svc.stripe(req).await.map_err(net_error)
     }
 
     async fn salesforce(&self, req: SalesforceRequest) -> Tried<SalesforceResponse> {
-        match self
-            .net
-            .call(
-                &self.node,
-                SALESFORCE,
-                Request::Salesforce(req),
-                self.salesforce_timeout,
-            )
-            .await
-            .map_err(net_error)?
-        {
-            Response::Salesforce(r) => Ok(r),
-            other => panic!("salesforce answered {other:?}"),
-        }
+        self.svc.salesforce(req).await.map_err(net_error)
     }
 
     async fn inventory(&self, req: InventoryRequest) -> Tried<InventoryResponse> {
-        match self
-            .net
-            .call(
-                &self.node,
-                INVENTORY,
-                Request::Inventory(req),
-                self.inventory_timeout,
-            )
-            .await
-            .map_err(net_error)?
-        {
-            Response::Inventory(r) => Ok(r),
-            other => panic!("inventory answered {other:?}"),
-        }
+        self.svc.inventory(req).await.map_err(net_error)
     }
 
     /// A hold labelled with a fresh reference per call: attributable, but

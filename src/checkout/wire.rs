@@ -1,9 +1,13 @@
-//! The messages between the nodes of the checkout world.
+//! The messages between the nodes of the checkout world, and [`Services`]:
+//! typed calls from a coordinator node to the three services.
+
+use std::time::Duration;
 
 use crate::saga::{SagaInput, SagaStatus};
 use crate::services::inventory::{InventoryRequest, InventoryResponse};
 use crate::services::salesforce::{SalesforceRequest, SalesforceResponse};
 use crate::services::stripe::{StripeRequest, StripeResponse};
+use crate::sim::{CallError, Net};
 
 /// Node names.
 pub const COORDINATOR: &str = "coordinator";
@@ -33,4 +37,67 @@ pub enum Response {
     Checkout(SagaStatus),
     /// The request went to a node that does not serve it (a wiring bug).
     Misrouted,
+}
+
+/// Typed calls from a coordinator node to the services, each with its
+/// timeout from the scenario. Shared by every coordinator implementation.
+#[derive(Clone)]
+pub struct Services {
+    pub node: String,
+    pub net: Net<Request, Response>,
+    stripe_timeout: Duration,
+    salesforce_timeout: Duration,
+    inventory_timeout: Duration,
+}
+
+impl Services {
+    pub fn new(env: &super::CoordinatorEnv) -> Self {
+        let t = &env.scenario.timeouts;
+        Services {
+            node: env.node.clone(),
+            net: env.net.clone(),
+            stripe_timeout: Duration::from_millis(t.stripe_ms),
+            salesforce_timeout: Duration::from_millis(t.salesforce_ms),
+            inventory_timeout: Duration::from_millis(t.inventory_ms),
+        }
+    }
+
+    pub async fn stripe(&self, req: StripeRequest) -> Result<StripeResponse, CallError> {
+        let to = self.stripe_timeout;
+        match self
+            .net
+            .call(&self.node, STRIPE, Request::Stripe(req), to)
+            .await?
+        {
+            Response::Stripe(r) => Ok(r),
+            other => panic!("stripe answered {other:?}"),
+        }
+    }
+
+    pub async fn salesforce(
+        &self,
+        req: SalesforceRequest,
+    ) -> Result<SalesforceResponse, CallError> {
+        let to = self.salesforce_timeout;
+        match self
+            .net
+            .call(&self.node, SALESFORCE, Request::Salesforce(req), to)
+            .await?
+        {
+            Response::Salesforce(r) => Ok(r),
+            other => panic!("salesforce answered {other:?}"),
+        }
+    }
+
+    pub async fn inventory(&self, req: InventoryRequest) -> Result<InventoryResponse, CallError> {
+        let to = self.inventory_timeout;
+        match self
+            .net
+            .call(&self.node, INVENTORY, Request::Inventory(req), to)
+            .await?
+        {
+            Response::Inventory(r) => Ok(r),
+            other => panic!("inventory answered {other:?}"),
+        }
+    }
 }
