@@ -274,25 +274,7 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             seed,
             plan,
         } => {
-            let (s, seed, plan, cmd) = match plan {
-                Some(path) => {
-                    let (s, seed, plan) = load_plan(&scenario, &path, seed)?;
-                    let cmd = format!(
-                        "cargo run --release -- replay {} --seed {seed} --plan {}",
-                        scenario.scenario,
-                        path.display()
-                    );
-                    (s, seed, plan, cmd)
-                }
-                None => {
-                    let Some(seed) = seed else {
-                        return Err(BadInput("replay needs --seed N or --plan FILE".into()));
-                    };
-                    let s = load(&scenario)?;
-                    let plan = plan_for(&s, seed);
-                    (s, seed, plan, replay_cmd(&scenario, seed))
-                }
-            };
+            let (s, seed, plan, cmd) = seed_or_plan("replay", &scenario, seed, plan.as_deref())?;
             Ok(verdict_exit(show_run(&s, seed, &plan, true, &cmd)))
         }
         Command::Fuzz {
@@ -308,20 +290,7 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             report,
         } => {
             let s = load(&scenario)?;
-            if start.checked_add(seeds).is_none() {
-                return Err(BadInput(format!(
-                    "seed range --start {start} --seeds {seeds} overflows u64"
-                )));
-            }
-            let jobs = jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-                .max(1);
-            let cfg = FuzzConfig {
-                start,
-                seeds,
-                jobs,
-                shard,
-            };
+            let cfg = fuzz_config(start, seeds, jobs, shard)?;
             let summary = run_fuzz(&s, &cfg, json, check_determinism, stop_on_failure);
             if let Some(path) = failures {
                 let mut text = String::new();
@@ -399,11 +368,7 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             html,
         } => {
             let s = load(&scenario)?;
-            if start.checked_add(seeds).is_none() {
-                return Err(BadInput(format!(
-                    "seed range --start {start} --seeds {seeds} overflows u64"
-                )));
-            }
+            let cfg = fuzz_config(start, seeds, jobs, None)?;
             let mut imps = Vec::new();
             for name in &coordinators {
                 let name = name.trim();
@@ -422,15 +387,6 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
                 }
                 imps.push(imp);
             }
-            let jobs = jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-                .max(1);
-            let cfg = FuzzConfig {
-                start,
-                seeds,
-                jobs,
-                shard: None,
-            };
             let c = run_compare(&s, &cfg, &imps, json);
             print_comparison(&scenario, &c, seeds, start, &coordinators, json);
             if let Some(dir) = html {
@@ -456,9 +412,7 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
             if seeds == 0 {
                 return Err(BadInput("--seeds must be at least 1".into()));
             }
-            let jobs = jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-                .max(1);
+            let jobs = default_jobs(jobs);
             let quiet = json || !std::io::stderr().is_terminal();
             let r = sagasim::bench::bench(&s, seeds, jobs, rss_seeds, |what| {
                 if !quiet {
@@ -515,6 +469,33 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
     }
 }
 
+/// `--jobs`, defaulting to every core.
+fn default_jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// The seeds of `--start S --seeds N [--shard K/N]`, refusing a range that
+/// overflows.
+fn fuzz_config(
+    start: u64,
+    seeds: u64,
+    jobs: Option<usize>,
+    shard: Option<(u64, u64)>,
+) -> Result<FuzzConfig, BadInput> {
+    if start.checked_add(seeds).is_none() {
+        return Err(BadInput(format!(
+            "seed range --start {start} --seeds {seeds} overflows u64"
+        )));
+    }
+    Ok(FuzzConfig {
+        start,
+        seeds,
+        jobs: default_jobs(jobs),
+        shard,
+    })
+}
+
 fn replay_cmd(arg: &ScenarioArg, seed: u64) -> String {
     format!(
         "cargo run --release -- replay {} --seed {seed}",
@@ -530,25 +511,7 @@ fn report(
     plan: Option<&Path>,
     out: &Path,
 ) -> Result<ExitCode, BadInput> {
-    let (s, seed, plan, cmd) = match plan {
-        Some(path) => {
-            let (s, seed, plan) = load_plan(arg, path, seed)?;
-            let cmd = format!(
-                "cargo run --release -- replay {} --seed {seed} --plan {}",
-                arg.scenario,
-                path.display()
-            );
-            (s, seed, plan, cmd)
-        }
-        None => {
-            let Some(seed) = seed else {
-                return Err(BadInput("report needs --seed N or --plan FILE".into()));
-            };
-            let s = load(arg)?;
-            let plan = plan_for(&s, seed);
-            (s, seed, plan, replay_cmd(arg, seed))
-        }
-    };
+    let (s, seed, plan, cmd) = seed_or_plan("report", arg, seed, plan)?;
     let c = run_checked(&s, seed, &plan, TraceMode::Full, reference());
     let written = Report::new(&s, &c).write(out)?;
     println!("{}", written.html.display());
@@ -562,6 +525,35 @@ fn report(
         println!("replay: {cmd}");
     }
     Ok(verdict_exit(c.verdict.ok()))
+}
+
+/// What `replay` and `report` run: a seed's own plan (`--seed N`), or a
+/// regression / plan file (`--plan FILE`); with the replay command for it.
+fn seed_or_plan(
+    verb: &str,
+    arg: &ScenarioArg,
+    seed: Option<u64>,
+    plan: Option<&Path>,
+) -> Result<(Scenario, u64, FaultPlan, String), BadInput> {
+    match plan {
+        Some(path) => {
+            let (s, seed, plan) = load_plan(arg, path, seed)?;
+            let cmd = format!(
+                "cargo run --release -- replay {} --seed {seed} --plan {}",
+                arg.scenario,
+                path.display()
+            );
+            Ok((s, seed, plan, cmd))
+        }
+        None => {
+            let Some(seed) = seed else {
+                return Err(BadInput(format!("{verb} needs --seed N or --plan FILE")));
+            };
+            let s = load(arg)?;
+            let plan = plan_for(&s, seed);
+            Ok((s, seed, plan, replay_cmd(arg, seed)))
+        }
+    }
 }
 
 /// Load a regression file or a bare plan for `replay --plan`.
