@@ -32,7 +32,7 @@ use crate::checkout::client::{
     STATUS_CANCELLED, STATUS_CONFIRMED,
 };
 use crate::checkout::run::RunOutcome;
-use crate::saga::{action_key, Decision, LogRecord, SagaId};
+use crate::saga::{action_key, durable_intent_keys, Decision, LogRecord, SagaId};
 use crate::scenario::Scenario;
 use crate::services::inventory::HoldStatus;
 use crate::services::stripe::{Movement, PaymentIntentStatus};
@@ -256,14 +256,13 @@ fn no_orphan_crm(cx: &mut Ctx<'_>, started: &BTreeMap<SagaId, String>) {
 
 /// Durable intents: key -> earliest fsync time (ms).
 fn durable_intents(out: &RunOutcome) -> BTreeMap<String, u64> {
+    // The log's own reader says which records announce which keys; the
+    // disk says when each became durable.
+    let records: Vec<LogRecord> = out.log.iter().map(|d| d.record.clone()).collect();
     let mut m: BTreeMap<String, u64> = BTreeMap::new();
-    for d in &out.log {
-        if let LogRecord::Intent { key, .. } = &d.record {
-            let t = d.synced_at_us / 1000;
-            m.entry(key.clone())
-                .and_modify(|x| *x = (*x).min(t))
-                .or_insert(t);
-        }
+    for (key, index) in durable_intent_keys(&records) {
+        let t = out.log[index].synced_at_us / 1000;
+        m.entry(key).and_modify(|x| *x = (*x).min(t)).or_insert(t);
     }
     m
 }
