@@ -219,6 +219,12 @@ fn load(arg: &ScenarioArg) -> Result<Scenario, BadInput> {
     Ok(Scenario::load(&arg.scenario, &dir)?)
 }
 
+/// mimalloc: a run allocates and frees many small objects (tasks, messages,
+/// trace scratch); with glibc malloc this was a quarter of fuzzing time
+/// (`perf`, see issue 8's note). Results do not depend on the allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -791,7 +791,7 @@ mod tests {
         RunOutcome {
             scenario: "unit".into(),
             seed: 1,
-            plan: FaultPlan::default(),
+            plan: FaultPlan::default().into(),
             phases: PhaseReport {
                 safety_end_ms: 60_000,
                 end_ms: 70_000,

@@ -3,8 +3,8 @@
 //! Every message, delivery decision, fault, crash and saga state change is a
 //! `tracing` event with target `sagasim` (use the [`emit!`](crate::emit)
 //! macro). A [`Recorder`] installed for the duration of one run collects them,
-//! stamps each with the *simulated* time, and folds each into a 64-bit FNV-1a
-//! hash. The hash is stable across machines and runs: it sees only simulated
+//! stamps each with the *simulated* time, and folds each into a 64-bit
+//! hash ([`TraceHasher`]). The hash is stable across machines and runs: it sees only simulated
 //! time, node names and the event text (no addresses, no wall time).
 //!
 //! Not here: what the events mean (the checkers read ground truth, not the
@@ -33,6 +33,25 @@ macro_rules! emit {
             node = %$node,
             kind = $kind,
             message = format_args!($($arg)+)
+        )
+    };
+}
+
+/// Emit one trace event that repeats a value an earlier event already
+/// hashed: `emit_echo!(node, kind, echo, "format {}", args)`. Full traces
+/// show ` {echo:?}` after the text; the hash skips it, and hash-only mode
+/// does not format it at all. Use it only for a value that is the very
+/// object an earlier event printed (a reply as the caller receives it).
+#[macro_export]
+macro_rules! emit_echo {
+    ($node:expr, $kind:expr, $echo:expr, $($arg:tt)+) => {
+        ::tracing::event!(
+            target: "sagasim",
+            ::tracing::Level::INFO,
+            node = %$node,
+            kind = $kind,
+            message = format_args!($($arg)+),
+            echo = ?$echo
         )
     };
 }
@@ -66,7 +85,7 @@ pub struct Trace {
     pub events: Vec<TraceEvent>,
     /// Number of events seen (also counted in hash-only mode).
     pub len: u64,
-    /// Stable 64-bit hash of every event.
+    /// Stable 64-bit hash of every event ([`TraceHasher`]).
     pub hash: u64,
 }
 
@@ -106,13 +125,103 @@ pub fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
+/// The trace hash: a word-at-a-time fold over a byte stream, stable by
+/// construction (little-endian words, fixed constants). It depends only on
+/// the bytes written, not on how they were split into writes, so hash-only
+/// mode can feed it straight from the formatter while full mode feeds it the
+/// same bytes from the kept text: both give the same hash. It replaced
+/// byte-at-a-time FNV-1a for speed (issue 8).
+#[derive(Clone, Copy, Debug)]
+pub struct TraceHasher {
+    h: u64,
+    /// Bytes not yet folded: `Debug` writes many tiny pieces (`": "`,
+    /// field names), so they are gathered and folded a block at a time.
+    buf: [u8; BLOCK],
+    nbuf: usize,
+    len: u64,
+}
+
+const BLOCK: usize = 32;
+const FOLD_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl Default for TraceHasher {
+    fn default() -> Self {
+        TraceHasher {
+            h: FNV_OFFSET,
+            buf: [0; BLOCK],
+            nbuf: 0,
+            len: 0,
+        }
+    }
+}
+
+impl TraceHasher {
+    #[inline]
+    fn fold(&mut self, w: u64) {
+        self.h = (self.h.rotate_left(5) ^ w).wrapping_mul(FOLD_K);
+    }
+
+    fn fold_block(&mut self, block: &[u8]) {
+        for w in block.chunks_exact(8) {
+            self.fold(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+    }
+
+    /// Feed bytes.
+    #[inline]
+    pub fn write(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        let free = BLOCK - self.nbuf;
+        if bytes.len() < free {
+            self.buf[self.nbuf..self.nbuf + bytes.len()].copy_from_slice(bytes);
+            self.nbuf += bytes.len();
+            return;
+        }
+        let (head, rest) = bytes.split_at(free);
+        self.buf[self.nbuf..].copy_from_slice(head);
+        let block = self.buf;
+        self.fold_block(&block);
+        bytes = rest;
+        let mut blocks = bytes.chunks_exact(BLOCK);
+        for b in &mut blocks {
+            self.fold_block(b);
+        }
+        let tail = blocks.remainder();
+        self.buf[..tail.len()].copy_from_slice(tail);
+        self.nbuf = tail.len();
+    }
+
+    /// The hash of everything written so far.
+    pub fn finish(&self) -> u64 {
+        let mut end = *self;
+        let mut last = [0u8; BLOCK];
+        last[..end.nbuf].copy_from_slice(&end.buf[..end.nbuf]);
+        end.fold_block(&last[..end.nbuf.div_ceil(8) * 8]);
+        end.fold(end.len);
+        // Final avalanche (splitmix64's finaliser).
+        let mut z = end.h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl fmt::Write for TraceHasher {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write(s.as_bytes());
+        Ok(())
+    }
+}
+
 struct State {
     mode: TraceMode,
     trace: Trace,
-    // Scratch buffers reused for every event.
+    hasher: TraceHasher,
+    // Scratch buffers reused for every event (full mode).
     node: String,
     kind: String,
     text: String,
+    echo: String,
 }
 
 /// A `tracing` subscriber that records `sagasim` events of one run.
@@ -129,14 +238,12 @@ impl Recorder {
         Recorder {
             state: Arc::new(Mutex::new(State {
                 mode,
-                trace: Trace {
-                    events: Vec::new(),
-                    len: 0,
-                    hash: FNV_OFFSET,
-                },
+                trace: Trace::default(),
+                hasher: TraceHasher::default(),
                 node: String::new(),
                 kind: String::new(),
                 text: String::new(),
+                echo: String::new(),
             })),
         }
     }
@@ -144,14 +251,19 @@ impl Recorder {
     /// The trace recorded so far (events are moved out).
     pub fn finish(&self) -> Trace {
         let mut st = self.state.lock().expect("trace lock");
-        std::mem::take(&mut st.trace)
+        let hash = st.hasher.finish();
+        let mut t = std::mem::take(&mut st.trace);
+        t.hash = hash;
+        t
     }
 }
 
+/// Full mode: the fields of one event, as readable text (not hashed).
 struct Fields<'a> {
     node: &'a mut String,
     kind: &'a mut String,
     text: &'a mut String,
+    echo: &'a mut String,
 }
 
 impl Visit for Fields<'_> {
@@ -170,6 +282,9 @@ impl Visit for Fields<'_> {
             "message" => {
                 let _ = write!(self.text, "{value:?}");
             }
+            "echo" => {
+                let _ = write!(self.echo, " {value:?}");
+            }
             "kind" => {
                 let _ = write!(self.kind, "{value:?}");
             }
@@ -178,6 +293,42 @@ impl Visit for Fields<'_> {
             }
             _ => {
                 let _ = write!(self.text, " {}={:?}", field.name(), value);
+            }
+        }
+    }
+}
+
+/// The hashed form of an event, in both modes: node, kind and message,
+/// formatted straight into the hasher (no text kept); echoes are left out. Relies on the field order `emit!` fixes (node, kind, message).
+struct HashFields<'a> {
+    h: &'a mut TraceHasher,
+}
+
+impl Visit for HashFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "kind" | "node" => {
+                self.h.write(value.as_bytes());
+                self.h.write(&[0]);
+            }
+            _ => {
+                let _ = write!(self.h, "{}={} ", field.name(), value);
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "message" => {
+                let _ = write!(self.h, "{value:?}");
+            }
+            "echo" => {}
+            "kind" | "node" => {
+                let _ = write!(self.h, "{value:?}");
+                self.h.write(&[0]);
+            }
+            _ => {
+                let _ = write!(self.h, " {}={:?}", field.name(), value);
             }
         }
     }
@@ -210,32 +361,30 @@ impl Subscriber for Recorder {
         let t_us = sim_time_us();
         let mut st = self.state.lock().expect("trace lock");
         let st = &mut *st;
+        st.trace.len += 1;
+        st.hasher.write(&t_us.to_le_bytes());
+        event.record(&mut HashFields { h: &mut st.hasher });
+        st.hasher.write(&[0xff]);
+        if st.mode == TraceMode::HashOnly {
+            return;
+        }
         st.node.clear();
         st.kind.clear();
         st.text.clear();
+        st.echo.clear();
         event.record(&mut Fields {
             node: &mut st.node,
             kind: &mut st.kind,
             text: &mut st.text,
+            echo: &mut st.echo,
         });
-        let mut h = st.trace.hash;
-        h = fnv1a(h, &t_us.to_le_bytes());
-        h = fnv1a(h, st.node.as_bytes());
-        h = fnv1a(h, &[0]);
-        h = fnv1a(h, st.kind.as_bytes());
-        h = fnv1a(h, &[0]);
-        h = fnv1a(h, st.text.as_bytes());
-        h = fnv1a(h, &[0xff]);
-        st.trace.hash = h;
-        st.trace.len += 1;
-        if st.mode == TraceMode::Full {
-            st.trace.events.push(TraceEvent {
-                t_us,
-                node: st.node.clone(),
-                kind: st.kind.clone(),
-                text: st.text.clone(),
-            });
-        }
+        st.text.push_str(&st.echo);
+        st.trace.events.push(TraceEvent {
+            t_us,
+            node: st.node.clone(),
+            kind: st.kind.clone(),
+            text: st.text.clone(),
+        });
     }
 
     fn enter(&self, _span: &Id) {}
@@ -253,6 +402,28 @@ mod tests {
         assert_eq!(fnv1a(FNV_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a(FNV_OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn trace_hasher_depends_on_the_bytes_not_on_how_they_were_split() {
+        let text = b"0123456789abcdefghijklmnopqrstuvwxyz, a longer line of trace text";
+        let mut whole = TraceHasher::default();
+        whole.write(text);
+        for split in [1, 3, 7, 8, 9, 17] {
+            let mut parts = TraceHasher::default();
+            for chunk in text.chunks(split) {
+                parts.write(chunk);
+            }
+            assert_eq!(parts.finish(), whole.finish(), "split {split}");
+        }
+        let mut other = TraceHasher::default();
+        other.write(b"0123456789abcdefghijklmnopqrstuvwxyz, a longer line of trace texT");
+        assert_ne!(other.finish(), whole.finish());
+        // Trailing zero bytes count (length is folded in).
+        let (mut a, mut b) = (TraceHasher::default(), TraceHasher::default());
+        a.write(b"ab");
+        b.write(b"ab\0");
+        assert_ne!(a.finish(), b.finish());
     }
 
     #[test]
@@ -278,5 +449,18 @@ mod tests {
         let t2 = rec2.finish();
         assert_eq!(t2.hash, t.hash, "hash-only mode hashes the same events");
         assert!(t2.events.is_empty());
+
+        // An echo is shown in full traces and left out of the hash.
+        let echoed = |mode, echo: &'static str| {
+            let rec = Recorder::new(mode);
+            tracing::subscriber::with_default(rec.clone(), || {
+                crate::emit_echo!("coordinator", "recv", echo, "<- stripe #{}", 0);
+            });
+            rec.finish()
+        };
+        let full = echoed(TraceMode::Full, "Ok(1)");
+        assert_eq!(full.events[0].text, "<- stripe #0 \"Ok(1)\"");
+        assert_eq!(full.hash, echoed(TraceMode::Full, "Ok(2)").hash);
+        assert_eq!(full.hash, echoed(TraceMode::HashOnly, "Ok(1)").hash);
     }
 }

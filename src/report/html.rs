@@ -345,7 +345,7 @@ pub fn render(r: &Report<'_>) -> String {
     h.push_str("</tbody></table></section>\n");
 
     // Plan.
-    let plan_json = serde_json::to_string_pretty(&out.plan).unwrap_or_default();
+    let plan_json = serde_json::to_string_pretty(&*out.plan).unwrap_or_default();
     let _ = write!(
         h,
         "<section id=\"plan\"><h2>Fault plan ({} fault(s))</h2><pre class=\"plan\">{}</pre>",

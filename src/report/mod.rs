@@ -100,7 +100,7 @@ impl<'a> Report<'a> {
     pub fn replay_command(&self) -> String {
         let name = &self.scenario.name;
         let seed = self.seed();
-        if plan_for(self.scenario, seed) == self.outcome.plan {
+        if plan_for(self.scenario, seed) == *self.outcome.plan {
             format!("sagasim replay {name} --seed {seed}")
         } else {
             format!(

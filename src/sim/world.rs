@@ -48,7 +48,7 @@ type CrashHook = Box<dyn Fn() + Send>;
 
 struct Inner {
     seed: u64,
-    plan: FaultPlan,
+    plan: Arc<FaultPlan>,
     clocks: Clocks,
     fsync_latency: Duration,
     faults_on: AtomicBool,
@@ -84,7 +84,13 @@ pub struct PhaseReport {
 impl World {
     /// A world for the given node names (which the plan may name). Must be
     /// called inside a runtime; nodes are started with [`World::start_node`].
-    pub fn new(seed: u64, plan: FaultPlan, node_names: &[&str], fsync_latency: Duration) -> Self {
+    pub fn new(
+        seed: u64,
+        plan: impl Into<Arc<FaultPlan>>,
+        node_names: &[&str],
+        fsync_latency: Duration,
+    ) -> Self {
+        let plan = plan.into();
         let clocks = Clocks::new(&plan.clocks);
         World {
             inner: Arc::new(Inner {

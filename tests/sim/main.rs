@@ -1,6 +1,10 @@
 //! The one integration-test binary: simulation tests of the world, the
 //! transport and (later) the coordinator, checkers and scenarios.
 
+// The same allocator as the binary (see src/main.rs): faster simulations.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod checkout;
 mod cli;
 mod compare;
