@@ -8,6 +8,7 @@ use crate::services::inventory::{InventoryRequest, InventoryResponse};
 use crate::services::salesforce::{SalesforceRequest, SalesforceResponse};
 use crate::services::stripe::{StripeRequest, StripeResponse};
 use crate::sim::{CallError, Net};
+use serde::Serialize;
 
 /// Node names.
 pub const COORDINATOR: &str = "coordinator";
@@ -20,7 +21,7 @@ pub fn agent(n: u32) -> String {
     format!("agent-{n}")
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Request {
     Stripe(StripeRequest),
     Salesforce(SalesforceRequest),
@@ -29,7 +30,7 @@ pub enum Request {
     Checkout(SagaInput),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Response {
     Stripe(StripeResponse),
     Salesforce(SalesforceResponse),

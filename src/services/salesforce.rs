@@ -287,9 +287,11 @@ impl SalesforceGroundTruth {
     }
 }
 
-/// The response body.
+/// The response body. Adjacently tagged: an internally tagged enum cannot
+/// serialise `Errors` (a newtype around a sequence), which the trace hash
+/// found (`trace::Payload`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
 pub enum SalesforceBody {
     /// Create / upsert result (`{id, success: true, created}`).
     SaveResult {

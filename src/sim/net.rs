@@ -36,6 +36,7 @@ use super::rng::{between, mix};
 use super::world::World;
 use crate::emit;
 use crate::services::Injected;
+use crate::trace::Payload;
 
 /// What a handler learns about the delivery it serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,8 +165,8 @@ type ReplySlot<Resp> = Arc<Mutex<Slot<Resp>>>;
 
 impl<Req, Resp> Net<Req, Resp>
 where
-    Req: Clone + Debug + Send + 'static,
-    Resp: Debug + Send + 'static,
+    Req: Clone + Debug + Serialize + Send + 'static,
+    Resp: Debug + Serialize + Send + 'static,
 {
     /// A transport over the world's nodes, applying the world's plan.
     pub fn new(world: &World, cfg: NetConfig) -> Self {
@@ -326,7 +327,7 @@ where
             st.stats.calls += 1;
             (fi, ti, index, fault)
         };
-        emit!(from, "send", "-> {to} #{index} {req:?}");
+        emit!(from, "send", "-> {to} #{index} {:?}", Payload(&req));
         let key = |leg: u64, copy: u64| [fi as u64, ti as u64, u64::from(index), leg, copy];
 
         if !self.world.is_up(to) {
@@ -499,11 +500,12 @@ where
                 emit!(
                     to,
                     "drop-reply",
-                    "#{index} to {from} lost after apply: {resp:?}"
+                    "#{index} to {from} lost after apply: {:?}",
+                    Payload(&resp)
                 );
                 return;
             }
-            emit!(to, "reply", "-> {from} #{index} {resp:?}");
+            emit!(to, "reply", "-> {from} #{index} {:?}", Payload(&resp));
             let back = net.leg_ms(&[fi as u64, ti as u64, u64::from(index), 1, u64::from(copy)]);
             tokio::time::sleep(Duration::from_millis(back)).await;
             if net.partitioned(fi, ti) {

@@ -1008,3 +1008,35 @@ fn any_request() -> impl Strategy<Value = SalesforceRequest> {
         }),
     ]
 }
+
+#[test]
+fn every_body_serialises_and_round_trips() {
+    // An internally tagged enum cannot serialise a newtype around a sequence
+    // (`Errors`); the trace hash serialises every reply, so this must hold.
+    let bodies = vec![
+        SalesforceBody::SaveResult {
+            id: "001".into(),
+            created: true,
+        },
+        SalesforceBody::NoContent,
+        SalesforceBody::QueryResult {
+            total_size: 0,
+            done: true,
+            records: vec![],
+        },
+        SalesforceBody::MultipleChoices {
+            ids: vec!["a".into(), "b".into()],
+        },
+        SalesforceBody::Errors(vec![SalesforceError {
+            error_code: SalesforceErrorCode::UnableToLockRow,
+            message: "locked".into(),
+            fields: vec![],
+        }]),
+    ];
+    for body in bodies {
+        let json = serde_json::to_string(&body).expect("serialises");
+        let back: SalesforceBody = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, body);
+        assert!(bincode::serialize(&body).is_ok());
+    }
+}
