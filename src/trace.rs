@@ -215,7 +215,12 @@ impl TraceHasher {
         self.len += bytes.len() as u64;
         let free = BLOCK - self.nbuf;
         if bytes.len() < free {
-            self.buf[self.nbuf..self.nbuf + bytes.len()].copy_from_slice(bytes);
+            let dst = &mut self.buf[self.nbuf..self.nbuf + bytes.len()];
+            if bytes.len() <= 16 {
+                copy_small(dst, bytes);
+            } else {
+                dst.copy_from_slice(bytes);
+            }
             self.nbuf += bytes.len();
             return;
         }
@@ -245,6 +250,27 @@ impl TraceHasher {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+}
+
+/// `dst.copy_from_slice(src)` for at most 16 bytes, as two overlapping
+/// fixed-size copies: no call to `memcpy`, which for the many tiny pieces
+/// `Debug` writes cost as much as the hashing itself.
+#[inline]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert!(n <= 16 && dst.len() == n);
+    if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else if n >= 2 {
+        dst[..2].copy_from_slice(&src[..2]);
+        dst[n - 2..].copy_from_slice(&src[n - 2..]);
+    } else if n == 1 {
+        dst[0] = src[0];
     }
 }
 
