@@ -105,7 +105,6 @@ pub struct NetStats {
 
 struct State<Req, Resp> {
     names: Vec<String>,
-    index: BTreeMap<String, usize>,
     handlers: Vec<Option<Handler<Req, Resp>>>,
     counters: BTreeMap<(usize, usize), u32>,
     /// Sorted by key (looked up by binary search: cheaper to build per
@@ -125,6 +124,15 @@ pub struct Net<Req, Resp> {
 }
 
 impl<Req, Resp> State<Req, Resp> {
+    /// Position of a node in the world's node list (a handful of names:
+    /// a scan is cheaper than a map lookup on every message).
+    fn id(&self, node: &str) -> usize {
+        self.names
+            .iter()
+            .position(|n| n == node)
+            .unwrap_or_else(|| panic!("unknown node {node}"))
+    }
+
     fn call_fault(&self, from: usize, to: usize, index: u32) -> Option<CallFaultKind> {
         self.call_faults
             .binary_search_by_key(&(from, to, index), |&(k, _)| k)
@@ -225,7 +233,6 @@ where
             cfg,
             state: Arc::new(Mutex::new(State {
                 names,
-                index,
                 handlers,
                 counters: BTreeMap::new(),
                 call_faults,
@@ -244,7 +251,7 @@ where
     /// Register (or replace, after a restart) the handler of a node.
     pub fn serve(&self, node: &str, handler: Handler<Req, Resp>) {
         let mut st = self.lock();
-        let i = st.index[node];
+        let i = st.id(node);
         st.handlers[i] = Some(handler);
     }
 
@@ -314,8 +321,7 @@ where
     ) -> Result<Resp, CallError> {
         let (fi, ti, index, fault) = {
             let mut st = self.lock();
-            let fi = st.index[from];
-            let ti = st.index[to];
+            let (fi, ti) = (st.id(from), st.id(to));
             let counter = st.counters.entry((fi, ti)).or_insert(0);
             let index = *counter;
             *counter += 1;
@@ -330,7 +336,7 @@ where
         emit!(from, "send", "-> {to} #{index} {:?}", Payload(&req));
         let key = |leg: u64, copy: u64| [fi as u64, ti as u64, u64::from(index), leg, copy];
 
-        if !self.world.is_up(to) {
+        if !self.world.is_up_by_index(ti) {
             tokio::time::sleep(Duration::from_millis(self.leg_ms(&key(0, 0)))).await;
             self.lock().stats.refused += 1;
             emit!(from, "refused", "{to} #{index} is down");

@@ -56,7 +56,9 @@ struct Inner {
     crashes: AtomicU64,
     pauses: AtomicU64,
     names: Vec<String>,
-    nodes: Mutex<BTreeMap<String, NodeRec>>,
+    /// By position in `names` (`None` until started): looked up on every
+    /// message, so by index rather than by name.
+    nodes: Mutex<Vec<Option<NodeRec>>>,
     crash_hooks: Mutex<BTreeMap<String, Vec<CrashHook>>>,
     nemesis: Mutex<Option<madsim::task::JoinHandle<()>>>,
 }
@@ -102,7 +104,7 @@ impl World {
                 crashes: AtomicU64::new(0),
                 pauses: AtomicU64::new(0),
                 names: node_names.iter().map(|s| s.to_string()).collect(),
-                nodes: Mutex::new(BTreeMap::new()),
+                nodes: Mutex::new(node_names.iter().map(|_| None).collect()),
                 crash_hooks: Mutex::new(BTreeMap::new()),
                 nemesis: Mutex::new(None),
             }),
@@ -143,25 +145,21 @@ impl World {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        assert!(
-            self.inner.names.iter().any(|n| n == name),
-            "node {name} is not in the world's node list"
-        );
+        let i = self
+            .position(name)
+            .unwrap_or_else(|| panic!("node {name} is not in the world's node list"));
         let handle = Handle::current()
             .create_node()
             .name(name)
             .init(init)
             .build();
         let mut nodes = self.inner.nodes.lock().expect("world lock");
-        assert!(!nodes.contains_key(name), "node {name} started twice");
-        nodes.insert(
-            name.to_string(),
-            NodeRec {
-                handle,
-                up: true,
-                paused: false,
-            },
-        );
+        assert!(nodes[i].is_none(), "node {name} started twice");
+        nodes[i] = Some(NodeRec {
+            handle,
+            up: true,
+            paused: false,
+        });
     }
 
     /// A fresh disk owned by `node`: it loses unsynced writes when the node
@@ -179,15 +177,24 @@ impl World {
         disk
     }
 
+    /// Position of `node` in the world's node list.
+    fn position(&self, node: &str) -> Option<usize> {
+        self.inner.names.iter().position(|n| n == node)
+    }
+
     pub fn is_up(&self, node: &str) -> bool {
+        self.position(node).is_some_and(|i| self.is_up_by_index(i))
+    }
+
+    /// [`World::is_up`] for the node at position `i` of the node list.
+    pub(crate) fn is_up_by_index(&self, i: usize) -> bool {
         let nodes = self.inner.nodes.lock().expect("world lock");
-        nodes.get(node).is_some_and(|n| n.up)
+        nodes.get(i).and_then(Option::as_ref).is_some_and(|n| n.up)
     }
 
     pub(crate) fn node_handle_by_index(&self, i: usize) -> Option<NodeHandle> {
-        let name = self.inner.names.get(i)?;
         let nodes = self.inner.nodes.lock().expect("world lock");
-        let id = nodes.get(name).filter(|n| n.up)?.handle.id();
+        let id = nodes.get(i)?.as_ref().filter(|n| n.up)?.handle.id();
         drop(nodes);
         // Ask the runtime each time: a restart replaces the node's spawner.
         Handle::current().get_node(id)
@@ -198,7 +205,7 @@ impl World {
     pub fn crash(&self, node: &str) {
         let id = {
             let mut nodes = self.inner.nodes.lock().expect("world lock");
-            let Some(rec) = nodes.get_mut(node) else {
+            let Some(rec) = self.position(node).and_then(|i| nodes[i].as_mut()) else {
                 return;
             };
             if !rec.up {
@@ -222,7 +229,7 @@ impl World {
     pub fn restart(&self, node: &str) {
         let id = {
             let mut nodes = self.inner.nodes.lock().expect("world lock");
-            let Some(rec) = nodes.get_mut(node) else {
+            let Some(rec) = self.position(node).and_then(|i| nodes[i].as_mut()) else {
                 return;
             };
             if rec.up {
@@ -239,7 +246,11 @@ impl World {
     pub fn pause(&self, node: &str) {
         let id = {
             let mut nodes = self.inner.nodes.lock().expect("world lock");
-            let Some(rec) = nodes.get_mut(node).filter(|r| r.up && !r.paused) else {
+            let Some(rec) = self
+                .position(node)
+                .and_then(|i| nodes[i].as_mut())
+                .filter(|r| r.up && !r.paused)
+            else {
                 return;
             };
             rec.paused = true;
@@ -253,7 +264,11 @@ impl World {
     pub fn resume(&self, node: &str) {
         let id = {
             let mut nodes = self.inner.nodes.lock().expect("world lock");
-            let Some(rec) = nodes.get_mut(node).filter(|r| r.paused) else {
+            let Some(rec) = self
+                .position(node)
+                .and_then(|i| nodes[i].as_mut())
+                .filter(|r| r.paused)
+            else {
                 return;
             };
             rec.paused = false;
@@ -326,7 +341,8 @@ impl World {
         let ids: Vec<_> = {
             let mut nodes = self.inner.nodes.lock().expect("world lock");
             nodes
-                .values_mut()
+                .iter_mut()
+                .flatten()
                 .map(|rec| {
                     rec.up = false;
                     rec.handle.id()
