@@ -133,42 +133,29 @@ pub fn bench(
     let messages_per_seed = 2.0 * calls as f64 / sample as f64;
     let calls_per_seed = (calls as f64 / sample as f64).round() as u64;
 
-    let real = |jobs: usize, n: u64| {
+    // Seeds 0..n on `jobs` threads, as `fuzz` runs them.
+    let timed = |name: &str, jobs: usize, n: u64, one: &(dyn Fn(u64) -> SeedResult + Sync)| {
         let cfg = FuzzConfig {
             start: 0,
             seeds: n,
             jobs,
             shard: None,
         };
-        fuzz(
-            &s.name,
-            &cfg,
-            |seed| crate::harness::fuzz_seed(s, seed),
-            |_, _| {},
-        )
+        fuzz(name, &cfg, one, |_, _| {})
     };
+    let real =
+        |jobs: usize, n: u64| timed(&s.name, jobs, n, &|seed| crate::harness::fuzz_seed(s, seed));
     let empty = |jobs: usize, n: u64| {
-        let cfg = FuzzConfig {
-            start: 0,
-            seeds: n,
-            jobs,
-            shard: None,
-        };
-        fuzz(
-            "empty-world",
-            &cfg,
-            |seed| {
-                empty_world_seed(s, seed, calls_per_seed);
-                SeedResult {
-                    seed,
-                    trace_hash: 0,
-                    failure: None,
-                    skipped: false,
-                    coverage: Default::default(),
-                }
-            },
-            |_, _| {},
-        )
+        timed("empty-world", jobs, n, &|seed| {
+            empty_world_seed(s, seed, calls_per_seed);
+            SeedResult {
+                seed,
+                trace_hash: 0,
+                failure: None,
+                skipped: false,
+                coverage: Default::default(),
+            }
+        })
     };
     progress("scenario, 1 thread");
     let one = real(1, seeds);

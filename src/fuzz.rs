@@ -72,6 +72,28 @@ fn add_coverage(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) 
     }
 }
 
+/// Call `each(seed)` for every seed on `jobs` threads (a seed goes to the
+/// next free worker) and return the wall time it took, in seconds. The
+/// worker pool of `fuzz` and of `compare`.
+pub fn for_each_seed(seeds: &[u64], jobs: usize, each: impl Fn(u64) + Sync) -> f64 {
+    let next = AtomicU64::new(0);
+    // Wall time is measured outside every simulation (allowed: not simulated code).
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i as usize) else {
+                    break;
+                };
+                each(seed);
+            });
+        }
+    });
+    started.elapsed().as_secs_f64()
+}
+
 /// Run `run_one` for every seed of `cfg` on `cfg.jobs` threads.
 /// `progress(done, failures)` is called after each seed.
 pub fn fuzz(
@@ -80,8 +102,6 @@ pub fn fuzz(
     run_one: impl Fn(u64) -> SeedResult + Sync,
     progress: impl Fn(u64, u64) + Sync,
 ) -> FuzzSummary {
-    let seeds = cfg.seed_list();
-    let next = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
     // Aggregated as seeds finish: memory stays flat however many seeds run
@@ -96,56 +116,34 @@ pub fn fuzz(
         failing: Vec::new(),
         coverage: BTreeMap::new(),
     });
-    // Wall time is measured outside every simulation (allowed: not simulated code).
-    #[allow(clippy::disallowed_methods)]
-    let started = std::time::Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..cfg.jobs.max(1) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&seed) = seeds.get(i as usize) else {
-                    break;
-                };
-                let r = run_one(seed);
-                if r.failure.is_some() {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                {
-                    let mut a = agg.lock().expect("results");
-                    if !r.skipped {
-                        a.ran += 1;
-                        add_coverage(&mut a.coverage, &r.coverage);
-                        if r.failure.is_some() {
-                            // Totalled above; a failure record carries only its verdict.
-                            a.failing.push(SeedResult {
-                                coverage: BTreeMap::new(),
-                                ..r
-                            });
-                        }
-                    }
-                }
-                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                progress(d, failed.load(Ordering::Relaxed));
-            });
+    let elapsed_s = for_each_seed(&cfg.seed_list(), cfg.jobs, |seed| {
+        let r = run_one(seed);
+        if r.failure.is_some() {
+            failed.fetch_add(1, Ordering::Relaxed);
         }
+        {
+            let mut a = agg.lock().expect("results");
+            if !r.skipped {
+                a.ran += 1;
+                add_coverage(&mut a.coverage, &r.coverage);
+                if r.failure.is_some() {
+                    // Totalled above; a failure record carries only its verdict.
+                    a.failing.push(SeedResult {
+                        coverage: BTreeMap::new(),
+                        ..r
+                    });
+                }
+            }
+        }
+        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+        progress(d, failed.load(Ordering::Relaxed));
     });
-    let elapsed_s = started.elapsed().as_secs_f64();
     let Agg {
         ran,
-        mut failing,
-        coverage,
-    } = agg.into_inner().expect("results");
-    failing.sort_by_key(|r| r.seed);
-    FuzzSummary {
-        scenario: scenario.to_string(),
-        seeds: ran,
-        failures: failing.len() as u64,
-        first_failing_seed: failing.first().map(|r| r.seed),
-        elapsed_s,
-        seeds_per_s: rate(ran, elapsed_s),
         failing,
         coverage,
-    }
+    } = agg.into_inner().expect("results");
+    FuzzSummary::new(scenario.to_string(), ran, failing, coverage, elapsed_s)
 }
 
 fn rate(seeds: u64, elapsed_s: f64) -> f64 {
@@ -173,20 +171,39 @@ impl FuzzSummary {
                 first.scenario, other.scenario
             ));
         }
-        let mut failing: Vec<SeedResult> = parts
+        let failing: Vec<SeedResult> = parts
             .iter()
             .flat_map(|p| p.failing.iter().cloned())
             .collect();
-        failing.sort_by_key(|r| r.seed);
-        failing.dedup_by_key(|r| r.seed);
         let seeds = parts.iter().map(|p| p.seeds).sum();
         let elapsed_s = parts.iter().map(|p| p.elapsed_s).fold(0.0, f64::max);
         let mut coverage = BTreeMap::new();
         for p in parts {
             add_coverage(&mut coverage, &p.coverage);
         }
-        Ok(FuzzSummary {
-            scenario: first.scenario.clone(),
+        Ok(FuzzSummary::new(
+            first.scenario.clone(),
+            seeds,
+            failing,
+            coverage,
+            elapsed_s,
+        ))
+    }
+
+    /// A summary from its parts; the failure count, the first failing seed
+    /// and the rate are derived (failing seeds are put in seed order, each
+    /// once).
+    fn new(
+        scenario: String,
+        seeds: u64,
+        mut failing: Vec<SeedResult>,
+        coverage: BTreeMap<String, u64>,
+        elapsed_s: f64,
+    ) -> FuzzSummary {
+        failing.sort_by_key(|r| r.seed);
+        failing.dedup_by_key(|r| r.seed);
+        FuzzSummary {
+            scenario,
             seeds,
             failures: failing.len() as u64,
             first_failing_seed: failing.first().map(|r| r.seed),
@@ -194,7 +211,7 @@ impl FuzzSummary {
             seeds_per_s: rate(seeds, elapsed_s),
             failing,
             coverage,
-        })
+        }
     }
 }
 

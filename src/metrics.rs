@@ -69,7 +69,7 @@ use crate::checkout::client::{
 };
 use crate::checkout::run::{plan_for, RunOutcome};
 use crate::checkout::CoordinatorImpl;
-use crate::fuzz::FuzzConfig;
+use crate::fuzz::{for_each_seed, FuzzConfig};
 use crate::harness::run_checked;
 use crate::saga::SagaStatus;
 use crate::scenario::Scenario;
@@ -578,7 +578,6 @@ pub fn compare(
 ) -> Comparison {
     assert!(!coordinators.is_empty(), "nothing to compare");
     let seeds = cfg.seed_list();
-    let next = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let aggregates: Mutex<Vec<Aggregate>> = Mutex::new(
         coordinators
@@ -586,36 +585,24 @@ pub fn compare(
             .map(|imp| Aggregate::new(imp.name()))
             .collect(),
     );
-    // Wall time is measured outside every simulation (allowed: not simulated code).
-    #[allow(clippy::disallowed_methods)]
-    let started = std::time::Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..cfg.jobs.max(1) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&seed) = seeds.get(i as usize) else {
-                    break;
-                };
-                let plan = plan_for(s, seed);
-                let per: Vec<RunMetrics> = coordinators
-                    .iter()
-                    .map(|imp| {
-                        let c = run_checked(s, seed, &plan, TraceMode::HashOnly, imp.clone());
-                        RunMetrics::of(&c.outcome, &c.verdict)
-                    })
-                    .collect();
-                // Aggregates are order-independent sums: adding as seeds
-                // finish gives the same result as adding in seed order.
-                let mut all = aggregates.lock().expect("aggregates");
-                for (a, r) in all.iter_mut().zip(&per) {
-                    a.add(r);
-                }
-                drop(all);
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-            });
+    let elapsed_s = for_each_seed(&seeds, cfg.jobs, |seed| {
+        let plan = plan_for(s, seed);
+        let per: Vec<RunMetrics> = coordinators
+            .iter()
+            .map(|imp| {
+                let c = run_checked(s, seed, &plan, TraceMode::HashOnly, imp.clone());
+                RunMetrics::of(&c.outcome, &c.verdict)
+            })
+            .collect();
+        // Aggregates are order-independent sums: adding as seeds finish
+        // gives the same result as adding in seed order.
+        let mut all = aggregates.lock().expect("aggregates");
+        for (a, r) in all.iter_mut().zip(&per) {
+            a.add(r);
         }
+        drop(all);
+        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
     });
-    let elapsed_s = started.elapsed().as_secs_f64();
     let mut aggregates = aggregates.into_inner().expect("aggregates");
     for a in &mut aggregates {
         a.finish();
