@@ -124,15 +124,6 @@ pub struct Net<Req, Resp> {
 }
 
 impl<Req, Resp> State<Req, Resp> {
-    /// Position of a node in the world's node list (a handful of names:
-    /// a scan is cheaper than a map lookup on every message).
-    fn id(&self, node: &str) -> usize {
-        self.names
-            .iter()
-            .position(|n| n == node)
-            .unwrap_or_else(|| panic!("unknown node {node}"))
-    }
-
     fn call_fault(&self, from: usize, to: usize, index: u32) -> Option<CallFaultKind> {
         self.call_faults
             .binary_search_by_key(&(from, to, index), |&(k, _)| k)
@@ -179,33 +170,16 @@ where
     /// A transport over the world's nodes, applying the world's plan.
     pub fn new(world: &World, cfg: NetConfig) -> Self {
         let names = world.node_names();
-        let index: BTreeMap<String, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
         let plan: &FaultPlan = world.plan();
         let id = |n: &str| {
-            *index
-                .get(n)
+            world
+                .position(n)
                 .unwrap_or_else(|| panic!("plan names unknown node {n} (validate plans first)"))
         };
-        // Plans list a link's faults together: look its ids up once.
-        let mut link: Option<(&str, &str, usize, usize)> = None;
         let mut call_faults: Vec<_> = plan
             .calls
             .iter()
-            .map(|c| {
-                let (f, t) = match link {
-                    Some((a, b, f, t)) if a == c.from && b == c.to => (f, t),
-                    _ => {
-                        let ids = (id(&c.from), id(&c.to));
-                        link = Some((&c.from, &c.to, ids.0, ids.1));
-                        ids
-                    }
-                };
-                ((f, t, c.index), c.fault)
-            })
+            .map(|c| ((id(&c.from), id(&c.to), c.index), c.fault))
             .collect();
         // A hand-written plan may name one call twice: the last entry wins
         // (as it did when this was a map).
@@ -244,6 +218,12 @@ where
         }
     }
 
+    fn id(&self, node: &str) -> usize {
+        self.world
+            .position(node)
+            .unwrap_or_else(|| panic!("unknown node {node}"))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State<Req, Resp>> {
         self.state.lock().expect("net lock")
     }
@@ -251,7 +231,7 @@ where
     /// Register (or replace, after a restart) the handler of a node.
     pub fn serve(&self, node: &str, handler: Handler<Req, Resp>) {
         let mut st = self.lock();
-        let i = st.id(node);
+        let i = self.id(node);
         st.handlers[i] = Some(handler);
     }
 
@@ -321,7 +301,7 @@ where
     ) -> Result<Resp, CallError> {
         let (fi, ti, index, fault) = {
             let mut st = self.lock();
-            let (fi, ti) = (st.id(from), st.id(to));
+            let (fi, ti) = (self.id(from), self.id(to));
             let counter = st.counters.entry((fi, ti)).or_insert(0);
             let index = *counter;
             *counter += 1;

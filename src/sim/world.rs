@@ -177,8 +177,9 @@ impl World {
         disk
     }
 
-    /// Position of `node` in the world's node list.
-    fn position(&self, node: &str) -> Option<usize> {
+    /// Position of `node` in the world's node list (a handful of names: a
+    /// scan is cheaper than a map lookup, and it runs on every message).
+    pub(crate) fn position(&self, node: &str) -> Option<usize> {
         self.inner.names.iter().position(|n| n == node)
     }
 
