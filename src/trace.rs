@@ -5,8 +5,9 @@
 //! macro). A [`Recorder`] installed for the duration of one run collects them,
 //! stamps each with the *simulated* time, and folds each into a 64-bit
 //! hash ([`TraceHasher`]); message payloads enter the hash as digests of
-//! their serialisation ([`Payload`]), not as text. The hash is stable across machines and runs: it sees only simulated
-//! time, node names and the event text (no addresses, no wall time).
+//! their serialisation ([`Payload`]), not as text. The hash is stable
+//! across machines and runs: it sees only simulated time, node names and
+//! the event text (no addresses, no wall time).
 //!
 //! Not here: what the events mean (the checkers read ground truth, not the
 //! trace), or rendering beyond plain text (see `report`).
@@ -155,7 +156,8 @@ pub enum TraceMode {
     HashOnly,
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// The FNV-1a 64-bit offset basis (the starting value of [`fnv1a`]).
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a over bytes, continuing from `h`. Stable by construction.
@@ -169,10 +171,9 @@ pub fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
 
 /// The trace hash: a word-at-a-time fold over a byte stream, stable by
 /// construction (little-endian words, fixed constants). It depends only on
-/// the bytes written, not on how they were split into writes, so hash-only
-/// mode can feed it straight from the formatter while full mode feeds it the
-/// same bytes from the kept text: both give the same hash. It replaced
-/// byte-at-a-time FNV-1a for speed (issue 8).
+/// the bytes written, not on how they were split into writes, so both
+/// modes feed it straight from the formatter. It replaced byte-at-a-time
+/// FNV-1a for speed (issue 8).
 #[derive(Clone, Copy, Debug)]
 pub struct TraceHasher {
     h: u64,
@@ -245,7 +246,8 @@ impl TraceHasher {
         last[..end.nbuf].copy_from_slice(&end.buf[..end.nbuf]);
         end.fold_block(&last[..end.nbuf.div_ceil(8) * 8]);
         end.fold(end.len);
-        // Final avalanche (splitmix64's finaliser).
+        // Final avalanche (splitmix64's finaliser, as `sim::rng::splitmix`
+        // without its additive step, so hashes in existing reports hold).
         let mut z = end.h;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

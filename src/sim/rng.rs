@@ -8,6 +8,7 @@
 //!
 //! Not here: madsim's own scheduler RNG, which we never read directly.
 
+use crate::trace::{fnv1a, FNV_OFFSET};
 use rand::SeedableRng;
 
 /// The seeded RNG for sequences (plan generation). Portable across machines.
@@ -15,10 +16,8 @@ pub type SimRng = rand_chacha::ChaCha8Rng;
 
 /// A [`SimRng`] for one purpose of one seed.
 pub fn rng_for(seed: u64, purpose: &str) -> SimRng {
-    SimRng::seed_from_u64(mix(seed, &[crate::trace::fnv1a(FNV0, purpose.as_bytes())]))
+    SimRng::seed_from_u64(mix(seed, &[fnv1a(FNV_OFFSET, purpose.as_bytes())]))
 }
-
-const FNV0: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// SplitMix64 finaliser: a good 64-bit bijective mixer.
 #[inline]

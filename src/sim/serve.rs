@@ -88,7 +88,7 @@ where
 {
     let world = world.clone();
     let node = node.to_string();
-    let node_hash = crate::trace::fnv1a(0xcbf2_9ce4_8422_2325, node.as_bytes());
+    let node_hash = crate::trace::fnv1a(crate::trace::FNV_OFFSET, node.as_bytes());
     Arc::new(move |req: Req, delivery: Delivery| {
         let world = world.clone();
         let node = node.clone();
