@@ -16,8 +16,6 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use sagasim::check::regression::Regression;
-use sagasim::checkout::run::{plan_for, topology};
-use sagasim::checkout::CoordinatorImpl;
 use sagasim::fuzz::{fuzz, FuzzConfig, FuzzSummary};
 use sagasim::harness::{
     coordinator, fuzz_seed, known_coordinators, reference, run_checked, shrink_failure,
@@ -27,6 +25,8 @@ use sagasim::report::Report;
 use sagasim::scenario::{self, Scenario, DEFAULT_SCENARIO};
 use sagasim::sim::FaultPlan;
 use sagasim::trace::TraceMode;
+use sagasim::world::run::{plan_for, topology};
+use sagasim::world::CoordinatorImpl;
 
 #[derive(Parser)]
 #[command(

@@ -62,13 +62,8 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::check::truth::owner_of;
 use crate::check::Verdict;
-use crate::checkout::client::{
-    BOOKING, BOOKING_STATUS, META_BUSINESS_KEY, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_WON,
-    STATUS_CANCELLED, STATUS_CONFIRMED,
-};
-use crate::checkout::run::{plan_for, RunOutcome};
-use crate::checkout::CoordinatorImpl;
 use crate::fuzz::{for_each_seed, FuzzConfig};
 use crate::harness::run_checked;
 use crate::saga::SagaStatus;
@@ -76,6 +71,13 @@ use crate::scenario::Scenario;
 use crate::services::inventory::HoldStatus;
 use crate::services::stripe::Movement;
 use crate::trace::TraceMode;
+use crate::workload::META_BUSINESS_KEY;
+use crate::workloads::hotel::{
+    BOOKING, BOOKING_STATUS, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_WON, STATUS_CANCELLED,
+    STATUS_CONFIRMED,
+};
+use crate::world::run::{plan_for, RunOutcome};
+use crate::world::CoordinatorImpl;
 
 /// A kind of cross-system disagreement left after quiescence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -217,14 +219,6 @@ impl KeyTruth {
     fn nothing_left(&self) -> bool {
         !self.paid() && self.rooms == 0 && !self.crm_confirmed_any() && !self.crm_open
     }
-}
-
-/// The business key a reference (`saga-K`, `K`, `saga-K/…`, `K#…`) names,
-/// if `K` is one of `keys`.
-pub fn owner_of<'a>(reference: &str, keys: &BTreeSet<&'a str>) -> Option<&'a str> {
-    let r = reference.strip_prefix("saga-").unwrap_or(reference);
-    let end = r.find(['/', '#']).unwrap_or(r.len());
-    keys.get(&r[..end]).copied()
 }
 
 impl RunMetrics {
@@ -749,7 +743,6 @@ impl Comparison {
 mod tests {
     use super::*;
     use crate::check::Violation;
-    use crate::checkout::agent::AgentRecord;
     use crate::saga::SagaInput;
     use crate::services::inventory::{Booking, Hold, InventoryGroundTruth};
     use crate::services::salesforce::{SalesforceGroundTruth, SfRecord};
@@ -758,25 +751,27 @@ mod tests {
     };
     use crate::sim::net::NetStats;
     use crate::sim::{FaultPlan, PhaseReport};
+    use crate::world::agent::AgentRecord;
     use serde_json::json;
 
     const PRICE: i64 = 25_000;
 
     fn input(n: u32) -> SagaInput {
-        SagaInput {
-            business_key: format!("res-{n}"),
-            customer: format!("cust-{n}"),
-            room_type: "standard".into(),
-            first_night: 100,
-            nights: 2,
-            amount_cents: PRICE,
-        }
+        SagaInput::new(&format!("res-{n}"), &format!("cust-{n}"), PRICE)
+            .with_param("room_type", "standard")
+            .with_param("first_night", 100)
+            .with_param("nights", 2)
     }
 
     /// A world of `agents` checkouts where nothing happened yet.
     fn outcome(agents: u32) -> RunOutcome {
         RunOutcome {
             scenario: "unit".into(),
+            workload: std::sync::Arc::new(crate::workloads::hotel::hotel_checkout(
+                crate::workloads::hotel::CaptureMode::Automatic,
+            )),
+            coordinator: "unit".into(),
+            uses_saga_log: false,
             seed: 1,
             plan: FaultPlan::default().into(),
             phases: PhaseReport {

@@ -9,14 +9,13 @@
 //! Errors name the file and, for TOML errors, the line and column; limits
 //! (agents, nights, plan size, simulated time) are part of the contract.
 //!
-//! Not here: running it (`checkout::run`).
+//! Not here: running it (`world::run`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::saga::CaptureMode;
 use crate::services::inventory::InventoryConfig;
 use crate::services::salesforce::SalesforceConfig;
 use crate::services::stripe::StripeConfig;
@@ -90,15 +89,6 @@ impl Default for SagaSection {
 pub enum CaptureModeName {
     Automatic,
     Manual,
-}
-
-impl From<CaptureModeName> for CaptureMode {
-    fn from(c: CaptureModeName) -> CaptureMode {
-        match c {
-            CaptureModeName::Automatic => CaptureMode::Automatic,
-            CaptureModeName::Manual => CaptureMode::Manual,
-        }
-    }
 }
 
 /// Who checks out what.

@@ -5,6 +5,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod architecture;
+mod blackbox;
 mod checkout;
 mod cli;
 mod compare;

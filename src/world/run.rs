@@ -1,4 +1,4 @@
-//! One run of the checkout world: (scenario, seed, plan) -> outcome + trace.
+//! One run of the world: (scenario, workload, seed, plan) -> outcome + trace.
 //!
 //! Builds the nodes (coordinator, stripe, salesforce, inventory, agents),
 //! serves the models, boots the coordinator implementation on its node (and
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::agent::{run_agent, AgentPlan, AgentRecord};
 use super::wire::{self, Request, Response, COORDINATOR, INVENTORY, SALESFORCE, STRIPE};
-use super::{CheckoutService, CoordinatorEnv, CoordinatorImpl};
+use super::{CoordinatorEnv, CoordinatorImpl, SagaService};
 use crate::saga::{LogRecord, SagaInput};
 use crate::scenario::Scenario;
 use crate::services::inventory::{Inventory, InventoryGroundTruth};
@@ -26,11 +26,19 @@ use crate::sim::rng::{between, mix};
 use crate::sim::serve::{serve_model, ServiceLatency};
 use crate::sim::{simulate, Net, PhaseReport, World};
 use crate::trace::{Trace, TraceMode};
+use crate::workload::Workload;
 
 /// Everything a run leaves for the checkers and reports.
 #[derive(Clone, Debug)]
 pub struct RunOutcome {
     pub scenario: String,
+    /// The declared saga the callers asked for.
+    pub workload: Arc<Workload>,
+    /// The coordinator implementation's name.
+    pub coordinator: String,
+    /// Whether the coordinator keeps sagasim's saga log (`log` is then
+    /// judged by the `saga-log:*` checks).
+    pub uses_saga_log: bool,
     pub seed: u64,
     /// Shared with the world that ran it (plans run to hundreds of faults).
     pub plan: Arc<FaultPlan>,
@@ -89,19 +97,7 @@ pub fn plan_for(s: &Scenario, seed: u64) -> FaultPlan {
     }
 }
 
-/// What agent `n` asks for.
-pub fn input_of(s: &Scenario, n: u32) -> SagaInput {
-    SagaInput {
-        business_key: Scenario::business_key(n),
-        customer: Scenario::customer(n),
-        room_type: s.workload.room_type.clone(),
-        first_night: s.workload.first_night,
-        nights: s.workload.nights,
-        amount_cents: s.workload.price_cents,
-    }
-}
-
-type Slot = Arc<Mutex<Option<Arc<dyn CheckoutService>>>>;
+type Slot = Arc<Mutex<Option<Arc<dyn SagaService>>>>;
 
 /// How often the supervisor checks whether the run is done.
 const POLL_MS: u64 = 1_000;
@@ -139,30 +135,35 @@ fn serve<M>(
 }
 
 fn coordinator_handler(
-    service: Arc<dyn CheckoutService>,
+    service: Arc<dyn SagaService>,
     wait: Duration,
 ) -> Handler<Request, Response> {
     Arc::new(move |req, _delivery| {
         let service = service.clone();
         Box::pin(async move {
             match req {
-                Request::Checkout(input) => Response::Checkout(service.checkout(input, wait).await),
+                Request::Start(input) => Response::Status(service.start(input, wait).await),
                 _ => Response::Misrouted,
             }
         })
     })
 }
 
-/// Run one seed of `scenario` under `plan` with coordinator `imp`.
+/// Run one seed of `scenario` with callers asking for `workload`, under
+/// `plan`, with coordinator `imp`.
 pub fn run(
     scenario: &Scenario,
+    workload: &Arc<Workload>,
     seed: u64,
     plan: &FaultPlan,
     mode: TraceMode,
     imp: Arc<dyn CoordinatorImpl>,
 ) -> (RunOutcome, Trace) {
     let s = Arc::new(scenario.clone());
+    let workload = workload.clone();
     let plan = Arc::new(plan.clone());
+    let coordinator = imp.name().to_string();
+    let uses_saga_log = imp.uses_saga_log();
     simulate(seed, mode, move || async move {
         let names = node_names(&s);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -228,6 +229,7 @@ pub fn run(
                     Arc::new(move || w.clock_ms(COORDINATOR))
                 },
                 scenario: s.clone(),
+                workload: workload.clone(),
                 seed,
             };
             let slot = slot.clone();
@@ -253,7 +255,7 @@ pub fn run(
             .map(|n| {
                 Arc::new(Mutex::new(AgentRecord {
                     agent: n,
-                    business_key: Scenario::business_key(n),
+                    business_key: workload.input(&s, n).business_key,
                     ..AgentRecord::default()
                 }))
             })
@@ -262,7 +264,7 @@ pub fn run(
             let name = wire::agent(n);
             let plan = AgentPlan {
                 name: name.clone(),
-                input: input_of(&s, n),
+                input: workload.input(&s, n),
                 start_at_ms: between(
                     mix(seed, &[0xa9e7, u64::from(n)]),
                     0,
@@ -326,8 +328,14 @@ pub fn run(
             m.tick(truth_at(INVENTORY));
             m.ground_truth().clone()
         };
+        let inputs = (1..=s.workload.agents)
+            .map(|n| workload.input(&s, n))
+            .collect();
         RunOutcome {
             scenario: s.name.clone(),
+            workload,
+            coordinator,
+            uses_saga_log,
             seed,
             plan,
             phases,
@@ -339,7 +347,7 @@ pub fn run(
                 .iter()
                 .map(|r| r.lock().expect("agent record").clone())
                 .collect(),
-            inputs: (1..=s.workload.agents).map(|n| input_of(&s, n)).collect(),
+            inputs,
             net: net.stats(),
             coordinator_quiescent,
         }

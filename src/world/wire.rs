@@ -1,4 +1,4 @@
-//! The messages between the nodes of the checkout world, and [`Services`]:
+//! The messages between the nodes of the world, and [`Services`]:
 //! typed calls from a coordinator node to the three services.
 
 use std::time::Duration;
@@ -26,8 +26,8 @@ pub enum Request {
     Stripe(StripeRequest),
     Salesforce(SalesforceRequest),
     Inventory(InventoryRequest),
-    /// An agent calls the checkout tool.
-    Checkout(SagaInput),
+    /// A caller calls the saga tool.
+    Start(SagaInput),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -35,7 +35,7 @@ pub enum Response {
     Stripe(StripeResponse),
     Salesforce(SalesforceResponse),
     Inventory(InventoryResponse),
-    Checkout(SagaStatus),
+    Status(SagaStatus),
     /// The request went to a node that does not serve it (a wiring bug).
     Misrouted,
 }
