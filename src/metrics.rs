@@ -726,6 +726,7 @@ mod tests {
             stripe: StripeGroundTruth::default(),
             salesforce: SalesforceGroundTruth::default(),
             inventory: InventoryGroundTruth::default(),
+            user: Vec::new(),
             log: Vec::new(),
             agents: (1..=agents)
                 .map(|n| AgentRecord {

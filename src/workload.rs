@@ -41,6 +41,7 @@ use serde_json::{json, Value};
 
 use crate::saga::{DefinitionError, SagaDefinition, SagaInput, StepDef, StepKind, SweepPolicy};
 use crate::scenario::Scenario;
+use crate::services::user::UserService;
 
 /// Stripe metadata keys of the attribution contract.
 pub const META_BUSINESS_KEY: &str = "business_key";
@@ -212,6 +213,22 @@ pub enum Operation {
         undo: Vec<SfRecord>,
         create_only: bool,
     },
+    /// A call to a user service (declared with [`Workload::with_service`]).
+    ///
+    /// The request is JSON: `{"op": action, "key": <step key>,
+    /// "business_key", "customer", "amount_cents", "params", "refs"}`; the
+    /// service answers `{"status": 2xx, "id": …}` when applied (4xx: refused,
+    /// 409/429: retry later, 5xx: unknown). Reconcile sends
+    /// `{"op": "find", "key": …}` and expects `{"status": 200, "found":
+    /// [ids of live effects]}`; the undo (if any) `{"op": undo, "key":
+    /// <undo key>, "action_key": …, "target": <id or null>}`, and must
+    /// answer 2xx when there is nothing to undo. Effects must carry the
+    /// request's `key` (or the business key) as their label.
+    Call {
+        service: String,
+        action: String,
+        undo: Option<String>,
+    },
 }
 
 /// Which service an operation talks to.
@@ -220,6 +237,8 @@ pub enum ServiceKind {
     Stripe,
     Salesforce,
     Pms,
+    /// A user service, by node name.
+    User,
 }
 
 impl fmt::Display for ServiceKind {
@@ -228,6 +247,7 @@ impl fmt::Display for ServiceKind {
             ServiceKind::Stripe => "stripe",
             ServiceKind::Salesforce => "salesforce",
             ServiceKind::Pms => "inventory",
+            ServiceKind::User => "user",
         })
     }
 }
@@ -240,6 +260,7 @@ impl Operation {
             | Operation::StripeCapture { .. } => ServiceKind::Stripe,
             Operation::PmsHold(_) | Operation::PmsConfirm { .. } => ServiceKind::Pms,
             Operation::SalesforceUpsert { .. } => ServiceKind::Salesforce,
+            Operation::Call { .. } => ServiceKind::User,
         }
     }
 
@@ -248,6 +269,7 @@ impl Operation {
         match self {
             Operation::StripeCharge | Operation::StripeAuthorize | Operation::PmsHold(_) => true,
             Operation::SalesforceUpsert { undo, .. } => !undo.is_empty(),
+            Operation::Call { undo, .. } => undo.is_some(),
             Operation::StripeCapture { .. } | Operation::PmsConfirm { .. } => false,
         }
     }
@@ -312,6 +334,21 @@ impl Step {
 /// How caller `n` (1-based) of a scenario builds its input.
 pub type InputFn = Arc<dyn Fn(&Scenario, u32) -> SagaInput + Send + Sync>;
 
+/// Builds a fresh instance of a user service for each run.
+pub type ServiceFactory = Arc<dyn Fn() -> Box<dyn UserService> + Send + Sync>;
+
+/// A user service of a workload: served on its own node `name`, with the
+/// scenario's PMS latency and timeout (`latency.inventory`,
+/// `timeouts.inventory_ms`), faulted like every other service.
+#[derive(Clone)]
+pub struct UserServiceSpec {
+    pub name: String,
+    pub make: ServiceFactory,
+}
+
+/// Node names a user service may not take.
+pub const RESERVED_NODES: &[&str] = &["coordinator", "stripe", "salesforce", "inventory"];
+
 /// Why a declaration is not a workload.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WorkloadError {
@@ -323,6 +360,10 @@ pub enum WorkloadError {
     BadDependency { step: String, target: String },
     #[error("step `{step}` writes no Salesforce record")]
     EmptyUpsert { step: String },
+    #[error("service name `{0}` is not valid: use 1 to 32 characters from [a-z0-9-], not a built-in node name nor agent-N")]
+    BadServiceName(String),
+    #[error("step `{step}` calls service `{service}`, which the workload does not declare")]
+    UnknownService { step: String, service: String },
 }
 
 /// A declared saga: steps bound to operations, and how callers build their
@@ -332,6 +373,7 @@ pub struct Workload {
     name: String,
     steps: Vec<Step>,
     input: InputFn,
+    services: Vec<UserServiceSpec>,
 }
 
 impl fmt::Debug for Workload {
@@ -339,6 +381,10 @@ impl fmt::Debug for Workload {
         f.debug_struct("Workload")
             .field("name", &self.name)
             .field("steps", &self.steps)
+            .field(
+                "services",
+                &self.services.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -352,6 +398,7 @@ impl Workload {
             name: name.to_string(),
             steps,
             input,
+            services: Vec::new(),
         };
         w.definition(true)?;
         for (i, step) in w.steps.iter().enumerate() {
@@ -381,6 +428,53 @@ impl Workload {
             }
         }
         Ok(w)
+    }
+
+    /// The same workload with a user service `name` (a fresh instance of
+    /// `make()` per run). Every `Operation::Call` must name a declared
+    /// service; [`Workload::validate_services`] checks it once all are
+    /// added.
+    pub fn with_service(
+        mut self,
+        name: &str,
+        make: impl Fn() -> Box<dyn UserService> + Send + Sync + 'static,
+    ) -> Result<Workload, WorkloadError> {
+        let ok = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !RESERVED_NODES.contains(&name)
+            && !name.starts_with("agent-")
+            && self.services.iter().all(|s| s.name != name);
+        if !ok {
+            return Err(WorkloadError::BadServiceName(name.to_string()));
+        }
+        self.services.push(UserServiceSpec {
+            name: name.to_string(),
+            make: Arc::new(make),
+        });
+        Ok(self)
+    }
+
+    /// Every `Operation::Call` names a declared user service.
+    pub fn validate_services(&self) -> Result<(), WorkloadError> {
+        for step in &self.steps {
+            if let Operation::Call { service, .. } = &step.op {
+                if !self.services.iter().any(|s| &s.name == service) {
+                    return Err(WorkloadError::UnknownService {
+                        step: step.name.clone(),
+                        service: service.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The user services, in declaration order.
+    pub fn services(&self) -> &[UserServiceSpec] {
+        &self.services
     }
 
     pub fn name(&self) -> &str {

@@ -8,8 +8,8 @@
 //!   refunded) never exceeds the amount its input declared and ends at 0 or
 //!   that amount; no refund above its charge; at most one live
 //!   PaymentIntent per (business key, step).
-//! - `at-most-once`: at most one booking and one Salesforce record per
-//!   object per business key.
+//! - `at-most-once`: at most one booking, one Salesforce record per object
+//!   and one live effect per user service per business key.
 //! - `no-overbooking`: confirmed bookings per unit-night ≤ capacity + limit.
 //! - `attributable`: every effect carries a label of the attribution
 //!   contract (`crate::workload`) naming one of the run's business keys.
@@ -253,6 +253,12 @@ fn at_most_once(cx: &mut Ctx<'_>, truth: &Truth) {
         if t.bookings.len() > 1 {
             let facts = format!("{} bookings: {}", t.bookings.len(), t.bookings.join(", "));
             cx.safety("at-most-once", key, cx.end_ms, facts);
+        }
+        for (service, live) in &t.user_live {
+            if live.len() > 1 {
+                let facts = format!("{} live {service} effects: {}", live.len(), live.join(", "));
+                cx.safety("at-most-once", key, cx.end_ms, facts);
+            }
         }
         for (object, recs) in &t.records {
             if recs.len() > 1 {

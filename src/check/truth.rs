@@ -77,6 +77,8 @@ pub struct KeyTruth {
     pub bookings: Vec<String>,
     /// Salesforce records, by object.
     pub records: BTreeMap<String, Vec<RecordState>>,
+    /// Live effects in user services, by service.
+    pub user_live: BTreeMap<String, Vec<String>>,
 }
 
 impl KeyTruth {
@@ -254,6 +256,27 @@ impl Truth {
                 .or_default()
                 .push((rec.id.clone(), rec.fields.clone()));
         }
+        // User services.
+        for u in &out.user {
+            for e in &u.effects {
+                match owner_of(&e.label, &keys) {
+                    Some(k) if e.live => t
+                        .keys
+                        .get_mut(k)
+                        .expect("input")
+                        .user_live
+                        .entry(u.service.clone())
+                        .or_default()
+                        .push(e.id.clone()),
+                    Some(_) => {}
+                    None => t.unattributed.push(Unattributed {
+                        at_ms: clocks.elapsed_at(&u.service, e.created_ms),
+                        what: format!("{} effect {}", u.service, e.id),
+                        label: Some(e.label.clone()),
+                    }),
+                }
+            }
+        }
         t.unattributed.sort();
         t
     }
@@ -268,6 +291,8 @@ pub struct Expectations {
     pms: Option<bool>,
     /// Per Salesforce object: the final forward record, and the undone one.
     records: BTreeMap<String, (SfRecord, Option<SfRecord>)>,
+    /// User services a step calls (one live effect each when done).
+    users: BTreeSet<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,8 +306,12 @@ impl Expectations {
         let mut payment = None;
         let mut pms = None;
         let mut records: BTreeMap<String, (SfRecord, Option<SfRecord>)> = BTreeMap::new();
+        let mut users = BTreeSet::new();
         for step in w.steps() {
             match &step.op {
+                Operation::Call { service, .. } => {
+                    users.insert(service.clone());
+                }
                 Operation::StripeCharge | Operation::StripeCapture { .. } => {
                     payment = Some(PaymentEnd::Captured)
                 }
@@ -313,6 +342,7 @@ impl Expectations {
             payment,
             pms,
             records,
+            users,
         }
     }
 
@@ -367,6 +397,15 @@ impl Expectations {
                 Progress::Partial(format!("{object} {}", states.join(", ")))
             };
             v.push((object.clone(), p));
+        }
+        for service in &self.users {
+            let live = k.user_live.get(service).map_or(0, Vec::len);
+            let p = match live {
+                1 => Progress::Done,
+                0 => Progress::Nothing,
+                n => Progress::Partial(format!("{n} live {service} effects")),
+            };
+            v.push((service.clone(), p));
         }
         v
     }

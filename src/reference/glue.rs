@@ -29,6 +29,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde_json::{json, Value};
+
 use crate::emit;
 use crate::saga::driver::{BoxFuture, StepClient};
 use crate::saga::mutants::{self, Mutant};
@@ -43,6 +45,7 @@ use crate::services::stripe::{
     CaptureMethod, PaymentIntent, PaymentIntentStatus, StripeErrorCode, StripeRequest,
     StripeResponse,
 };
+use crate::services::user::status_of;
 use crate::sim::CallError;
 use crate::workload::{
     HoldSpec, Operation, SfRecord, Workload, META_BUSINESS_KEY, META_SAGA, META_STEP, META_STEP_KEY,
@@ -131,6 +134,29 @@ impl OpClient {
             }
             (Operation::StripeCapture { authorization }, Op::Reconcile) => {
                 self.find_captured(call, authorization).await
+            }
+            (
+                Operation::Call {
+                    service, action, ..
+                },
+                Op::Action,
+            ) => {
+                let body = request_body(action, call);
+                self.user_call(service, body).await
+            }
+            (Operation::Call { service, .. }, Op::Reconcile) => self.user_find(service, call).await,
+            (
+                Operation::Call {
+                    service,
+                    undo: Some(undo),
+                    ..
+                },
+                Op::Compensate,
+            ) => {
+                let mut body = request_body(undo, call);
+                body["action_key"] = json!(action_key(call));
+                body["target"] = json!(call.target_ref);
+                self.user_call(service, body).await
             }
             (op, kind) => {
                 Outcome::rejected(&format!("step {} ({op:?}) has no {kind:?}", call.step_name))
@@ -513,6 +539,63 @@ impl OpClient {
                 _ => reconcile_failure(classify_salesforce(&r)),
             },
         }
+    }
+}
+
+impl OpClient {
+    async fn user_call(&self, service: &str, body: Value) -> Outcome {
+        match self.svc.user(service, body).await {
+            Err(e) => net_outcome(e),
+            Ok(r) => match status_of(&r) {
+                200..=299 => Outcome::Applied {
+                    reference: r.get("id").and_then(Value::as_str).map(str::to_string),
+                },
+                s => classify_status(service, s),
+            },
+        }
+    }
+
+    async fn user_find(&self, service: &str, call: &StepCall) -> Outcome {
+        let body = json!({"op": "find", "key": call.key});
+        match self.svc.user(service, body).await {
+            Err(e) => reconcile_failure(net_outcome(e)),
+            Ok(r) if status_of(&r) == 200 => found(
+                r.get("found")
+                    .and_then(Value::as_array)
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            Ok(r) => reconcile_failure(classify_status(service, status_of(&r))),
+        }
+    }
+}
+
+/// The JSON request of a user-service call (see `Operation::Call`).
+fn request_body(op: &str, call: &StepCall) -> Value {
+    json!({
+        "op": op,
+        "key": call.key,
+        "business_key": call.input.business_key,
+        "customer": call.input.customer,
+        "amount_cents": call.input.amount_cents,
+        "params": call.input.params,
+        "refs": call.refs,
+    })
+}
+
+/// A user service's status: 409 and 429 retry later, 5xx unknown, other
+/// 4xx refused.
+fn classify_status(service: &str, status: u16) -> Outcome {
+    let what = format!("{service} {status}");
+    match status {
+        200..=299 => Outcome::Applied { reference: None },
+        409 | 429 => Outcome::transient(&what),
+        500..=599 => Outcome::unknown(&what),
+        _ => Outcome::rejected(&what),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::scenario::Scenario;
 use crate::services::inventory::{Inventory, InventoryGroundTruth};
 use crate::services::salesforce::{Salesforce, SalesforceGroundTruth};
 use crate::services::stripe::{Stripe, StripeGroundTruth};
+use crate::services::user::{UserGroundTruth, UserModel};
 use crate::services::ServiceModel;
 use crate::sim::disk::Durable;
 use crate::sim::faults::{FaultPlan, Topology};
@@ -46,6 +47,8 @@ pub struct RunOutcome {
     pub stripe: StripeGroundTruth,
     pub salesforce: SalesforceGroundTruth,
     pub inventory: InventoryGroundTruth,
+    /// Each user service's ground truth, in the workload's order.
+    pub user: Vec<UserGroundTruth>,
     /// The coordinator's durable log, with fsync times.
     pub log: Vec<Durable<LogRecord>>,
     pub agents: Vec<AgentRecord>,
@@ -56,45 +59,70 @@ pub struct RunOutcome {
     pub coordinator_quiescent: bool,
 }
 
-/// Node names of a scenario's world, in fixed order.
+/// Node names of a scenario's world without user services, in fixed order.
 pub fn node_names(s: &Scenario) -> Vec<String> {
+    node_names_with(s, &[])
+}
+
+/// Node names of a scenario's world with the user services `extra` (after
+/// the built-in services, before the agents).
+pub fn node_names_with(s: &Scenario, extra: &[String]) -> Vec<String> {
     let mut v: Vec<String> = [COORDINATOR, STRIPE, SALESFORCE, INVENTORY]
         .iter()
         .map(|n| n.to_string())
         .collect();
+    v.extend(extra.iter().cloned());
     v.extend((1..=s.workload.agents).map(wire::agent));
     v
 }
 
-/// The nodes and links faults may name.
+/// The nodes and links faults may name (no user services).
 pub fn topology(s: &Scenario) -> Topology {
-    let nodes = node_names(s);
-    let mut links: Vec<(String, String)> = [STRIPE, SALESFORCE, INVENTORY]
+    topology_with(s, &[])
+}
+
+/// The nodes and links faults may name, with the user services `extra`.
+pub fn topology_with(s: &Scenario, extra: &[String]) -> Topology {
+    let nodes = node_names_with(s, extra);
+    let mut services: Vec<String> = vec![STRIPE.into(), SALESFORCE.into(), INVENTORY.into()];
+    services.extend(extra.iter().cloned());
+    let mut links: Vec<(String, String)> = services
         .iter()
-        .map(|svc| (COORDINATOR.to_string(), svc.to_string()))
+        .map(|svc| (COORDINATOR.to_string(), svc.clone()))
         .collect();
     links.extend((1..=s.workload.agents).map(|n| (wire::agent(n), COORDINATOR.to_string())));
-    let mut crashable = vec![
-        COORDINATOR.to_string(),
-        STRIPE.to_string(),
-        SALESFORCE.to_string(),
-        INVENTORY.to_string(),
-    ];
+    let mut crashable = vec![COORDINATOR.to_string()];
+    crashable.extend(services.iter().cloned());
     crashable.extend((1..=s.workload.agents).map(wire::agent));
     Topology {
         links,
         crashable,
-        services: vec![STRIPE.into(), SALESFORCE.into(), INVENTORY.into()],
+        services,
         nodes,
     }
 }
 
 /// The plan of a seed: the scenario's fixed plan, or the seed's swarm plan.
 pub fn plan_for(s: &Scenario, seed: u64) -> FaultPlan {
+    plan_for_with(s, &[], seed)
+}
+
+/// The plan of a seed for a world with the user services `extra`.
+pub fn plan_for_with(s: &Scenario, extra: &[String], seed: u64) -> FaultPlan {
     match &s.plan {
         Some(p) => p.clone(),
-        None => FaultPlan::swarm(seed, &s.faults, &topology(s), s.phases.safety_ms),
+        None => FaultPlan::swarm(
+            seed,
+            &s.faults,
+            &topology_with(s, extra),
+            s.phases.safety_ms,
+        ),
     }
+}
+
+/// The user service names of `workload`.
+pub fn user_services(workload: &Workload) -> Vec<String> {
+    workload.services().iter().map(|u| u.name.clone()).collect()
 }
 
 type Slot = Arc<Mutex<Option<Arc<dyn SagaService>>>>;
@@ -165,7 +193,7 @@ pub fn run(
     let coordinator = imp.name().to_string();
     let uses_saga_log = imp.uses_saga_log();
     simulate(seed, mode, move || async move {
-        let names = node_names(&s);
+        let names = node_names_with(&s, &user_services(&workload));
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let world = World::new(
             seed,
@@ -215,6 +243,36 @@ pub fn run(
             },
             Response::Inventory,
         );
+
+        let users: Vec<Arc<Mutex<UserModel>>> = workload
+            .services()
+            .iter()
+            .map(|u| {
+                let model = Arc::new(Mutex::new(UserModel::new(&u.name, (u.make)())));
+                let (w, n, m) = (world.clone(), net.clone(), model.clone());
+                let name = u.name.clone();
+                let latency = s.latency.inventory;
+                world.start_node(&u.name, move || {
+                    n.serve(
+                        &name,
+                        serve_model(
+                            &w,
+                            &name,
+                            m.clone(),
+                            latency,
+                            |r| match r {
+                                Request::User(x) => Some(x),
+                                _ => None,
+                            },
+                            Response::User,
+                            Response::Misrouted,
+                        ),
+                    );
+                    std::future::pending::<()>()
+                });
+                model
+            })
+            .collect();
 
         // The coordinator: booted from its disk at start and every restart.
         let disk = world.disk::<LogRecord>(COORDINATOR);
@@ -328,6 +386,15 @@ pub fn run(
             m.tick(truth_at(INVENTORY));
             m.ground_truth().clone()
         };
+        let user = users
+            .iter()
+            .map(|m| {
+                let mut m = m.lock().expect("user service");
+                let name = m.ground_truth().service.clone();
+                m.tick(truth_at(&name));
+                m.ground_truth().clone()
+            })
+            .collect();
         let inputs = (1..=s.workload.agents)
             .map(|n| workload.input(&s, n))
             .collect();
@@ -342,6 +409,7 @@ pub fn run(
             stripe: stripe_truth,
             salesforce: salesforce_truth,
             inventory: inventory_truth,
+            user,
             log: disk.durable(),
             agents: records
                 .iter()

@@ -26,6 +26,8 @@ pub enum Request {
     Stripe(StripeRequest),
     Salesforce(SalesforceRequest),
     Inventory(InventoryRequest),
+    /// A request to a user service (the node it is sent to).
+    User(serde_json::Value),
     /// A caller calls the saga tool.
     Start(SagaInput),
 }
@@ -35,6 +37,7 @@ pub enum Response {
     Stripe(StripeResponse),
     Salesforce(SalesforceResponse),
     Inventory(InventoryResponse),
+    User(serde_json::Value),
     Status(SagaStatus),
     /// The request went to a node that does not serve it (a wiring bug).
     Misrouted,
@@ -87,6 +90,24 @@ impl Services {
         {
             Response::Salesforce(r) => Ok(r),
             other => panic!("salesforce answered {other:?}"),
+        }
+    }
+
+    /// A request to the user service on node `service` (with the PMS's
+    /// timeout).
+    pub async fn user(
+        &self,
+        service: &str,
+        req: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        let to = self.inventory_timeout;
+        match self
+            .net
+            .call(&self.node, service, Request::User(req), to)
+            .await?
+        {
+            Response::User(r) => Ok(r),
+            other => panic!("{service} answered {other:?}"),
         }
     }
 

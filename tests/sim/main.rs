@@ -18,3 +18,4 @@ mod regressions;
 mod report;
 mod scenarios;
 mod transport;
+mod user_workload;
