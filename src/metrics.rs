@@ -241,13 +241,13 @@ impl RunMetrics {
             for (object, records) in &t.records {
                 for (_, fields) in records {
                     let field = |name: &str| fields.get(name).and_then(Value::as_str);
-                    if object == BOOKING {
+                    if *object == BOOKING {
                         match field(BOOKING_STATUS) {
                             Some(STATUS_CONFIRMED) => kt.crm_booking_confirmed = true,
                             Some(STATUS_CANCELLED) => {}
                             _ => kt.crm_open = true,
                         }
-                    } else if object == OPPORTUNITY {
+                    } else if *object == OPPORTUNITY {
                         match field(STAGE) {
                             Some(STAGE_WON) => kt.crm_won = true,
                             Some(STAGE_LOST) => {}

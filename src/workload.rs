@@ -97,16 +97,7 @@ impl Field {
             Field::AmountCents => json!(input.amount_cents),
             Field::Param(p) => json!(input.param(p).unwrap_or_default()),
             Field::ParamInt(p) => json!(param_int(input, p)),
-            Field::Template(t) => {
-                let mut s = t
-                    .replace("{business_key}", &input.business_key)
-                    .replace("{customer}", &input.customer)
-                    .replace("{amount_cents}", &input.amount_cents.to_string());
-                for (name, value) in &input.params {
-                    s = s.replace(&format!("{{params.{name}}}"), value);
-                }
-                json!(s)
-            }
+            Field::Template(t) => json!(render(t, input)),
         }
     }
 
@@ -117,6 +108,39 @@ impl Field {
             other => other.to_string(),
         }
     }
+}
+
+/// `template` with `{business_key}`, `{customer}`, `{amount_cents}` and
+/// `{params.NAME}` replaced, in one pass; anything else stays as written.
+fn render(template: &str, input: &SagaInput) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            rest = &rest[open..];
+            break;
+        };
+        let name = &after[..close];
+        let amount;
+        let value = match name {
+            "business_key" => Some(input.business_key.as_str()),
+            "customer" => Some(input.customer.as_str()),
+            "amount_cents" => {
+                amount = input.amount_cents.to_string();
+                Some(amount.as_str())
+            }
+            _ => name.strip_prefix("params.").and_then(|p| input.param(p)),
+        };
+        match value {
+            Some(v) => out.push_str(v),
+            None => out.push_str(&rest[open..open + close + 2]),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn param_int(input: &SagaInput, name: &str) -> i64 {
@@ -160,9 +184,14 @@ impl SfRecord {
 
     /// Whether `fields` (a stored record's) carry every constant of this one.
     pub fn matches(&self, fields: &BTreeMap<String, Value>) -> bool {
-        self.literals()
-            .iter()
-            .all(|(k, v)| fields.get(*k) == Some(v))
+        self.fields.iter().all(|(k, f)| {
+            let stored = fields.get(k);
+            match f {
+                Field::Text(t) => stored.and_then(Value::as_str) == Some(t.as_str()),
+                Field::Int(n) => stored.and_then(Value::as_i64) == Some(*n),
+                _ => true,
+            }
+        })
     }
 }
 
@@ -550,6 +579,10 @@ mod tests {
         assert_eq!(
             Field::Template("Stay {business_key} in {params.room_type}".into()).resolve(&i),
             json!("Stay res-1 in double")
+        );
+        assert_eq!(
+            Field::Template("{unknown} {amount_cents} {params.nope} {".into()).resolve(&i),
+            json!("{unknown} 2500 {params.nope} {")
         );
         assert_eq!(Field::Int(7).literal(), Some(json!(7)));
         assert_eq!(Field::Customer.literal(), None);

@@ -262,7 +262,7 @@ fn at_most_once(cx: &mut Ctx<'_>, truth: &Truth) {
         }
         for (object, recs) in &t.records {
             if recs.len() > 1 {
-                let ids: Vec<&str> = recs.iter().map(|(id, _)| id.as_str()).collect();
+                let ids: Vec<&str> = recs.iter().map(|(id, _)| *id).collect();
                 let facts = format!("{} {object} records: {}", recs.len(), ids.join(", "));
                 cx.safety("at-most-once", key, cx.end_ms, facts);
             }

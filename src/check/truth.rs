@@ -55,12 +55,12 @@ pub struct Overcharge {
     pub entry: String,
 }
 
-/// A Salesforce record as it stands: (id, fields).
-pub type RecordState = (String, BTreeMap<String, Value>);
+/// A Salesforce record as it stands: (id, fields), borrowed from the run.
+pub type RecordState<'a> = (&'a str, &'a BTreeMap<String, Value>);
 
 /// Everything the services hold for one business key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyTruth {
+pub struct KeyTruth<'a> {
     /// The amount the caller's input declared.
     pub amount_cents: i64,
     /// Captured or charged − refunded.
@@ -76,12 +76,12 @@ pub struct KeyTruth {
     pub active_holds: Vec<String>,
     pub bookings: Vec<String>,
     /// Salesforce records, by object.
-    pub records: BTreeMap<String, Vec<RecordState>>,
+    pub records: BTreeMap<&'a str, Vec<RecordState<'a>>>,
     /// Live effects in user services, by service.
     pub user_live: BTreeMap<String, Vec<String>>,
 }
 
-impl KeyTruth {
+impl KeyTruth<'_> {
     /// Money taken or held.
     pub fn paid(&self) -> bool {
         self.net_cents > 0 || self.held_cents > 0
@@ -120,14 +120,14 @@ impl fmt::Display for SagaState {
 
 /// The run's ground truth by business key.
 #[derive(Clone, Debug, Default)]
-pub struct Truth {
-    pub keys: BTreeMap<String, KeyTruth>,
+pub struct Truth<'a> {
+    pub keys: BTreeMap<String, KeyTruth<'a>>,
     pub unattributed: Vec<Unattributed>,
 }
 
-impl Truth {
+impl<'a> Truth<'a> {
     /// Attribute every effect of `out` to the business keys of its inputs.
-    pub fn of(out: &RunOutcome) -> Truth {
+    pub fn of(out: &'a RunOutcome) -> Truth<'a> {
         let clocks = Clocks::new(&out.plan.clocks);
         let keys: BTreeSet<&str> = out.inputs.iter().map(|i| i.business_key.as_str()).collect();
         let mut t = Truth {
@@ -252,9 +252,9 @@ impl Truth {
                 .get_mut(k)
                 .expect("input")
                 .records
-                .entry(rec.object.clone())
+                .entry(rec.object.as_str())
                 .or_default()
-                .push((rec.id.clone(), rec.fields.clone()));
+                .push((rec.id.as_str(), &rec.fields));
         }
         // User services.
         for u in &out.user {
@@ -284,15 +284,15 @@ impl Truth {
 
 /// What the workload's declaration says each resource ends as.
 #[derive(Clone, Debug)]
-pub struct Expectations {
+pub struct Expectations<'w> {
     /// Whether any step moves money, and whether it ends captured.
     payment: Option<PaymentEnd>,
     /// Whether any step holds, and whether the hold ends confirmed.
     pms: Option<bool>,
     /// Per Salesforce object: the final forward record, and the undone one.
-    records: BTreeMap<String, (SfRecord, Option<SfRecord>)>,
+    records: BTreeMap<&'w str, (&'w SfRecord, Option<&'w SfRecord>)>,
     /// User services a step calls (one live effect each when done).
-    users: BTreeSet<String>,
+    users: BTreeSet<&'w str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,16 +301,16 @@ enum PaymentEnd {
     Authorized,
 }
 
-impl Expectations {
-    pub fn of(w: &Workload) -> Expectations {
+impl<'w> Expectations<'w> {
+    pub fn of(w: &'w Workload) -> Expectations<'w> {
         let mut payment = None;
         let mut pms = None;
-        let mut records: BTreeMap<String, (SfRecord, Option<SfRecord>)> = BTreeMap::new();
+        let mut records: BTreeMap<&str, (&SfRecord, Option<&SfRecord>)> = BTreeMap::new();
         let mut users = BTreeSet::new();
         for step in w.steps() {
             match &step.op {
                 Operation::Call { service, .. } => {
-                    users.insert(service.clone());
+                    users.insert(service.as_str());
                 }
                 Operation::StripeCharge | Operation::StripeCapture { .. } => {
                     payment = Some(PaymentEnd::Captured)
@@ -326,11 +326,9 @@ impl Expectations {
                     records: rs, undo, ..
                 } => {
                     for r in rs {
-                        let undone = undo.iter().find(|u| u.object == r.object).cloned();
-                        let e = records
-                            .entry(r.object.clone())
-                            .or_insert((r.clone(), undone.clone()));
-                        e.0 = r.clone();
+                        let undone = undo.iter().find(|u| u.object == r.object);
+                        let e = records.entry(r.object.as_str()).or_insert((r, undone));
+                        e.0 = r;
                         if e.1.is_none() {
                             e.1 = undone;
                         }
@@ -353,7 +351,7 @@ impl Expectations {
     }
 
     /// How far each resource of key `k` got.
-    pub fn progress(&self, k: &KeyTruth) -> Vec<(String, Progress)> {
+    pub fn progress(&self, k: &KeyTruth) -> Vec<(&'w str, Progress)> {
         let mut v = Vec::new();
         if let Some(end) = self.payment {
             let (net, held, amount) = (k.net_cents, k.held_cents, k.amount_cents);
@@ -368,7 +366,7 @@ impl Expectations {
             } else {
                 Progress::Partial(format!("{net} cents taken, {held} cents held"))
             };
-            v.push(("payment".to_string(), p));
+            v.push(("payment", p));
         }
         if let Some(confirmed) = self.pms {
             let (units, what) = if confirmed {
@@ -381,7 +379,7 @@ impl Expectations {
                 0 => Progress::Nothing,
                 n => Progress::Partial(format!("{n} {what}")),
             };
-            v.push(("inventory".to_string(), p));
+            v.push(("inventory", p));
         }
         for (object, (done, undone)) in &self.records {
             let have = k.records.get(object).map(Vec::as_slice).unwrap_or(&[]);
@@ -396,16 +394,16 @@ impl Expectations {
                     have.iter().map(|(id, f)| describe(id, done, f)).collect();
                 Progress::Partial(format!("{object} {}", states.join(", ")))
             };
-            v.push((object.clone(), p));
+            v.push((object, p));
         }
         for service in &self.users {
-            let live = k.user_live.get(service).map_or(0, Vec::len);
+            let live = k.user_live.get(*service).map_or(0, Vec::len);
             let p = match live {
                 1 => Progress::Done,
                 0 => Progress::Nothing,
                 n => Progress::Partial(format!("{n} live {service} effects")),
             };
-            v.push((service.clone(), p));
+            v.push((service, p));
         }
         v
     }

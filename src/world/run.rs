@@ -308,12 +308,15 @@ pub fn run(
             });
         }
 
-        // Agents.
+        // Agents: what each asks for, built once.
+        let inputs: Vec<SagaInput> = (1..=s.workload.agents)
+            .map(|n| workload.input(&s, n))
+            .collect();
         let records: Vec<Arc<Mutex<AgentRecord>>> = (1..=s.workload.agents)
             .map(|n| {
                 Arc::new(Mutex::new(AgentRecord {
                     agent: n,
-                    business_key: workload.input(&s, n).business_key,
+                    business_key: inputs[n as usize - 1].business_key.clone(),
                     ..AgentRecord::default()
                 }))
             })
@@ -322,7 +325,7 @@ pub fn run(
             let name = wire::agent(n);
             let plan = AgentPlan {
                 name: name.clone(),
-                input: workload.input(&s, n),
+                input: inputs[n as usize - 1].clone(),
                 start_at_ms: between(
                     mix(seed, &[0xa9e7, u64::from(n)]),
                     0,
@@ -394,9 +397,6 @@ pub fn run(
                 m.tick(truth_at(&name));
                 m.ground_truth().clone()
             })
-            .collect();
-        let inputs = (1..=s.workload.agents)
-            .map(|n| workload.input(&s, n))
             .collect();
         RunOutcome {
             scenario: s.name.clone(),
