@@ -387,7 +387,7 @@ impl<'w> Expectations<'w> {
                 |f: &BTreeMap<String, Value>| undone.as_ref().is_some_and(|u| u.matches(f));
             let p = if have.iter().all(|(_, f)| is_undone(f)) {
                 Progress::Nothing
-            } else if have.len() == 1 && done.matches(&have[0].1) {
+            } else if have.len() == 1 && done.matches(have[0].1) {
                 Progress::Done
             } else {
                 let states: Vec<String> =
