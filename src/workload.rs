@@ -41,6 +41,7 @@ use serde_json::{json, Value};
 
 use crate::saga::{DefinitionError, SagaDefinition, SagaInput, StepDef, StepKind, SweepPolicy};
 use crate::scenario::Scenario;
+use crate::services::salesforce::{valid_custom_object, STANDARD_OBJECTS};
 use crate::services::user::UserService;
 
 /// Stripe metadata keys of the attribution contract.
@@ -389,6 +390,8 @@ pub enum WorkloadError {
     BadDependency { step: String, target: String },
     #[error("step `{step}` writes no Salesforce record")]
     EmptyUpsert { step: String },
+    #[error("step `{step}` writes `{object}`, which is neither a standard object of the simulated org (Account, Contact, Opportunity) nor a custom object name (`Name__c`)")]
+    BadObject { step: String, object: String },
     #[error("service name `{0}` is not valid: use 1 to 32 characters from [a-z0-9-], not a built-in node name nor agent-N")]
     BadServiceName(String),
     #[error("step `{step}` calls service `{service}`, which the workload does not declare")]
@@ -431,11 +434,20 @@ impl Workload {
         };
         w.definition(true)?;
         for (i, step) in w.steps.iter().enumerate() {
-            if let Operation::SalesforceUpsert { records, .. } = &step.op {
+            if let Operation::SalesforceUpsert { records, undo, .. } = &step.op {
                 if records.is_empty() {
                     return Err(WorkloadError::EmptyUpsert {
                         step: step.name.clone(),
                     });
+                }
+                for r in records.iter().chain(undo) {
+                    let standard = STANDARD_OBJECTS.iter().any(|(n, ..)| *n == r.object);
+                    if !standard && !valid_custom_object(&r.object) {
+                        return Err(WorkloadError::BadObject {
+                            step: step.name.clone(),
+                            object: r.object.clone(),
+                        });
+                    }
                 }
             }
             let Some(target) = step.op.depends_on() else {

@@ -16,7 +16,9 @@ use super::{CoordinatorEnv, CoordinatorImpl, SagaService};
 use crate::saga::{LogRecord, SagaInput};
 use crate::scenario::Scenario;
 use crate::services::inventory::{Inventory, InventoryGroundTruth};
-use crate::services::salesforce::{Salesforce, SalesforceGroundTruth};
+use crate::services::salesforce::{
+    valid_custom_object, Salesforce, SalesforceConfig, SalesforceGroundTruth,
+};
 use crate::services::stripe::{Stripe, StripeGroundTruth};
 use crate::services::user::{UserGroundTruth, UserModel};
 use crate::services::ServiceModel;
@@ -27,7 +29,7 @@ use crate::sim::rng::{between, mix};
 use crate::sim::serve::{serve_model, ServiceLatency};
 use crate::sim::{simulate, Net, PhaseReport, World};
 use crate::trace::{Trace, TraceMode};
-use crate::workload::Workload;
+use crate::workload::{Operation, Workload};
 
 /// Everything a run leaves for the checkers and reports.
 #[derive(Clone, Debug)]
@@ -125,6 +127,22 @@ pub fn user_services(workload: &Workload) -> Vec<String> {
     workload.services().iter().map(|u| u.name.clone()).collect()
 }
 
+/// The scenario's Salesforce org with every custom object the workload's
+/// steps write added (in step order, after the scenario's own).
+fn org_config(s: &Scenario, workload: &Workload) -> SalesforceConfig {
+    let mut config = s.salesforce.clone();
+    for step in workload.steps() {
+        if let Operation::SalesforceUpsert { records, undo, .. } = &step.op {
+            for r in records.iter().chain(undo) {
+                if valid_custom_object(&r.object) && !config.custom_objects.contains(&r.object) {
+                    config.custom_objects.push(r.object.clone());
+                }
+            }
+        }
+    }
+    config
+}
+
 type Slot = Arc<Mutex<Option<Arc<dyn SagaService>>>>;
 
 /// How often the supervisor checks whether the run is done.
@@ -205,7 +223,7 @@ pub fn run(
 
         // Services: durable state outside the nodes.
         let stripe = Arc::new(Mutex::new(Stripe::new(s.stripe_config())));
-        let salesforce = Arc::new(Mutex::new(Salesforce::new(s.salesforce.clone())));
+        let salesforce = Arc::new(Mutex::new(Salesforce::new(org_config(&s, &workload))));
         let inventory = Arc::new(Mutex::new(Inventory::new(s.inventory.clone())));
         serve(
             &world,
