@@ -129,12 +129,35 @@ pub fn shrink_to(
     imp: Arc<dyn CoordinatorImpl>,
     invariant: &str,
 ) -> Option<(FaultPlan, String, usize)> {
+    let workload = crate::workloads::for_scenario(s);
+    shrink_to_with(s, &workload, &[], seed, plan, imp, invariant)
+}
+
+/// Shrink a plan of `workload` while the run still breaks `invariant`
+/// (a built-in one or one of `user`'s).
+pub fn shrink_to_with(
+    s: &Scenario,
+    workload: &Arc<Workload>,
+    user: &[UserInvariant],
+    seed: u64,
+    plan: &FaultPlan,
+    imp: Arc<dyn CoordinatorImpl>,
+    invariant: &str,
+) -> Option<(FaultPlan, String, usize)> {
     let invariant = invariant.to_string();
     let breaks = |candidate: &FaultPlan| {
-        run_checked(s, seed, candidate, TraceMode::HashOnly, imp.clone())
-            .verdict
-            .all()
-            .any(|v| v.invariant == invariant)
+        run_checked_with(
+            s,
+            workload,
+            user,
+            seed,
+            candidate,
+            TraceMode::HashOnly,
+            imp.clone(),
+        )
+        .verdict
+        .all()
+        .any(|v| v.invariant == invariant)
     };
     if !breaks(plan) {
         return None;

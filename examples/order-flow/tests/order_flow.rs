@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use order_flow::{ship_after_authorize, workload, Careful, Hasty};
-use sagasim::harness::{run_checked_with, Checked};
+use sagasim::harness::{run_checked_with, shrink_to_with, Checked};
 use sagasim::scenario::Scenario;
 use sagasim::trace::TraceMode;
 use sagasim::world::run::{plan_for_with, user_services};
@@ -87,4 +87,61 @@ fn the_hasty_coordinator_is_caught_by_a_business_invariant() {
     );
     // The replay of that seed is the same run, bit for bit.
     assert_eq!(run(&s, seed, Arc::new(Hasty)).trace.hash, hash);
+}
+
+/// The user's own invariant is judged, and shrunk, like sagasim's: a
+/// carrier that ships without waiting for anything (its step moved before
+/// the authorization) breaks `ship-after-authorize`, and the failing plan
+/// shrinks to the faults that still break it.
+#[test]
+fn the_users_invariant_is_reported_and_shrunk_like_the_built_in_ones() {
+    let s = scenario();
+    let w = workload();
+    // The bug: authorize only after shipping (the pivot).
+    let mut steps = w.steps().to_vec();
+    let mut authorize = steps.remove(1);
+    authorize.kind = sagasim::saga::StepKind::Retriable;
+    steps.insert(3, authorize);
+    let early = sagasim::workload::Workload::new("ship_early", steps, Arc::new(order_flow::input))
+        .and_then(|w| {
+            w.with_service(order_flow::CARRIER, || {
+                Box::<order_flow::Carrier>::default()
+            })
+        })
+        .map(Arc::new)
+        .expect("valid");
+    let extra = user_services(&early);
+    let invariants = [ship_after_authorize()];
+    let seed = 3;
+    let plan = plan_for_with(&s, &extra, seed);
+    let c = run_checked_with(
+        &s,
+        &early,
+        &invariants,
+        seed,
+        &plan,
+        TraceMode::HashOnly,
+        Arc::new(Careful),
+    );
+    assert!(
+        c.verdict
+            .all()
+            .any(|v| v.invariant == "ship-after-authorize"),
+        "{:?}",
+        c.verdict
+    );
+    let (small, invariant, _runs) = shrink_to_with(
+        &s,
+        &early,
+        &invariants,
+        seed,
+        &plan,
+        Arc::new(Careful),
+        "ship-after-authorize",
+    )
+    .expect("still fails");
+    assert_eq!(invariant, "ship-after-authorize");
+    assert!(small.len() <= plan.len());
+    // It needs no fault at all: shipping first is the bug.
+    assert_eq!(small.len(), 0, "{small}");
 }
