@@ -27,6 +27,7 @@ pub mod saga;
 pub mod scenario;
 pub mod services;
 pub mod sim;
+pub mod testing;
 pub mod trace;
 pub mod workload;
 pub mod workloads;

@@ -339,6 +339,9 @@ fn dispatch(command: Command) -> Result<ExitCode, BadInput> {
                 invariant: invariant.clone(),
                 note,
                 plan: small.clone(),
+                workload: None,
+                coordinator: Some(sagasim::harness::reference().name().to_string()),
+                sagasim_version: Some(env!("CARGO_PKG_VERSION").to_string()),
             };
             reg.save_new(&path)?;
             println!(

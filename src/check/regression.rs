@@ -19,6 +19,15 @@ pub struct Regression {
     /// One line: what the bug was.
     pub note: String,
     pub plan: FaultPlan,
+    /// The workload it ran (absent: the scenario's bundled workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// The coordinator it ran (absent: the reference coordinator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<String>,
+    /// The sagasim version that wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sagasim_version: Option<String>,
 }
 
 /// Why a regression file cannot be read.

@@ -169,6 +169,9 @@ fn generated_fault_plans_never_break_an_invariant() {
                 invariant: v.invariant.clone(),
                 note: "found by the property test".into(),
                 plan: plan.clone(),
+                workload: None,
+                coordinator: None,
+                sagasim_version: None,
             };
             let _ = std::fs::write(&file, serde_json::to_string_pretty(&reg).unwrap());
             return Err(TestCaseError::fail(format!(

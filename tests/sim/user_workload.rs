@@ -149,3 +149,39 @@ fn a_carrier_without_idempotency_is_caught_shipping_twice() {
     let (seed, violation) = caught.expect("a duplicated or retried ship request ships twice");
     eprintln!("seed {seed}: {violation}");
 }
+
+/// The `cargo test` entry point writes the shrunk failure as a regression
+/// file and, on the next run, replays it before any new seed.
+#[test]
+fn fuzz_test_persists_a_shrunk_failure_and_replays_it_first() {
+    if std::env::var_os("SAGASIM_SEED").is_some() || std::env::var_os("SAGASIM_SEEDS").is_some() {
+        return; // the seeds are the caller's choice then; this test needs its own
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-test-regressions");
+    let _ = std::fs::remove_dir_all(&dir);
+    let test = || {
+        sagasim::testing::FuzzTest::new(scenario("hotel-checkout"), order_flow(false), reference())
+            .seeds(500)
+            .regressions(&dir)
+    };
+    let first = test()
+        .check()
+        .expect_err("a carrier without idempotency ships twice");
+    assert_eq!(first.violation.invariant, "at-most-once");
+    let written = first
+        .regression
+        .clone()
+        .expect("a regression file was written");
+    assert!(written.starts_with(&dir));
+    let (small, of) = first.shrunk.expect("shrunk");
+    assert!(small <= of);
+    let saved = sagasim::check::regression::Regression::load(&written).unwrap();
+    assert_eq!(saved.workload.as_deref(), Some("order_flow"));
+    assert_eq!(saved.coordinator.as_deref(), Some("saga"));
+    assert_eq!(saved.plan.len(), small);
+    // The next run fails on the committed file first, before seed 0.
+    let again = test().check().expect_err("still failing");
+    assert_eq!(again.regression.as_ref(), Some(&written));
+    assert_eq!(again.seed, first.seed);
+    assert!(again.to_string().contains(&written.display().to_string()));
+}
