@@ -9,7 +9,8 @@
 //!
 //! Reconciliation reports *live* effects only (a refunded charge, a released
 //! hold, a cancelled record are not found), found by the step's key:
-//! Stripe search by `metadata.step_key`, PMS list by `client_ref`,
+//! Stripe's customer list filtered by `metadata.step_key` (the list is
+//! consistent; search lags and is never used), PMS list by `client_ref`,
 //! Salesforce query by external id.
 //!
 //! Keys: a PaymentIntent create always carries the step's stable key (a new
@@ -42,8 +43,8 @@ use crate::services::salesforce::{
     SalesforceBody, SalesforceErrorCode, SalesforceRequest, SalesforceResponse,
 };
 use crate::services::stripe::{
-    CaptureMethod, PaymentIntent, PaymentIntentStatus, StripeErrorCode, StripeRequest,
-    StripeResponse,
+    CaptureMethod, PaymentIntent, PaymentIntentStatus, StripeBody, StripeErrorCode, StripeRequest,
+    StripeResponse, LIST_LIMIT_MAX,
 };
 use crate::services::user::status_of;
 use crate::sim::CallError;
@@ -52,6 +53,10 @@ use crate::workload::{
 };
 use crate::world::wire::Services;
 use crate::world::CoordinatorEnv;
+
+/// Most list pages one reconciliation reads (a limit on everything): 1,000
+/// PaymentIntents of one customer.
+const LIST_PAGES_MAX: usize = 10;
 
 /// The reference coordinator's service client (one per incarnation).
 #[derive(Clone)]
@@ -323,22 +328,49 @@ impl OpClient {
         }
     }
 
-    async fn search_intents(&self, step_key: &str) -> Result<Vec<PaymentIntent>, Outcome> {
-        let req = StripeRequest::SearchPaymentIntents {
-            metadata_key: META_STEP_KEY.into(),
-            metadata_value: step_key.to_string(),
-        };
-        match self.stripe(req).await {
-            Err(e) => Err(net_outcome(e)),
-            Ok(r) => match r.body {
-                crate::services::stripe::StripeBody::SearchResult { data, .. } => Ok(data),
-                _ => Err(classify_stripe(&r)),
-            },
+    /// The customer's PaymentIntents made under `step_key`, read from the
+    /// list endpoint (strongly consistent), never from search (which Stripe
+    /// documents as lagging up to a minute, "not for read-after-write":
+    /// regression `stripe-search-lag-78`). At most [`LIST_PAGES_MAX`] pages.
+    async fn intents_of(
+        &self,
+        customer: &str,
+        step_key: &str,
+    ) -> Result<Vec<PaymentIntent>, Outcome> {
+        let mut found = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..LIST_PAGES_MAX {
+            let req = StripeRequest::ListPaymentIntents {
+                customer: Some(customer.to_string()),
+                created_gte_ms: None,
+                limit: Some(LIST_LIMIT_MAX),
+                starting_after: after.take(),
+            };
+            let (data, has_more) = match self.stripe(req).await {
+                Err(e) => return Err(net_outcome(e)),
+                Ok(r) => match r.body {
+                    StripeBody::List { data, has_more } => (data, has_more),
+                    _ => return Err(classify_stripe(&r)),
+                },
+            };
+            after = data.last().map(|pi| pi.id.clone());
+            found.extend(
+                data.into_iter().filter(|pi| {
+                    pi.metadata.get(META_STEP_KEY).map(String::as_str) == Some(step_key)
+                }),
+            );
+            if !has_more || after.is_none() {
+                return Ok(found);
+            }
         }
+        Err(Outcome::unknown(&format!(
+            "more than {} payment intents of {customer} to look through",
+            LIST_PAGES_MAX * LIST_LIMIT_MAX as usize
+        )))
     }
 
     async fn find_intents(&self, call: &StepCall) -> Outcome {
-        match self.search_intents(&call.key).await {
+        match self.intents_of(&call.input.customer, &call.key).await {
             Err(o) => reconcile_failure(o),
             Ok(list) => found(
                 list.iter()
@@ -367,7 +399,10 @@ impl OpClient {
     async fn undo_payment(&self, call: &StepCall) -> Outcome {
         let targets = match &call.target_ref {
             Some(id) => vec![id.clone()],
-            None => match self.search_intents(&action_key(call)).await {
+            None => match self
+                .intents_of(&call.input.customer, &action_key(call))
+                .await
+            {
                 Err(o) => return o,
                 Ok(list) => list.into_iter().filter(is_live).map(|pi| pi.id).collect(),
             },

@@ -13,8 +13,9 @@
 //!   `idempotency_error`; keys are pruned after 24 h, after which a retry
 //!   executes again (the double charge the real Stripe allows);
 //! - deterministic declines per customer (`card_declined`, 402);
-//! - lookup by id (strongly consistent) and search by metadata (optionally
-//!   lagging, like the real search index).
+//! - lookup by id and listing (by customer, by creation time; strongly
+//!   consistent) and search by metadata (lagging, like the real search
+//!   index).
 //!
 //! Deliberately not here: Charges/PaymentMethods as separate objects (a
 //! customer has one card, which declines or not), the `processing` status
@@ -42,6 +43,10 @@ pub const MAX_METADATA_KEY_CHARS: usize = 40;
 pub const MAX_METADATA_VALUE_CHARS: usize = 500;
 /// Most results one search returns (the rest is `has_more`).
 pub const SEARCH_LIMIT: usize = 100;
+/// A list page's size when the request names none, and the largest it may
+/// name (Stripe API, pagination: `limit` "between 1 and 100, default 10").
+pub const LIST_LIMIT_DEFAULT: u32 = 10;
+pub const LIST_LIMIT_MAX: u32 = 100;
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -57,9 +62,11 @@ pub struct StripeConfig {
     /// (Stripe: 7 days for online card payments).
     pub authorization_ttl_ms: u64,
     /// How long after creation a PaymentIntent becomes visible to search.
-    /// Stripe documents search as eventually consistent ("under normal
-    /// operating conditions, data is searchable in less than 1 minute");
-    /// 0 = immediately. Retrieve by id is always consistent.
+    /// Stripe documents search as eventually consistent and "not for
+    /// read-after-write": "under normal operating conditions, data is
+    /// searchable in less than 1 minute" (docs: Search API), and longer
+    /// during incidents. Default: that bound, 60 s. Retrieve by id and the
+    /// list endpoints are always consistent.
     pub search_index_delay_ms: u64,
 }
 
@@ -69,7 +76,7 @@ impl Default for StripeConfig {
             declining_customers: BTreeSet::new(),
             idempotency_key_ttl_ms: 24 * HOUR_MS,
             authorization_ttl_ms: 7 * 24 * HOUR_MS,
-            search_index_delay_ms: 0,
+            search_index_delay_ms: 60_000,
         }
     }
 }
@@ -346,6 +353,19 @@ pub enum StripeRequest {
         /// Exact value.
         metadata_value: String,
     },
+    /// `GET /v1/payment_intents?customer=…&created[gte]=…&limit=…&starting_after=…`:
+    /// strongly consistent (Stripe recommends the list endpoints over search
+    /// for read-after-write), newest first, one page.
+    ListPaymentIntents {
+        /// Only this customer's.
+        customer: Option<String>,
+        /// Only those created at or after this time (ms, Stripe's clock).
+        created_gte_ms: Option<u64>,
+        /// Page size, 1..=100 (default 10).
+        limit: Option<u32>,
+        /// The page after this PaymentIntent id (the last of the previous page).
+        starting_after: Option<String>,
+    },
 }
 
 impl StripeRequest {
@@ -368,7 +388,8 @@ impl StripeRequest {
                 idempotency_key, ..
             } => idempotency_key.as_deref(),
             StripeRequest::RetrievePaymentIntent { .. }
-            | StripeRequest::SearchPaymentIntents { .. } => None,
+            | StripeRequest::SearchPaymentIntents { .. }
+            | StripeRequest::ListPaymentIntents { .. } => None,
         }
     }
 
@@ -378,6 +399,7 @@ impl StripeRequest {
             self,
             StripeRequest::RetrievePaymentIntent { .. }
                 | StripeRequest::SearchPaymentIntents { .. }
+                | StripeRequest::ListPaymentIntents { .. }
         )
     }
 }
@@ -454,6 +476,13 @@ pub enum StripeBody {
         /// Matching PaymentIntents (at most [`SEARCH_LIMIT`]).
         data: Vec<PaymentIntent>,
         /// More matched than were returned.
+        has_more: bool,
+    },
+    /// A list page, newest first.
+    List {
+        /// At most the request's `limit`.
+        data: Vec<PaymentIntent>,
+        /// More follow (ask again with `starting_after` = the last id).
         has_more: bool,
     },
     /// An error.
@@ -790,6 +819,15 @@ impl Stripe {
                 amount_cents: Some(v),
                 ..
             } => positive(*v, "amount")?,
+            StripeRequest::ListPaymentIntents { limit: Some(l), .. }
+                if !(1..=LIST_LIMIT_MAX).contains(l) =>
+            {
+                return Err(reject(
+                    Some(StripeErrorCode::ParameterInvalidInteger),
+                    Some("limit"),
+                    format!("This value must be between 1 and {LIST_LIMIT_MAX}."),
+                ));
+            }
             StripeRequest::SearchPaymentIntents { metadata_key, .. } => {
                 if metadata_key.is_empty() || metadata_key.chars().count() > MAX_METADATA_KEY_CHARS
                 {
@@ -804,7 +842,8 @@ impl Stripe {
             | StripeRequest::CreateRefund { .. }
             | StripeRequest::ConfirmPaymentIntent { .. }
             | StripeRequest::CancelPaymentIntent { .. }
-            | StripeRequest::RetrievePaymentIntent { .. } => {}
+            | StripeRequest::RetrievePaymentIntent { .. }
+            | StripeRequest::ListPaymentIntents { .. } => {}
         }
         Ok(())
     }
@@ -1079,6 +1118,35 @@ impl Stripe {
                 let has_more = hits.len() > SEARCH_LIMIT;
                 let data = hits.into_iter().take(SEARCH_LIMIT).cloned().collect();
                 StripeResponse::ok(StripeBody::SearchResult { data, has_more })
+            }
+            StripeRequest::ListPaymentIntents {
+                customer,
+                created_gte_ms,
+                limit,
+                starting_after,
+            } => {
+                // Newest first: creation order, reversed.
+                let mut all: Vec<&PaymentIntent> = self
+                    .truth
+                    .payment_intents
+                    .values()
+                    .filter(|pi| customer.as_ref().is_none_or(|c| &pi.customer == c))
+                    .filter(|pi| created_gte_ms.is_none_or(|t| pi.created_ms >= t))
+                    .collect();
+                all.sort_by_key(|pi| std::cmp::Reverse(self.creation_seq[&pi.id]));
+                let start = match starting_after {
+                    None => 0,
+                    Some(id) => match all.iter().position(|pi| &pi.id == id) {
+                        Some(i) => i + 1,
+                        None if self.truth.payment_intents.contains_key(id) => all.len(),
+                        None => return Self::intent_missing(id, "starting_after"),
+                    },
+                };
+                let limit = limit.unwrap_or(LIST_LIMIT_DEFAULT) as usize;
+                let rest = &all[start..];
+                let has_more = rest.len() > limit;
+                let data = rest.iter().take(limit).map(|pi| (*pi).clone()).collect();
+                StripeResponse::ok(StripeBody::List { data, has_more })
             }
         }
     }

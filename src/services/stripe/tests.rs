@@ -631,20 +631,24 @@ fn fail_after_apply_charges_and_stores_the_500() {
     assert_eq!(r2.status, 500);
     assert!(r2.idempotent_replayed);
     assert_eq!(s.ground_truth().captured_cents("cus_a"), 25_000);
-    // Reconciliation finds the intent by metadata.
-    let r = s.handle(
-        2,
-        StripeRequest::SearchPaymentIntents {
-            metadata_key: "saga_id".into(),
-            metadata_value: "saga-cus_a".into(),
-        },
-        None,
-    );
-    let StripeBody::SearchResult { data, has_more } = r.body else {
-        panic!("{r:?}")
+    // Reconciliation finds the intent through the consistent list at once;
+    // search (60 s behind by default) finds it only a minute later.
+    let (ids, more) = page(s.handle(2, list(Some("cus_a"), None, None), None));
+    assert_eq!((ids, more), (vec!["pi_0001".to_string()], false));
+    let search = StripeRequest::SearchPaymentIntents {
+        metadata_key: "saga_id".into(),
+        metadata_value: "saga-cus_a".into(),
     };
+    let hits = |r: StripeResponse| match r.body {
+        StripeBody::SearchResult { data, has_more } => {
+            assert!(!has_more);
+            data
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(hits(s.handle(2, search.clone(), None)).is_empty());
+    let data = hits(s.handle(60_000, search, None));
     assert_eq!(data.len(), 1);
-    assert!(!has_more);
     assert_eq!(data[0].status, PaymentIntentStatus::Succeeded);
 }
 
@@ -754,6 +758,87 @@ fn search_by_metadata_is_newest_first_and_may_lag() {
             .count(),
         2
     );
+}
+
+fn list(customer: Option<&str>, limit: Option<u32>, after: Option<&str>) -> StripeRequest {
+    StripeRequest::ListPaymentIntents {
+        customer: customer.map(str::to_owned),
+        created_gte_ms: None,
+        limit,
+        starting_after: after.map(str::to_owned),
+    }
+}
+
+fn page(r: StripeResponse) -> (Vec<String>, bool) {
+    match r.body {
+        StripeBody::List { data, has_more } => (data.into_iter().map(|p| p.id).collect(), has_more),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn listing_is_consistent_at_once_newest_first_and_paginated() {
+    // Search lags a minute; the list endpoint does not (Stripe recommends
+    // it for read-after-write).
+    let mut s = Stripe::new(StripeConfig {
+        search_index_delay_ms: 60_000,
+        ..StripeConfig::default()
+    });
+    for (i, customer) in ["cus_a", "cus_b", "cus_a", "cus_a"].iter().enumerate() {
+        let req = create(
+            Some(&format!("k{i}")),
+            customer,
+            1_000,
+            CaptureMethod::Automatic,
+        );
+        assert_eq!(s.handle(i as u64 * 10, req, None).status, 200);
+    }
+    let (ids, more) = page(s.handle(31, list(Some("cus_a"), None, None), None));
+    assert_eq!(ids, ["pi_0004", "pi_0003", "pi_0001"]);
+    assert!(!more);
+    let (ids, more) = page(s.handle(31, list(Some("cus_a"), Some(2), None), None));
+    assert_eq!(ids, ["pi_0004", "pi_0003"]);
+    assert!(more);
+    let (ids, more) = page(s.handle(31, list(Some("cus_a"), Some(2), Some("pi_0003")), None));
+    assert_eq!(ids, ["pi_0001"]);
+    assert!(!more);
+    // Everyone's, and by creation time.
+    assert_eq!(page(s.handle(31, list(None, None, None), None)).0.len(), 4);
+    let since = StripeRequest::ListPaymentIntents {
+        customer: None,
+        created_gte_ms: Some(20),
+        limit: None,
+        starting_after: None,
+    };
+    assert_eq!(page(s.handle(31, since, None)).0, ["pi_0004", "pi_0003"]);
+    // A page after another customer's intent is empty, not an error; an
+    // unknown id is a 404.
+    assert_eq!(
+        page(s.handle(31, list(Some("cus_a"), None, Some("pi_0002")), None))
+            .0
+            .len(),
+        0
+    );
+    let r = s.handle(31, list(Some("cus_a"), None, Some("pi_9999")), None);
+    assert_eq!(r.status, 404);
+    // limit is 1..=100.
+    for bad in [0, 101] {
+        let r = s.handle(31, list(None, Some(bad), None), None);
+        assert_eq!(r.status, 400, "limit {bad}");
+        assert_eq!(
+            r.error_code(),
+            Some(StripeErrorCode::ParameterInvalidInteger)
+        );
+    }
+    // Reads are never stored under a key, and the search still sees nothing.
+    let search = StripeRequest::SearchPaymentIntents {
+        metadata_key: "saga_id".into(),
+        metadata_value: "saga-cus_a".into(),
+    };
+    match s.handle(31, search, None).body {
+        StripeBody::SearchResult { data, .. } => assert!(data.is_empty()),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -1029,6 +1114,22 @@ impl Reference {
                 }
             }
             StripeRequest::SearchPaymentIntents { .. } => 200,
+            StripeRequest::ListPaymentIntents {
+                limit,
+                starting_after,
+                ..
+            } => {
+                if limit.is_some_and(|l| !(1..=LIST_LIMIT_MAX).contains(&l)) {
+                    400
+                } else if starting_after
+                    .as_deref()
+                    .is_some_and(|id| index(id).is_none_or(|i| i >= self.intents.len()))
+                {
+                    404
+                } else {
+                    200
+                }
+            }
         };
         if apply {
             self.intents = next;
@@ -1371,5 +1472,19 @@ fn any_request() -> impl Strategy<Value = StripeRequest> {
                 metadata_value,
             }
         }),
+        (
+            proptest::option::of(any_string()),
+            proptest::option::of(0u64..100),
+            proptest::option::of(0u32..120),
+            proptest::option::of(any_string()),
+        )
+            .prop_map(|(customer, created_gte_ms, limit, starting_after)| {
+                StripeRequest::ListPaymentIntents {
+                    customer,
+                    created_gte_ms,
+                    limit,
+                    starting_after,
+                }
+            }),
     ]
 }
