@@ -11,6 +11,7 @@ compile_error!(
 pub mod bench;
 pub mod check;
 pub mod checkout;
+pub mod cli;
 pub mod fuzz;
 pub mod harness;
 pub mod metrics;

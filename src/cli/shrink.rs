@@ -1,0 +1,71 @@
+//! `sagasim shrink [SCENARIO] --seed N [--out DIR] [--note TEXT]`: shrink a
+//! failing seed's fault plan and save it as a regression (never overwriting
+//! one).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::args::{load, BadInput, ScenarioArg};
+use crate::check::regression::Regression;
+use crate::checkout::run::plan_for;
+use crate::harness::{reference, shrink_failure};
+
+#[derive(Args)]
+pub struct ShrinkArgs {
+    #[command(flatten)]
+    scenario: ScenarioArg,
+    #[arg(long)]
+    seed: u64,
+    /// Directory for the regression file.
+    #[arg(long, value_name = "DIR", default_value = "tests/regressions")]
+    out: PathBuf,
+    /// One line: what the bug is.
+    #[arg(long, default_value = "found by sagasim fuzz")]
+    note: String,
+}
+
+pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
+    let ShrinkArgs {
+        scenario,
+        seed,
+        out,
+        note,
+    } = a;
+    let s = load(&scenario)?;
+    let plan = plan_for(&s, seed);
+    let Some((small, invariant, runs)) = shrink_failure(&s, seed, &plan, reference()) else {
+        println!(
+            "seed {seed} of {} holds every invariant: nothing to shrink",
+            s.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(&out)?;
+    let path = out.join(format!("{}-{seed}.json", s.name));
+    let reg = Regression {
+        scenario: s.name.clone(),
+        seed,
+        invariant: invariant.clone(),
+        note,
+        plan: small.clone(),
+    };
+    reg.save_new(&path)?;
+    println!(
+        "{invariant}: shrunk {} faults to {} in {runs} runs",
+        plan.len(),
+        small.len()
+    );
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&small).expect("serialises")
+    );
+    println!("wrote {}", path.display());
+    println!(
+        "replay: cargo run --release -- replay {} --plan {}",
+        scenario.scenario,
+        path.display()
+    );
+    Ok(ExitCode::from(1))
+}
