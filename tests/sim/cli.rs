@@ -160,3 +160,163 @@ fn compare_writes_the_table_as_self_contained_html() {
     assert!(page.contains("double charges (checkouts)"));
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
 }
+
+/// A scenario file `NAME.toml` (its `name` matches) holding `body`.
+fn scenario_file(name: &str, body: &str) -> String {
+    temp_file(
+        &format!("{name}.toml"),
+        &format!("name = \"{name}\"\n{body}"),
+    )
+}
+
+/// Issue 14: every scenario value is range-checked; the one line names the
+/// file, the field and the allowed range.
+#[test]
+fn scenario_values_out_of_range_are_refused_with_field_and_range() {
+    const MAX: &str = "18446744073709551615";
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "rate-inf",
+            "[faults]\ndrop_request = inf\n".into(),
+            "faults.drop_request = inf",
+        ),
+        (
+            "rate-nan",
+            "[faults]\ndrop_reply = nan\n".into(),
+            "faults.drop_reply = NaN",
+        ),
+        (
+            "rate-neg",
+            "[faults]\nduplicate = -0.5\n".into(),
+            "faults.duplicate = -0.5",
+        ),
+        ("rate-big", "[faults]\ninject = 1.5\n".into(), "0..=1"),
+        (
+            "max-delay",
+            format!("[faults]\nmax_delay_ms = {MAX}\n"),
+            "faults.max_delay_ms",
+        ),
+        (
+            "crashes",
+            "[faults]\ncrashes = 4294967295\n".into(),
+            "faults.crashes = 4294967295 is outside 0..=100",
+        ),
+        (
+            "calls",
+            "[faults]\ncalls_per_link = 4294967295\n".into(),
+            "faults.calls_per_link",
+        ),
+        (
+            "t-stripe",
+            format!("[timeouts]\nstripe_ms = {MAX}\n"),
+            "timeouts.stripe_ms",
+        ),
+        (
+            "t-sf",
+            format!("[timeouts]\nsalesforce_ms = {MAX}\n"),
+            "timeouts.salesforce_ms",
+        ),
+        (
+            "t-inv",
+            format!("[timeouts]\ninventory_ms = {MAX}\n"),
+            "timeouts.inventory_ms",
+        ),
+        (
+            "t-zero",
+            "[timeouts]\nstripe_ms = 0\n".into(),
+            "timeouts.stripe_ms = 0 is outside 1..=",
+        ),
+        (
+            "spread",
+            format!("[workload]\nstart_spread_ms = {MAX}\n"),
+            "workload.start_spread_ms",
+        ),
+        (
+            "tool",
+            format!("[workload]\ntool_timeout_ms = {MAX}\n"),
+            "workload.tool_timeout_ms",
+        ),
+        (
+            "phases-0",
+            "[phases]\nsafety_ms = 0\nliveness_ms = 0\n".into(),
+            "phases.liveness_ms = 0",
+        ),
+        (
+            "rooms-0",
+            "[inventory]\nroom_types = { standard = 0 }\n".into(),
+            "inventory.room_types.standard = 0 is outside 1..=",
+        ),
+        (
+            "lat",
+            "[latency.stripe]\nmin_ms = 500\np50_ms = 100\nmax_ms = 50\n".into(),
+            "latency.stripe",
+        ),
+    ];
+    for (name, body, needle) in &cases {
+        let path = scenario_file(name, body);
+        bad_input(&["run", &path, "--quiet"], needle);
+        bad_input(&["run", &path, "--quiet"], &format!("{name}.toml"));
+        bad_input(&["fuzz", &path, "--seeds", "1"], needle);
+    }
+}
+
+/// Issue 14: a scenario's `[plan]` is checked like a plan file (it used to
+/// panic in the transport on an unknown node).
+#[test]
+fn scenario_plan_is_validated_like_a_plan_file() {
+    let path = scenario_file(
+        "plan-node",
+        "[plan]\ncrashes = [{ node = \"mainframe\", at_ms = 5 }]\n",
+    );
+    bad_input(&["run", &path], "mainframe");
+    bad_input(
+        &["fuzz", &path, "--seeds", "2"],
+        "plan: crash names unknown node",
+    );
+    for (name, plan, needle) in [
+        ("plan-at", "crashes = [{ node = \"stripe\", at_ms = 18446744073709551615 }]", "crashes[0].at_ms"),
+        ("plan-down", "crashes = [{ node = \"stripe\", at_ms = 1, down_ms = 18446744073709551615 }]", "crashes[0].down_ms"),
+        ("plan-extra", "calls = [{ from = \"coordinator\", to = \"stripe\", index = 0, kind = \"delay\", extra_ms = 18446744073709551615 }]", "calls[0].extra_ms"),
+    ] {
+        let path = scenario_file(name, &format!("[plan]\n{plan}\n"));
+        bad_input(&["run", &path], needle);
+    }
+}
+
+/// Issue 14: the same limits on a plan file given to `replay --plan`.
+#[test]
+fn plan_file_times_are_range_checked() {
+    for (name, json, needle) in [
+        (
+            "p-at.json",
+            r#"{"crashes":[{"node":"stripe","at_ms":18446744073709551615}]}"#,
+            "crashes[0].at_ms = 18446744073709551615 is outside 0..=86400000",
+        ),
+        (
+            "p-down.json",
+            r#"{"crashes":[{"node":"stripe","at_ms":1,"down_ms":18446744073709551615}]}"#,
+            "crashes[0].down_ms",
+        ),
+        (
+            "p-extra.json",
+            r#"{"calls":[{"from":"coordinator","to":"stripe","index":0,"kind":"delay","extra_ms":18446744073709551615}]}"#,
+            "calls[0].extra_ms",
+        ),
+        (
+            "p-drift.json",
+            r#"{"clocks":[{"node":"stripe","drift_ppm":-1000000}]}"#,
+            "clocks[0].drift_ppm",
+        ),
+    ] {
+        let path = temp_file(name, json);
+        bad_input(&["replay", "--plan", &path], needle);
+        bad_input(&["report", "--plan", &path], needle);
+    }
+}
+
+/// Issue 14 / README: a scenario's `name` must match its file name.
+#[test]
+fn scenario_name_must_match_its_file_name() {
+    let path = temp_file("renamed.toml", "name = \"original\"\n");
+    bad_input(&["run", &path], "must match the file name");
+}
