@@ -102,17 +102,44 @@ pub fn default_jobs(jobs: Option<usize>) -> usize {
 /// overflows.
 pub fn fuzz_config(r: &SeedRangeArg, shard: Option<(u64, u64)>) -> Result<FuzzConfig, BadInput> {
     let SeedRangeArg { start, seeds, jobs } = *r;
+    if seeds == 0 {
+        return Err(BadInput(
+            "--seeds 0: nothing to run (need at least 1)".into(),
+        ));
+    }
     if start.checked_add(seeds).is_none() {
         return Err(BadInput(format!(
             "seed range --start {start} --seeds {seeds} overflows u64"
         )));
     }
+    if let Some((k, n)) = shard {
+        if n > seeds {
+            return Err(BadInput(format!(
+                "--shard {k}/{n} with --seeds {seeds}: more shards than seeds, \
+                 so some shards would run nothing (need N <= --seeds)"
+            )));
+        }
+    }
     Ok(FuzzConfig {
         start,
         seeds,
-        jobs: default_jobs(jobs),
+        jobs: jobs_arg(jobs)?,
         shard,
     })
+}
+
+/// Most worker threads `--jobs` may ask for (a thread per seed in flight;
+/// more than the cores only costs memory).
+pub const MAX_JOBS: usize = 1024;
+
+/// `--jobs J` within `1..=MAX_JOBS`, defaulting to every core.
+pub fn jobs_arg(jobs: Option<usize>) -> Result<usize, BadInput> {
+    match jobs {
+        Some(j) if j == 0 || j > MAX_JOBS => {
+            Err(BadInput(format!("--jobs {j} is outside 1..={MAX_JOBS}")))
+        }
+        _ => Ok(default_jobs(jobs)),
+    }
 }
 
 /// The coordinator implementation called `name`, or the list of known ones.
@@ -172,14 +199,7 @@ fn load_plan(
     seed: Option<u64>,
 ) -> Result<(Scenario, u64, FaultPlan), BadInput> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| BadInput(format!("{shown}: {e}")))?;
-    if meta.len() > scenario::MAX_FILE_BYTES {
-        return Err(BadInput(format!(
-            "{shown}: file is larger than {} bytes",
-            scenario::MAX_FILE_BYTES
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+    let text = read_bounded(path)?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         BadInput(format!(
             "{shown}: line {}, column {}: {e}",
@@ -203,9 +223,31 @@ fn load_plan(
     Ok((s, seed, plan))
 }
 
+/// A text file of at most `MAX_FILE_BYTES`; errors name the file.
+pub fn read_bounded(path: &Path) -> Result<String, BadInput> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+    if meta.len() > scenario::MAX_FILE_BYTES {
+        return Err(BadInput(format!(
+            "{shown}: file is larger than {} bytes",
+            scenario::MAX_FILE_BYTES
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| BadInput(format!("{shown}: {e}")))
+}
+
+/// Write `text` to `path` through a temp file beside it and a rename, so a
+/// reader never sees half a file. Errors name `path`, the file asked for,
+/// never the temp file.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), BadInput> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| BadInput(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
-    Ok(())
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".to_string(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.sagasim-tmp"));
+    let fail = |e: std::io::Error| BadInput(format!("{}: {e}", path.display()));
+    std::fs::write(&tmp, text).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::args::{default_jobs, load, BadInput, ScenarioArg};
+use super::args::{jobs_arg, load, BadInput, ScenarioArg};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -32,47 +32,53 @@ pub fn exec(a: BenchArgs) -> Result<ExitCode, BadInput> {
     if a.seeds == 0 {
         return Err(BadInput("--seeds must be at least 1".into()));
     }
-    let jobs = default_jobs(a.jobs);
+    let jobs = jobs_arg(a.jobs)?;
     let quiet = a.json || !std::io::stderr().is_terminal();
     let r = crate::bench::bench(&s, a.seeds, jobs, a.rss_seeds, |what| {
         if !quiet {
-            eprintln!("bench: {what}…");
+            errln!("bench: {what}…");
         }
     });
     if a.json {
-        println!("{}", serde_json::to_string(&r).expect("serialises"));
+        outln!("{}", serde_json::to_string(&r).expect("serialises"));
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "scenario {} ({} seeds per figure, {} jobs)",
-        r.scenario, r.seeds, r.jobs
+        r.scenario,
+        r.seeds,
+        r.jobs
     );
-    println!(
+    outln!(
         "  seeds/s, {} jobs            {:>10.0}",
-        r.jobs, r.seeds_per_s
+        r.jobs,
+        r.seeds_per_s
     );
-    println!(
+    outln!(
         "  seeds/s, 1 thread           {:>10.0}",
         r.seeds_per_s_1_thread
     );
-    println!(
+    outln!(
         "  empty world seeds/s, {} jobs {:>9.0}",
-        r.jobs, r.baseline_seeds_per_s
+        r.jobs,
+        r.baseline_seeds_per_s
     );
-    println!(
+    outln!(
         "  empty world seeds/s, 1 thr. {:>10.0}",
         r.baseline_seeds_per_s_1_thread
     );
-    println!("  cost ratio (1 thread)       {:>10.2}x", r.ratio);
-    println!(
+    outln!("  cost ratio (1 thread)       {:>10.2}x", r.ratio);
+    outln!(
         "  messages per seed           {:>10.1}",
         r.messages_per_seed
     );
-    println!("  µs per message (1 thread)   {:>10.2}", r.us_per_message);
-    println!("  simulated s per wall s      {:>10.0}", r.sim_s_per_wall_s);
-    println!(
+    outln!("  µs per message (1 thread)   {:>10.2}", r.us_per_message);
+    outln!("  simulated s per wall s      {:>10.0}", r.sim_s_per_wall_s);
+    outln!(
         "  peak RSS                    {:>10.1} MiB after {} seeds ({:.1} MiB after a tenth)",
-        r.peak_rss_mib, r.rss_seeds, r.early_rss_mib
+        r.peak_rss_mib,
+        r.rss_seeds,
+        r.early_rss_mib
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -53,15 +53,28 @@ pub fn exec(a: CompareArgs) -> Result<ExitCode, BadInput> {
         imps.push(imp);
     }
     let c = run_compare(&s, &cfg, &imps, json);
-    print_comparison(&scenario, &c, seeds, start, &coordinators, json);
-    if let Some(dir) = html {
+    // The page first, then the terminal (the JSON line last); a bad --html
+    // directory still prints the table.
+    let written = html.map(|dir| {
         let command = format!(
             "cargo run --release -- compare {} --seeds {seeds} --start {start} --coordinators {}",
             scenario.scenario,
             coordinators.join(",")
         );
-        let path = crate::report::compare::write(&c, &command, &dir)?;
-        println!("wrote {}", path.display());
+        crate::report::compare::write(&c, &command, &dir).map_err(|e| format!("--html {e}"))
+    });
+    print_comparison(
+        &scenario,
+        &c,
+        seeds,
+        start,
+        &coordinators,
+        json,
+        written.as_ref(),
+    );
+    if let Some(Err(e)) = written {
+        errln!("error: {e} (the comparison is above)");
+        return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -101,6 +114,7 @@ fn print_comparison(
     start: u64,
     names: &[String],
     json: bool,
+    written: Option<&Result<PathBuf, String>>,
 ) {
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", c.table());
@@ -121,6 +135,9 @@ fn print_comparison(
             0.0
         }
     );
+    if let Some(Ok(path)) = written {
+        let _ = writeln!(out, "wrote {}", path.display());
+    }
     if json {
         let _ = writeln!(out, "{}", c.json_line());
     }

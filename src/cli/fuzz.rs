@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::Args;
 
 use super::args::{
-    fuzz_config, load, parse_shard, replay_cmd, verdict_exit, write_atomic, BadInput, ScenarioArg,
-    SeedRangeArg,
+    fuzz_config, load, parse_shard, replay_cmd, write_atomic, BadInput, ScenarioArg, SeedRangeArg,
 };
 use crate::fuzz::{fuzz, FuzzConfig, FuzzSummary, SeedResult};
-use crate::harness::fuzz_seed;
+use crate::harness::{fuzz_seed, reference};
 use crate::scenario::Scenario;
 
 #[derive(Args)]
@@ -46,23 +45,70 @@ pub struct FuzzArgs {
 pub fn exec(a: FuzzArgs) -> Result<ExitCode, BadInput> {
     let s = load(&a.scenario)?;
     let cfg = fuzz_config(&a.range, a.shard)?;
-    let summary = run_fuzz(&s, &cfg, a.json, a.check_determinism, a.stop_on_failure);
-    if let Some(path) = a.failures {
+    stop_on_signal();
+    let mut summary = run_fuzz(&s, &cfg, a.json, a.check_determinism, a.stop_on_failure);
+    summary.scenario_path = a.scenario.scenario.clone();
+    summary.coordinator = reference().name().to_string();
+    for f in &mut summary.failing {
+        f.replay = replay_cmd(&a.scenario, f.seed);
+    }
+    // Files first, then the terminal: a bad path loses nothing, the
+    // summary and failures are printed whatever happened to the files.
+    let mut written = Vec::new();
+    let mut errors = Vec::new();
+    if let Some(path) = &a.failures {
         let mut text = String::new();
         for f in &summary.failing {
             text.push_str(&serde_json::to_string(f).expect("serialises"));
             text.push('\n');
         }
-        write_atomic(&path, &text)?;
-    }
-    if let Some(path) = a.report {
-        write_atomic(&path, &fuzz_report(&a.scenario, &summary))?;
-        if !a.json {
-            println!("wrote {}", path.display());
+        match write_atomic(path, &text) {
+            Ok(()) => written.push(path),
+            Err(BadInput(e)) => errors.push(format!("--failures {e}")),
         }
     }
-    print_summary(&a.scenario, &summary, a.json);
-    Ok(verdict_exit(summary.failures == 0))
+    if let Some(path) = &a.report {
+        match write_atomic(path, &fuzz_report(&summary)) {
+            Ok(()) => written.push(path),
+            Err(BadInput(e)) => errors.push(format!("--report {e}")),
+        }
+    }
+    print_summary(&summary, a.json, &written);
+    for e in &errors {
+        errln!("error: {e} (the run's summary is above)");
+    }
+    Ok(if !errors.is_empty() {
+        ExitCode::from(2)
+    } else if summary.failures > 0 {
+        ExitCode::from(1)
+    } else if summary.interrupted {
+        ExitCode::from(INTERRUPTED_EXIT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Exit code of a run stopped by Ctrl-C / SIGTERM that found no failure
+/// (128 + SIGINT, as shells report it): not a pass, the run is incomplete.
+const INTERRUPTED_EXIT: u8 = 130;
+
+/// Ctrl-C or SIGTERM (a CI job cancelled, a pod evicted): stop handing out
+/// seeds, finish the ones in progress, print what was found. A second
+/// signal kills the process as usual.
+fn stop_on_signal() {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        crate::fuzz::interrupt();
+        // SAFETY: signal() is async-signal-safe; SIG_DFL is a valid handler.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+        }
+    }
+    // SAFETY: the handler only stores an atomic and resets itself, both
+    // async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
 }
 
 fn run_fuzz(
@@ -126,39 +172,55 @@ fn run_fuzz(
     summary
 }
 
-fn print_summary(arg: &ScenarioArg, summary: &FuzzSummary, json: bool) {
+fn print_summary(summary: &FuzzSummary, json: bool, written: &[&PathBuf]) {
     for f in summary.failing.iter().take(20) {
-        println!(
-            "seed {}: {}\n  replay: {}",
-            f.seed,
-            f.failure.as_deref().unwrap_or(""),
-            replay_cmd(arg, f.seed)
-        );
+        outln!("seed {}: {}\n  replay: {}", f.seed, f.message, f.replay);
     }
-    if summary.failing.len() > 20 {
-        println!("… and {} more failing seeds", summary.failing.len() - 20);
+    if summary.failures > 20 {
+        outln!("… and {} more failing seeds", summary.failures - 20);
     }
     if !json {
-        println!("coverage (seeds that hit each path):");
+        outln!("coverage (seeds that hit each path):");
         for point in crate::check::coverage::POINTS {
             let hits = summary.coverage.get(*point).copied().unwrap_or(0);
-            println!(
+            outln!(
                 "  {hits:>8}  {point}{}",
                 if hits == 0 { "   <- never hit" } else { "" }
             );
         }
     }
-    println!(
+    if summary.interrupted {
+        outln!(
+            "interrupted: {} of {} seeds ran (the summary covers those)",
+            summary.seeds,
+            FuzzConfig {
+                start: summary.start,
+                seeds: summary.range_seeds,
+                jobs: 1,
+                shard: summary.shard.map(|s| (s.index, s.count)),
+            }
+            .seed_list()
+            .len()
+        );
+    }
+    for path in written {
+        outln!("wrote {}", path.display());
+    }
+    outln!(
         "{}: {} seeds, {} failures, {:.1} s, {:.0} seeds/s",
-        summary.scenario, summary.seeds, summary.failures, summary.elapsed_s, summary.seeds_per_s
+        summary.scenario,
+        summary.seeds,
+        summary.failures,
+        summary.elapsed_s,
+        summary.seeds_per_s
     );
     if json {
-        println!("{}", summary.json_line());
+        outln!("{}", summary.json_line());
     }
 }
 
 /// The markdown summary of a fuzz run (`fuzz --report FILE`).
-fn fuzz_report(arg: &ScenarioArg, s: &FuzzSummary) -> String {
+fn fuzz_report(s: &FuzzSummary) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "# sagasim fuzz: {}\n", s.scenario);
@@ -169,14 +231,17 @@ fn fuzz_report(arg: &ScenarioArg, s: &FuzzSummary) -> String {
     );
     let _ = writeln!(out, "## Outcomes\n\n| outcome | seeds |\n|---|--:|");
     let _ = writeln!(out, "| every invariant held | {} |", s.seeds - s.failures);
+    if s.failing.len() as u64 != s.failures {
+        let _ = writeln!(
+            out,
+            "\n(only the lowest {} failing seeds are kept; {} failed)\n",
+            s.failing.len(),
+            s.failures
+        );
+    }
     let mut by: std::collections::BTreeMap<&str, u64> = Default::default();
     for f in &s.failing {
-        let inv = f
-            .failure
-            .as_deref()
-            .and_then(|t| t.split_whitespace().next())
-            .unwrap_or("?");
-        *by.entry(inv).or_insert(0) += 1;
+        *by.entry(&f.invariant).or_insert(0) += 1;
     }
     for (inv, n) in &by {
         let _ = writeln!(out, "| `{inv}` violated | {n} |");
@@ -192,13 +257,7 @@ fn fuzz_report(arg: &ScenarioArg, s: &FuzzSummary) -> String {
     if !s.failing.is_empty() {
         let _ = writeln!(out, "\n## Failing seeds (first 50)\n");
         for f in s.failing.iter().take(50) {
-            let _ = writeln!(
-                out,
-                "- seed {}: {} — `{}`",
-                f.seed,
-                f.failure.as_deref().unwrap_or(""),
-                replay_cmd(arg, f.seed)
-            );
+            let _ = writeln!(out, "- seed {}: {} — `{}`", f.seed, f.message, f.replay);
         }
     }
     out

@@ -14,6 +14,24 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that never panics: a closed stdout (`sagasim fuzz | head`,
+/// a broken pipe) drops the rest of the output and the exit code stays the
+/// run's.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 mod bench;
 mod compare;
@@ -75,20 +93,32 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // One clear line (clap's first), not a page of usage.
-            let text = e.to_string();
-            let line = text.lines().next().unwrap_or("bad usage").trim();
-            eprintln!("{line} (see sagasim --help)");
+            errln!("{} (see sagasim --help)", one_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(BadInput(msg)) => {
-            eprintln!("error: {msg}");
+            errln!("error: {msg}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Clap's message as one line, not a page of usage: its first line, and
+/// when that ends in a colon ("the following required arguments were not
+/// provided:"), the lines it introduces (the arguments' names).
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = lines.next().unwrap_or("bad usage").to_string();
+    if line.ends_with(':') {
+        for more in lines.take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more")) {
+            line.push(' ');
+            line.push_str(more);
+        }
+    }
+    line
 }
 
 fn dispatch(command: Command) -> Result<ExitCode, BadInput> {

@@ -1,5 +1,6 @@
 //! `sagasim report [SCENARIO] (--seed N | --plan FILE) [--out DIR]`: write
-//! `DIR/<scenario>-<seed>.html` and `.md` (default `reports/`), with the
+//! `DIR/<scenario>-<seed>.html` and `.md` (default `reports/`; for a plan
+//! file `DIR/<scenario>-plan-<file>-<seed>.*`), with the
 //! same exit codes as `run`: the report is written even when an invariant
 //! failed.
 
@@ -10,7 +11,7 @@ use clap::Args;
 
 use super::args::{seed_or_plan, verdict_exit, BadInput, ScenarioArg, SeedOrPlanArg};
 use crate::harness::{reference, run_checked};
-use crate::report::Report;
+use crate::report::{file_stem, Report};
 use crate::trace::TraceMode;
 
 #[derive(Args)]
@@ -29,16 +30,28 @@ pub struct ReportArgs {
 pub fn exec(a: ReportArgs) -> Result<ExitCode, BadInput> {
     let (s, seed, plan, cmd) = seed_or_plan("report", &a.scenario, &a.run)?;
     let c = run_checked(&s, seed, &plan, TraceMode::Full, reference());
-    let written = Report::new(&s, &c).write(&a.out)?;
-    println!("{}", written.html.display());
-    println!("{}", written.markdown.display());
+    let report = Report::new(&s, &c);
+    // A plan file's report is named after the plan too: the seed's own
+    // report (`--seed N`) and a plan's for the same seed both survive.
+    let written = match &a.run.plan {
+        None => report.write(&a.out)?,
+        Some(path) => {
+            let plan_name = path
+                .file_stem()
+                .map_or_else(|| "plan".to_string(), |n| n.to_string_lossy().into_owned());
+            let stem = file_stem(&format!("{}-plan-{plan_name}", s.name), seed);
+            report.write_as(&a.out, &stem)?
+        }
+    };
+    outln!("{}", written.html.display());
+    outln!("{}", written.markdown.display());
     if c.verdict.ok() {
-        println!("verdict: every invariant held");
+        outln!("verdict: every invariant held");
     } else {
         for v in c.verdict.all() {
-            println!("violated: {v}");
+            outln!("violated: {v}");
         }
-        println!("replay: {cmd}");
+        outln!("replay: {cmd}");
     }
     Ok(verdict_exit(c.verdict.ok()))
 }

@@ -17,10 +17,20 @@ pub struct ScenariosArgs {
 
 pub fn exec(a: ScenariosArgs) -> Result<ExitCode, BadInput> {
     let dir = a.scenarios.unwrap_or_else(scenario::default_dir);
-    for name in scenario::list(&dir) {
+    if !dir.is_dir() {
+        return Err(BadInput(format!("{}: no such directory", dir.display())));
+    }
+    let names = scenario::list(&dir);
+    if names.is_empty() {
+        return Err(BadInput(format!(
+            "{}: no scenarios (*.toml files) here",
+            dir.display()
+        )));
+    }
+    for name in names {
         match Scenario::load(&name, &dir) {
-            Ok(s) => println!("{name:<28} {}", s.description),
-            Err(e) => println!("{name:<28} (invalid: {e})"),
+            Ok(s) => outln!("{name:<28} {}", s.description),
+            Err(e) => outln!("{name:<28} (invalid: {e})"),
         }
     }
     Ok(ExitCode::SUCCESS)

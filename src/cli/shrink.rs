@@ -36,13 +36,13 @@ pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
     let s = load(&scenario)?;
     let plan = plan_for(&s, seed);
     let Some((small, invariant, runs)) = shrink_failure(&s, seed, &plan, reference()) else {
-        println!(
+        outln!(
             "seed {seed} of {} holds every invariant: nothing to shrink",
             s.name
         );
         return Ok(ExitCode::SUCCESS);
     };
-    std::fs::create_dir_all(&out)?;
+    std::fs::create_dir_all(&out).map_err(|e| BadInput(format!("--out {}: {e}", out.display())))?;
     let path = out.join(format!("{}-{seed}.json", s.name));
     let reg = Regression {
         scenario: s.name.clone(),
@@ -52,17 +52,17 @@ pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
         plan: small.clone(),
     };
     reg.save_new(&path)?;
-    println!(
+    outln!(
         "{invariant}: shrunk {} faults to {} in {runs} runs",
         plan.len(),
         small.len()
     );
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&small).expect("serialises")
     );
-    println!("wrote {}", path.display());
-    println!(
+    outln!("wrote {}", path.display());
+    outln!(
         "replay: cargo run --release -- replay {} --plan {}",
         scenario.scenario,
         path.display()
