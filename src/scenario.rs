@@ -279,6 +279,15 @@ impl Scenario {
         let path = if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
             PathBuf::from(name_or_path)
         } else {
+            if !dir.is_dir() {
+                return Err(ScenarioError::Io {
+                    path: dir.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such scenarios directory",
+                    ),
+                });
+            }
             let p = dir.join(format!("{name_or_path}.toml"));
             if !p.is_file() {
                 return Err(ScenarioError::Unknown {

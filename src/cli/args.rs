@@ -156,9 +156,15 @@ pub fn coordinator(name: &str) -> Result<Arc<dyn CoordinatorImpl>, BadInput> {
     )))
 }
 
+/// The command that replays `seed` of the scenario as the user named it
+/// (with `--scenarios DIR` when it was given).
 pub fn replay_cmd(arg: &ScenarioArg, seed: u64) -> String {
+    let dir = arg
+        .scenarios
+        .as_ref()
+        .map_or(String::new(), |d| format!(" --scenarios {}", d.display()));
     format!(
-        "cargo run --release -- replay {} --seed {seed}",
+        "cargo run --release -- replay {}{dir} --seed {seed}",
         arg.scenario
     )
 }

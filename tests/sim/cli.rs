@@ -594,3 +594,12 @@ fn a_huge_run_streams_and_stops_on_sigint() {
     assert_eq!(j["interrupted"], true);
     assert!(j["seeds"].as_u64().unwrap() > 0);
 }
+
+/// Issue 14: a missing `--scenarios` directory is named, not an empty list.
+#[test]
+fn a_missing_scenarios_directory_is_named() {
+    bad_input(
+        &["fuzz", "--scenarios", "missing-dir", "--seeds", "1"],
+        "missing-dir: no such scenarios directory",
+    );
+}
