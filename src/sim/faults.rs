@@ -488,7 +488,8 @@ impl FaultPlan {
             for _ in 0..n(counts[2], &mut rng) {
                 let (a, b) = topo.links[rng.gen_range(0..topo.links.len())].clone();
                 let from_ms = rng.gen_range(0..safety_ms);
-                let until_ms = from_ms + rng.gen_range(1..=profile.max_window_ms.max(1));
+                let until_ms =
+                    from_ms.saturating_add(rng.gen_range(1..=profile.max_window_ms.max(1)));
                 plan.partitions.push(Partition {
                     a,
                     b,
@@ -501,7 +502,8 @@ impl FaultPlan {
             for _ in 0..n(counts[3], &mut rng) {
                 let service = topo.services[rng.gen_range(0..topo.services.len())].clone();
                 let from_ms = rng.gen_range(0..safety_ms);
-                let until_ms = from_ms + rng.gen_range(1..=profile.max_window_ms.max(1));
+                let until_ms =
+                    from_ms.saturating_add(rng.gen_range(1..=profile.max_window_ms.max(1)));
                 let fault = match rng.gen_range(0..3) {
                     0 => Injected::Throttle,
                     1 => Injected::FailBeforeApply,
