@@ -6,12 +6,12 @@
 //!
 //! (Examples build with the dev-dependencies, so `mutants` is on here.)
 
-use sagasim::checkout::run::topology;
 use sagasim::harness::{reference, run_checked_mutant, shrink_to};
 use sagasim::saga::mutants::{self, Mutant};
 use sagasim::scenario::{default_dir, Scenario};
 use sagasim::sim::FaultPlan;
 use sagasim::trace::TraceMode;
+use sagasim::world::run::topology;
 
 fn first_catch(
     s: &Scenario,

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::checkout::run::node_names;
-use crate::checkout::run::plan_for;
 use crate::fuzz::{fuzz, FuzzConfig, SeedResult};
 use crate::harness::{reference, run_checked};
 use crate::scenario::Scenario;
 use crate::sim::{simulate, FaultPlan, Net, World};
 use crate::trace::TraceMode;
+use crate::world::run::node_names;
+use crate::world::run::plan_for;
 
 /// The figures of one bench run.
 #[derive(Clone, Debug, Serialize)]

@@ -1,19 +1,25 @@
 //! One-call entry points that tie a run to its checks: what the CLI, the
 //! fuzz loop and the tests use.
 //!
-//! Not here: the run itself (`checkout::run`) or the invariants (`check`).
+//! The `run_checked*` helpers without a workload run the bundled workload
+//! of the scenario (`crate::workloads::for_scenario`); `run_checked_with`
+//! takes any declared workload and the user's invariants.
+//!
+//! Not here: the run itself (`world::run`) or the invariants (`check`).
 
 use std::sync::Arc;
 
 use crate::check::shrink::shrink;
-use crate::check::{check, Verdict};
-use crate::checkout::naive::NaiveCoordinator;
-use crate::checkout::run::{plan_for, run, RunOutcome};
-use crate::checkout::{CoordinatorImpl, SagaCoordinator};
+use crate::check::{check_with, UserInvariant, Verdict};
 use crate::fuzz::SeedResult;
+use crate::reference::SagaCoordinator;
 use crate::scenario::Scenario;
 use crate::sim::FaultPlan;
 use crate::trace::{Trace, TraceMode};
+use crate::workload::Workload;
+use crate::workloads::hotel::naive::NaiveCoordinator;
+use crate::world::run::{plan_for, run, RunOutcome};
+use crate::world::CoordinatorImpl;
 
 /// A finished, checked run.
 pub struct Checked {
@@ -22,7 +28,8 @@ pub struct Checked {
     pub verdict: Verdict,
 }
 
-/// Run (scenario, seed, plan) with `imp` and check it.
+/// Run (scenario, seed, plan) of the scenario's bundled workload with
+/// `imp` and check it.
 pub fn run_checked(
     s: &Scenario,
     seed: u64,
@@ -30,8 +37,23 @@ pub fn run_checked(
     mode: TraceMode,
     imp: Arc<dyn CoordinatorImpl>,
 ) -> Checked {
-    let (outcome, trace) = run(s, seed, plan, mode, imp);
-    let verdict = check(s, &outcome);
+    let workload = crate::workloads::for_scenario(s);
+    run_checked_with(s, &workload, &[], seed, plan, mode, imp)
+}
+
+/// Run (scenario, seed, plan) with callers asking for `workload`, with
+/// `imp`, and check it with the built-in invariants and `user`'s.
+pub fn run_checked_with(
+    s: &Scenario,
+    workload: &Arc<Workload>,
+    user: &[UserInvariant],
+    seed: u64,
+    plan: &FaultPlan,
+    mode: TraceMode,
+    imp: Arc<dyn CoordinatorImpl>,
+) -> Checked {
+    let (outcome, trace) = run(s, workload, seed, plan, mode, imp);
+    let verdict = check_with(s, &outcome, user);
     Checked {
         outcome,
         trace,

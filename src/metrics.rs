@@ -11,12 +11,12 @@
 //!
 //! An effect belongs to a checkout (a business key `K` of the run's inputs)
 //! by the labels a coordinator puts on it:
-//! - a Stripe movement by its PaymentIntent's metadata `business_key`, else
-//!   by its customer (each agent is its own customer);
+//! - a Stripe movement by its PaymentIntent's metadata `business_key`;
 //! - a PMS hold or booking by its `client_ref`, a Salesforce record by its
 //!   external id, when that reads `saga-K` or `K`, optionally followed by
 //!   `/…` or `#…` (`saga-K/hold_room`, `saga-K#17.3`).
 //!
+//! (The attribution is `check::truth`'s, the same the invariants use.)
 //! Effects that cannot be attributed are counted (`unattributed_effects`):
 //! a coordinator that labels nothing cannot be measured, and should show.
 //!
@@ -62,20 +62,21 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::check::truth::owner_of;
+use crate::check::truth::Truth;
 use crate::check::Verdict;
-use crate::checkout::client::{
-    BOOKING, BOOKING_STATUS, META_BUSINESS_KEY, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_WON,
-    STATUS_CANCELLED, STATUS_CONFIRMED,
-};
-use crate::checkout::run::{plan_for, RunOutcome};
-use crate::checkout::CoordinatorImpl;
 use crate::fuzz::{for_each_seed, FuzzConfig};
 use crate::harness::run_checked;
 use crate::saga::SagaStatus;
 use crate::scenario::Scenario;
 use crate::services::inventory::HoldStatus;
-use crate::services::stripe::Movement;
 use crate::trace::TraceMode;
+use crate::workloads::hotel::{
+    BOOKING, BOOKING_STATUS, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_WON, STATUS_CANCELLED,
+    STATUS_CONFIRMED,
+};
+use crate::world::run::{plan_for, RunOutcome};
+use crate::world::CoordinatorImpl;
 
 /// A kind of cross-system disagreement left after quiescence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -219,119 +220,52 @@ impl KeyTruth {
     }
 }
 
-/// The business key a reference (`saga-K`, `K`, `saga-K/…`, `K#…`) names,
-/// if `K` is one of `keys`.
-pub fn owner_of<'a>(reference: &str, keys: &BTreeSet<&'a str>) -> Option<&'a str> {
-    let r = reference.strip_prefix("saga-").unwrap_or(reference);
-    let end = r.find(['/', '#']).unwrap_or(r.len());
-    keys.get(&r[..end]).copied()
-}
-
 impl RunMetrics {
     /// The metrics of a finished run and its verdict.
     pub fn of(out: &RunOutcome, verdict: &Verdict) -> RunMetrics {
-        let keys: BTreeSet<&str> = out.inputs.iter().map(|i| i.business_key.as_str()).collect();
-        let by_customer: BTreeMap<&str, &str> = out
-            .inputs
+        let attributed = Truth::of(out);
+        let price: BTreeMap<&str, i64> = attributed
+            .keys
             .iter()
-            .map(|i| (i.customer.as_str(), i.business_key.as_str()))
+            .map(|(k, t)| (k.as_str(), t.amount_cents))
             .collect();
-        let price: BTreeMap<&str, i64> = out
-            .inputs
-            .iter()
-            .map(|i| (i.business_key.as_str(), i.amount_cents))
+        let mut truth: BTreeMap<&str, KeyTruth> = BTreeMap::new();
+        for (k, t) in &attributed.keys {
+            let mut kt = KeyTruth {
+                net_cents: t.net_cents,
+                peak_net_cents: t.peak_net_cents,
+                held_cents: t.held_cents,
+                rooms: u32::try_from(t.bookings.len()).unwrap_or(u32::MAX),
+                ..KeyTruth::default()
+            };
+            for (object, records) in &t.records {
+                for (_, fields) in records {
+                    let field = |name: &str| fields.get(name).and_then(Value::as_str);
+                    if *object == BOOKING {
+                        match field(BOOKING_STATUS) {
+                            Some(STATUS_CONFIRMED) => kt.crm_booking_confirmed = true,
+                            Some(STATUS_CANCELLED) => {}
+                            _ => kt.crm_open = true,
+                        }
+                    } else if *object == OPPORTUNITY {
+                        match field(STAGE) {
+                            Some(STAGE_WON) => kt.crm_won = true,
+                            Some(STAGE_LOST) => {}
+                            _ => kt.crm_open = true,
+                        }
+                    }
+                }
+            }
+            truth.insert(k.as_str(), kt);
+        }
+        let orphan_holds = out
+            .inventory
+            .holds
+            .values()
+            .filter(|h| h.status == HoldStatus::Active)
+            .map(|h| h.id.clone())
             .collect();
-        let mut truth: BTreeMap<&str, KeyTruth> =
-            keys.iter().map(|k| (*k, KeyTruth::default())).collect();
-        let mut unattributed = 0u32;
-
-        // Stripe: intents to keys, then the ledger in order.
-        let mut intent_owner: BTreeMap<&str, &str> = BTreeMap::new();
-        for pi in out.stripe.payment_intents.values() {
-            let owner = pi
-                .metadata
-                .get(META_BUSINESS_KEY)
-                .and_then(|k| keys.get(k.as_str()).copied())
-                .or_else(|| by_customer.get(pi.customer.as_str()).copied());
-            match owner {
-                Some(k) => {
-                    intent_owner.insert(pi.id.as_str(), k);
-                }
-                None => unattributed += 1,
-            }
-        }
-        for e in &out.stripe.ledger {
-            let owner = intent_owner
-                .get(e.payment_intent.as_str())
-                .or_else(|| by_customer.get(e.customer.as_str()));
-            let Some(t) = owner.and_then(|k| truth.get_mut(k)) else {
-                continue;
-            };
-            assert!(e.amount_cents > 0, "ledger amounts are positive");
-            match e.movement {
-                Movement::Charge => t.net_cents += e.amount_cents,
-                Movement::Capture => {
-                    t.net_cents += e.amount_cents;
-                    t.held_cents -= e.amount_cents;
-                }
-                Movement::Refund => t.net_cents -= e.amount_cents,
-                Movement::Authorize => t.held_cents += e.amount_cents,
-                Movement::Release => t.held_cents -= e.amount_cents,
-            }
-            t.peak_net_cents = t.peak_net_cents.max(t.net_cents);
-        }
-
-        // PMS.
-        let mut orphan_holds = Vec::new();
-        for h in out.inventory.holds.values() {
-            if h.status == HoldStatus::Active {
-                orphan_holds.push(h.id.clone());
-            }
-            if h.client_ref
-                .as_deref()
-                .and_then(|r| owner_of(r, &keys))
-                .is_none()
-            {
-                unattributed += 1;
-            }
-        }
-        for b in out.inventory.bookings.values() {
-            if let Some(t) = b
-                .client_ref
-                .as_deref()
-                .and_then(|r| owner_of(r, &keys))
-                .and_then(|k| truth.get_mut(k))
-            {
-                t.rooms += 1;
-            }
-        }
-
-        // Salesforce.
-        for rec in out.salesforce.records.values() {
-            let Some(t) = rec
-                .external_id
-                .as_deref()
-                .and_then(|e| owner_of(e, &keys))
-                .and_then(|k| truth.get_mut(k))
-            else {
-                unattributed += 1;
-                continue;
-            };
-            let field = |name: &str| rec.fields.get(name).and_then(Value::as_str);
-            if rec.object == BOOKING {
-                match field(BOOKING_STATUS) {
-                    Some(STATUS_CONFIRMED) => t.crm_booking_confirmed = true,
-                    Some(STATUS_CANCELLED) => {}
-                    _ => t.crm_open = true,
-                }
-            } else if rec.object == OPPORTUNITY {
-                match field(STAGE) {
-                    Some(STAGE_WON) => t.crm_won = true,
-                    Some(STAGE_LOST) => {}
-                    _ => t.crm_open = true,
-                }
-            }
-        }
+        let unattributed = u32::try_from(attributed.unattributed.len()).unwrap_or(u32::MAX);
 
         let mut m = RunMetrics {
             seed: out.seed,
@@ -749,34 +683,37 @@ impl Comparison {
 mod tests {
     use super::*;
     use crate::check::Violation;
-    use crate::checkout::agent::AgentRecord;
     use crate::saga::SagaInput;
     use crate::services::inventory::{Booking, Hold, InventoryGroundTruth};
     use crate::services::salesforce::{SalesforceGroundTruth, SfRecord};
+    use crate::services::stripe::Movement;
     use crate::services::stripe::{
         CaptureMethod, LedgerEntry, PaymentIntent, PaymentIntentStatus, StripeGroundTruth,
     };
     use crate::sim::net::NetStats;
     use crate::sim::{FaultPlan, PhaseReport};
+    use crate::workload::META_BUSINESS_KEY;
+    use crate::world::agent::AgentRecord;
     use serde_json::json;
 
     const PRICE: i64 = 25_000;
 
     fn input(n: u32) -> SagaInput {
-        SagaInput {
-            business_key: format!("res-{n}"),
-            customer: format!("cust-{n}"),
-            room_type: "standard".into(),
-            first_night: 100,
-            nights: 2,
-            amount_cents: PRICE,
-        }
+        SagaInput::new(&format!("res-{n}"), &format!("cust-{n}"), PRICE)
+            .with_param("room_type", "standard")
+            .with_param("first_night", 100)
+            .with_param("nights", 2)
     }
 
     /// A world of `agents` checkouts where nothing happened yet.
     fn outcome(agents: u32) -> RunOutcome {
         RunOutcome {
             scenario: "unit".into(),
+            workload: std::sync::Arc::new(crate::workloads::hotel::hotel_checkout(
+                crate::workloads::hotel::CaptureMode::Automatic,
+            )),
+            coordinator: "unit".into(),
+            uses_saga_log: false,
             seed: 1,
             plan: FaultPlan::default().into(),
             phases: PhaseReport {
@@ -789,6 +726,7 @@ mod tests {
             stripe: StripeGroundTruth::default(),
             salesforce: SalesforceGroundTruth::default(),
             inventory: InventoryGroundTruth::default(),
+            user: Vec::new(),
             log: Vec::new(),
             agents: (1..=agents)
                 .map(|n| AgentRecord {
@@ -966,10 +904,10 @@ mod tests {
         ledger(&mut out, 1, "pi_0100", Movement::Charge, PRICE);
         ledger(&mut out, 1, "pi_0100", Movement::Refund, PRICE);
         answer(&mut out, 1, SagaStatus::Completed, 0, 10);
-        // Agent 2: charged twice, never refunded; attributed by customer
-        // (no metadata). Also room + CRM done, so only the money is wrong.
+        // Agent 2: charged twice, never refunded. Also room + CRM done, so
+        // only the money is wrong.
         complete(&mut out, 2);
-        intent(&mut out, 2, "pi_0200", None);
+        intent(&mut out, 2, "pi_0200", Some("res-2"));
         ledger(&mut out, 2, "pi_0200", Movement::Charge, PRICE);
         answer(&mut out, 2, SagaStatus::Completed, 0, 10);
         let m = RunMetrics::of(&out, &Verdict::default());
@@ -1083,7 +1021,10 @@ mod tests {
     #[test]
     fn unlabelled_effects_are_counted_not_attributed() {
         let mut out = outcome(1);
-        intent(&mut out, 9, "pi_0009", None); // customer cust-9: nobody's
+        intent(&mut out, 9, "pi_0009", None); // no metadata: nobody's
+                                              // A customer of the run is not a label: a charge of cust-1 without
+                                              // metadata is not res-1's (customers may share many orders).
+        intent(&mut out, 1, "pi_0010", None);
         hold(&mut out, None, HoldStatus::Confirmed);
         crm(&mut out, None, BOOKING, BOOKING_STATUS, STATUS_CONFIRMED);
         crm(
@@ -1094,7 +1035,7 @@ mod tests {
             STAGE_WON,
         );
         let m = RunMetrics::of(&out, &Verdict::default());
-        assert_eq!(m.unattributed_effects, 4);
+        assert_eq!(m.unattributed_effects, 5);
         assert!(m.stale.is_empty());
     }
 

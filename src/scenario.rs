@@ -9,18 +9,17 @@
 //! Errors name the file and, for TOML errors, the line and column; limits
 //! (agents, nights, plan size, simulated time) are part of the contract.
 //!
-//! Not here: running it (`checkout::run`).
+//! Not here: running it (`world::run`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::saga::CaptureMode;
 use crate::services::inventory::InventoryConfig;
 use crate::services::salesforce::SalesforceConfig;
 use crate::services::stripe::StripeConfig;
-use crate::sim::faults::{in_range, FaultPlan, SwarmProfile, MAX_TIME_MS};
+use crate::sim::faults::{in_range, FaultPlan, SwarmProfile, Topology, MAX_TIME_MS};
 use crate::sim::serve::ServiceLatency;
 use crate::sim::NetConfig;
 
@@ -104,15 +103,6 @@ impl Default for SagaSection {
 pub enum CaptureModeName {
     Automatic,
     Manual,
-}
-
-impl From<CaptureModeName> for CaptureMode {
-    fn from(c: CaptureModeName) -> CaptureMode {
-        match c {
-            CaptureModeName::Automatic => CaptureMode::Automatic,
-            CaptureModeName::Manual => CaptureMode::Manual,
-        }
-    }
 }
 
 /// Who checks out what.
@@ -273,9 +263,9 @@ impl Scenario {
         Ok(s)
     }
 
-    /// Load a scenario by name (from `dir`) or by path (anything ending in
-    /// `.toml` or containing a path separator).
-    pub fn load(name_or_path: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
+    /// The file a scenario name or path stands for: a path if it ends in
+    /// `.toml` or holds a `/`, else `dir/<name>.toml`, which must exist.
+    pub fn resolve(name_or_path: &str, dir: &Path) -> Result<PathBuf, ScenarioError> {
         let path = if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
             PathBuf::from(name_or_path)
         } else {
@@ -297,6 +287,13 @@ impl Scenario {
             }
             p
         };
+        Ok(path)
+    }
+
+    /// Load a scenario by name (from `dir`) or by path (anything ending in
+    /// `.toml` or containing a path separator).
+    pub fn load(name_or_path: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
+        let path = Scenario::resolve(name_or_path, dir)?;
         let shown = path.display().to_string();
         let meta = std::fs::metadata(&path).map_err(|source| ScenarioError::Io {
             path: shown.clone(),
@@ -457,11 +454,26 @@ impl Scenario {
                 self.phases.liveness_ms, self.coordinator.late_window_ms
             ));
         }
+        // The plan's times and size here; its node names need the world's
+        // topology, which a user workload extends with its own services:
+        // `check_plan` (the CLI calls it for the hotel world).
         if let Some(plan) = &self.plan {
-            plan.validate(&crate::checkout::run::topology(self))
-                .map_err(|e| format!("plan: {e}"))?;
+            plan.check_limits().map_err(|e| format!("plan: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Check a fixed `[plan]` against the world it will run in (known
+    /// nodes, windows, limits), as a plan file is checked. `path` names the
+    /// scenario in the error.
+    pub fn check_plan(&self, topo: &Topology, path: &str) -> Result<(), ScenarioError> {
+        match &self.plan {
+            Some(plan) => plan.validate(topo).map_err(|e| ScenarioError::Invalid {
+                path: path.to_string(),
+                message: format!("plan: {e}"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Customer id of agent `n` (1-based).

@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkout::client::META_SAGA;
-use crate::checkout::run::RunOutcome;
-use crate::saga::{action_key, LogRecord, Op, Outcome, SagaId};
+use super::truth::owner_of;
+use crate::saga::{LogRecord, Op, Outcome, SagaId};
 use crate::sim::clock::Clocks;
+use crate::workload::META_SAGA;
+use crate::world::run::RunOutcome;
 
 /// Every coverage point, in report order.
 pub const POINTS: &[&str] = &[
@@ -213,9 +214,11 @@ fn late_after_compensation(out: &RunOutcome, log: &[&LogRecord]) -> bool {
             pi.metadata.get(META_SAGA).map(String::as_str) == Some(saga.as_str())
                 && clocks.elapsed_at("stripe", pi.created_ms) > since
         });
-        let hold_ref = action_key(saga, "hold_room");
+        let key = [saga.business_key()].into();
         let late_hold = out.inventory.holds.values().any(|h| {
-            h.client_ref.as_deref() == Some(hold_ref.as_str())
+            h.client_ref
+                .as_deref()
+                .is_some_and(|r| owner_of(r, &key).is_some())
                 && clocks.elapsed_at("inventory", h.created_ms) > since
         });
         late_charge || late_hold

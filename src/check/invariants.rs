@@ -1,42 +1,52 @@
-//! Safety (always) and eventual (after the liveness phase) invariants.
+//! The invariants, judged **black-box**: from what the services applied
+//! (ground truth, attributed to business keys by `truth`) and what each
+//! caller was told — never from the coordinator's own records. They are
+//! derived from the workload's declaration, so they hold for any saga.
 //!
-//! Safety:
+//! Safety (over the whole run):
 //! - `no-double-charge`: per business key, the money taken (captured −
-//!   refunded) never exceeds the price at any point of the ledger and ends
-//!   at 0 or the price; no refund above its charge; at most one live
-//!   PaymentIntent per saga.
-//! - `no-overbooking`: confirmed bookings per room-night ≤ capacity + limit.
-//! - `no-orphan-crm`: every Salesforce record belongs to a saga that was
-//!   durably started.
-//! - `log-discipline`: every service effect carries a key (or external id)
-//!   whose `Intent` was durable in the coordinator's log before the effect.
-//! - `compensation-order`: a saga that turns back compensates its applied
-//!   steps in reverse order (read from the durable log: the first
-//!   compensation intent of each step, before the saga's decision).
+//!   refunded) never exceeds the amount its input declared and ends at 0 or
+//!   that amount; no refund above its charge; at most one live
+//!   PaymentIntent per (business key, step).
+//! - `at-most-once`: at most one booking, one Salesforce record per object
+//!   and one live effect per user service per business key.
+//! - `no-overbooking`: confirmed bookings per unit-night ≤ capacity + limit.
+//! - `attributable`: every effect carries a label of the attribution
+//!   contract (`crate::workload`) naming one of the run's business keys.
 //!
 //! Eventually (only judged when the run converged; otherwise `liveness`):
-//! - `terminal`: every started saga is finalized in the log;
-//! - `all-or-nothing`: Completed ⇒ charged once + room confirmed + CRM
-//!   confirmed and Closed Won; Compensated ⇒ nothing charged, no booking,
-//!   CRM absent or cancelled;
-//! - `no-orphan-hold`: no active hold is left for a terminal saga;
+//! - `all-or-nothing`: each saga ends with every declared step done or
+//!   nothing left — Completed ⇒ all, Compensated or Rejected ⇒ nothing,
+//!   unanswered ⇒ one or the other;
+//! - `caller-told-truth`: the answer agrees with which one it is;
+//! - `no-orphan-hold`: no hold left active where the workload confirms its
+//!   holds;
 //! - `needs-operator`: only where the scenario allows it, with a reason.
+//!
+//! Log checks, only for a coordinator that keeps sagasim's saga log
+//! ([`crate::world::CoordinatorImpl::uses_saga_log`]), named `saga-log:*`:
+//! - `saga-log:discipline`: every effect carries a key (or external id)
+//!   whose `Intent` was durable in the log before the effect;
+//! - `saga-log:compensation-order`: a saga that turns back compensates its
+//!   applied steps in reverse order;
+//! - `saga-log:terminal`: every durably started saga is finalized, and
+//!   every caller answered has a durably started saga.
+//!
+//! User invariants ([`UserInvariant`]) are plain functions over the same
+//! run and are reported, shrunk and replayed like these.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkout::client::{
-    BOOKING, BOOKING_STATUS, META_BUSINESS_KEY, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_WON,
-    STATUS_CANCELLED, STATUS_CONFIRMED,
-};
-use crate::checkout::run::RunOutcome;
-use crate::saga::{action_key, durable_intent_keys, Decision, LogRecord, SagaId};
+use super::truth::{Expectations, SagaState, Truth};
+use crate::saga::{action_key, durable_intent_keys, Decision, LogRecord, Op, SagaId, SagaStatus};
 use crate::scenario::Scenario;
-use crate::services::inventory::HoldStatus;
-use crate::services::stripe::{Movement, PaymentIntentStatus};
 use crate::sim::clock::Clocks;
+use crate::workload::Operation;
+use crate::world::run::RunOutcome;
 
 /// One broken invariant, with the facts that break it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -90,6 +100,34 @@ impl Verdict {
     }
 }
 
+/// A check of the user's own: a name and a function over the finished run
+/// (ground truth, callers' records, inputs). Its violations are reported,
+/// shrunk and replayed like the built-in ones.
+#[derive(Clone)]
+pub struct UserInvariant {
+    pub name: String,
+    #[allow(clippy::type_complexity)]
+    pub check: Arc<dyn Fn(&RunOutcome) -> Vec<Violation> + Send + Sync>,
+}
+
+impl UserInvariant {
+    pub fn new(
+        name: &str,
+        check: impl Fn(&RunOutcome) -> Vec<Violation> + Send + Sync + 'static,
+    ) -> UserInvariant {
+        UserInvariant {
+            name: name.to_string(),
+            check: Arc::new(check),
+        }
+    }
+}
+
+impl fmt::Debug for UserInvariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserInvariant({})", self.name)
+    }
+}
+
 struct Ctx<'a> {
     out: &'a RunOutcome,
     clocks: Clocks,
@@ -126,24 +164,16 @@ pub fn check(scenario: &Scenario, out: &RunOutcome) -> Verdict {
         end_ms: out.phases.end_ms,
         verdict: Verdict::default(),
     };
-    let price = scenario.workload.price_cents;
-    let log: Vec<&LogRecord> = out.log.iter().map(|d| &d.record).collect();
-    let started: BTreeMap<SagaId, String> = log
-        .iter()
-        .filter_map(|r| match r {
-            LogRecord::SagaStarted { saga, input, .. } => {
-                Some((saga.clone(), input.business_key.clone()))
-            }
-            _ => None,
-        })
-        .collect();
-
-    no_double_charge(&mut cx, price);
+    let truth = Truth::of(out);
+    let expect = Expectations::of(&out.workload);
+    no_double_charge(&mut cx, &truth);
+    at_most_once(&mut cx, &truth);
     no_overbooking(&mut cx);
-    no_orphan_crm(&mut cx, &started);
-    log_discipline(&mut cx);
-    compensation_order(&mut cx, &log);
-
+    attributable(&mut cx, &truth);
+    if out.uses_saga_log {
+        log_discipline(&mut cx);
+        compensation_order(&mut cx);
+    }
     if !out.phases.converged {
         let facts = format!(
             "did not converge within the liveness phase (faults stopped at {} ms, gave up at {} ms); \
@@ -155,64 +185,103 @@ pub fn check(scenario: &Scenario, out: &RunOutcome) -> Verdict {
         );
         cx.eventually("liveness", "", facts);
     } else {
-        eventual(&mut cx, scenario, &log, &started, price);
+        eventual(&mut cx, scenario, &truth, &expect);
+        if out.uses_saga_log {
+            log_terminal(&mut cx, scenario);
+        }
     }
-    cx.verdict.safety.sort();
-    cx.verdict.liveness.sort();
-    cx.verdict
+    let mut verdict = cx.verdict;
+    verdict.safety.sort();
+    verdict.safety.dedup();
+    verdict.liveness.sort();
+    verdict.liveness.dedup();
+    verdict
 }
 
-fn no_double_charge(cx: &mut Ctx<'_>, price: i64) {
-    let stripe = &cx.out.stripe;
-    for input in &cx.out.inputs {
-        let key = &input.business_key;
-        // The running net over the ledger of this customer (one per agent).
-        let mut net = 0i64;
-        for e in stripe.ledger_for(&input.customer) {
-            match e.movement {
-                Movement::Charge | Movement::Capture => net += e.amount_cents,
-                Movement::Refund => net -= e.amount_cents,
-                Movement::Authorize | Movement::Release => {}
+/// [`check`], then the user's invariants (their violations count as safety
+/// violations, named as the user named them).
+pub fn check_with(scenario: &Scenario, out: &RunOutcome, user: &[UserInvariant]) -> Verdict {
+    let mut verdict = check(scenario, out);
+    for inv in user {
+        for mut v in (inv.check)(out) {
+            if v.invariant.is_empty() {
+                v.invariant = inv.name.clone();
             }
-            if net > price {
-                let at = cx.clocks.elapsed_at("stripe", e.at_ms);
-                let facts = format!(
-                    "{} cents taken after ledger entry #{} ({:?} {} on {}), price is {price}",
-                    net, e.seq, e.movement, e.amount_cents, e.payment_intent
-                );
-                cx.safety("no-double-charge", key, at, facts);
-                break;
-            }
+            verdict.safety.push(v);
         }
-        if net != 0 && net != price {
-            let facts = format!("{net} cents taken in the end, expected 0 or {price}");
+    }
+    verdict.safety.sort();
+    verdict
+}
+
+fn no_double_charge(cx: &mut Ctx<'_>, truth: &Truth) {
+    for (key, t) in &truth.keys {
+        let amount = t.amount_cents;
+        if let Some(o) = &t.overcharge {
+            let facts = format!(
+                "{} cents taken after {}, the input declared {amount}",
+                o.net_cents, o.entry
+            );
+            cx.safety("no-double-charge", key, o.at_ms, facts);
+        }
+        if t.net_cents != 0 && t.net_cents != amount {
+            let facts = format!(
+                "{} cents taken in the end, expected 0 or {amount}",
+                t.net_cents
+            );
             cx.safety("no-double-charge", key, cx.end_ms, facts);
         }
-        let intents: Vec<_> = stripe
-            .intents_with_metadata(META_BUSINESS_KEY, key)
-            .collect();
-        for pi in &intents {
-            if pi.amount_refunded_cents > pi.amount_received_cents {
+        for pi in &t.over_refunded {
+            let facts = format!("{pi} refunded more than it received");
+            cx.safety("no-double-charge", key, cx.end_ms, facts);
+        }
+        for (step, live) in &t.live_intents {
+            if live.len() > 1 {
                 let facts = format!(
-                    "{} refunded {} of {} received",
-                    pi.id, pi.amount_refunded_cents, pi.amount_received_cents
+                    "{} live payment intents for step {step:?}: {}",
+                    live.len(),
+                    live.join(", ")
                 );
                 cx.safety("no-double-charge", key, cx.end_ms, facts);
             }
         }
-        let live: Vec<&str> = intents
-            .iter()
-            .filter(|pi| {
-                pi.status == PaymentIntentStatus::RequiresCapture
-                    || (pi.status == PaymentIntentStatus::Succeeded
-                        && pi.amount_received_cents > pi.amount_refunded_cents)
-            })
-            .map(|pi| pi.id.as_str())
-            .collect();
-        if live.len() > 1 {
-            let facts = format!("{} live payment intents: {}", live.len(), live.join(", "));
-            cx.safety("no-double-charge", key, cx.end_ms, facts);
+    }
+}
+
+fn at_most_once(cx: &mut Ctx<'_>, truth: &Truth) {
+    for (key, t) in &truth.keys {
+        if t.bookings.len() > 1 {
+            let facts = format!("{} bookings: {}", t.bookings.len(), t.bookings.join(", "));
+            cx.safety("at-most-once", key, cx.end_ms, facts);
         }
+        for (service, live) in &t.user_live {
+            if live.len() > 1 {
+                let facts = format!("{} live {service} effects: {}", live.len(), live.join(", "));
+                cx.safety("at-most-once", key, cx.end_ms, facts);
+            }
+        }
+        for (object, recs) in &t.records {
+            if recs.len() > 1 {
+                let ids: Vec<&str> = recs.iter().map(|(id, _)| *id).collect();
+                let facts = format!("{} {object} records: {}", recs.len(), ids.join(", "));
+                cx.safety("at-most-once", key, cx.end_ms, facts);
+            }
+        }
+    }
+}
+
+fn attributable(cx: &mut Ctx<'_>, truth: &Truth) {
+    for u in &truth.unattributed {
+        let facts = format!(
+            "effect not attributable: {} carries {} (see the attribution contract)",
+            u.what,
+            u.label
+                .as_deref()
+                .map_or("no label".to_string(), |l| format!(
+                    "label {l:?}, not a business key of this run"
+                ))
+        );
+        cx.safety("attributable", "", u.at_ms, facts);
     }
 }
 
@@ -232,24 +301,6 @@ fn no_overbooking(cx: &mut Ctx<'_>) {
                 o.confirmed, o.sellable
             );
             cx.safety("no-overbooking", "", cx.end_ms, facts);
-        }
-    }
-}
-
-fn no_orphan_crm(cx: &mut Ctx<'_>, started: &BTreeMap<SagaId, String>) {
-    let owners: BTreeSet<&str> = started.keys().map(SagaId::as_str).collect();
-    for rec in cx.out.salesforce.records.values() {
-        let owned = rec
-            .external_id
-            .as_deref()
-            .is_some_and(|e| owners.contains(e));
-        if !owned {
-            let at = cx.clocks.elapsed_at("salesforce", rec.created_ms);
-            let facts = format!(
-                "{} {} (external id {:?}) has no durably started saga",
-                rec.object, rec.id, rec.external_id
-            );
-            cx.safety("no-orphan-crm", "", at, facts);
         }
     }
 }
@@ -297,7 +348,14 @@ fn log_discipline(cx: &mut Ctx<'_>) {
             continue;
         };
         let saga = SagaId::for_business_key(ext.strip_prefix("saga-").unwrap_or(ext));
-        let key = action_key(&saga, "crm_record");
+        // The record was created by the first step that writes its object.
+        let creator = cx.out.workload.steps().iter().find(|s| match &s.op {
+            Operation::SalesforceUpsert { records, .. } => {
+                records.iter().any(|r| r.object == rec.object)
+            }
+            _ => false,
+        });
+        let key = creator.map_or(String::new(), |s| action_key(&saga, &s.name));
         let at = cx.clocks.elapsed_at("salesforce", rec.created_ms);
         effects.push((
             key,
@@ -317,20 +375,21 @@ fn log_discipline(cx: &mut Ctx<'_>) {
                 let facts = format!(
                     "{service} {what} applied at {at} ms, but the intent for key {key} was durable only at {synced} ms"
                 );
-                cx.safety("log-discipline", &business_key_of(&key), at, facts);
+                cx.safety("saga-log:discipline", &business_key_of(&key), at, facts);
             }
             None => {
                 let facts = format!("{service} {what} carries key {key:?} with no durable intent");
-                cx.safety("log-discipline", &business_key_of(&key), at, facts);
+                cx.safety("saga-log:discipline", &business_key_of(&key), at, facts);
             }
         }
     }
 }
 
-fn compensation_order(cx: &mut Ctx<'_>, log: &[&LogRecord]) {
+fn compensation_order(cx: &mut Ctx<'_>) {
+    let log: Vec<&LogRecord> = cx.out.log.iter().map(|d| &d.record).collect();
     let mut order: BTreeMap<&SagaId, Vec<usize>> = BTreeMap::new();
     let mut decided: BTreeSet<&SagaId> = BTreeSet::new();
-    for r in log {
+    for r in &log {
         match r {
             LogRecord::Decision { saga, .. } => {
                 decided.insert(saga);
@@ -338,7 +397,7 @@ fn compensation_order(cx: &mut Ctx<'_>, log: &[&LogRecord]) {
             LogRecord::Intent {
                 saga,
                 step,
-                op: crate::saga::Op::Compensate,
+                op: Op::Compensate,
                 ..
             } if !decided.contains(saga) => {
                 let steps = order.entry(saga).or_default();
@@ -353,7 +412,7 @@ fn compensation_order(cx: &mut Ctx<'_>, log: &[&LogRecord]) {
         if steps.windows(2).any(|w| w[0] < w[1]) {
             let facts = format!("compensated steps in the order {steps:?}, not in reverse");
             let key = saga.business_key().to_string();
-            cx.safety("compensation-order", &key, cx.end_ms, facts);
+            cx.safety("saga-log:compensation-order", &key, cx.end_ms, facts);
         }
     }
 }
@@ -366,119 +425,25 @@ fn business_key_of(key: &str) -> String {
         .to_string()
 }
 
-fn eventual(
-    cx: &mut Ctx<'_>,
-    scenario: &Scenario,
-    log: &[&LogRecord],
-    started: &BTreeMap<SagaId, String>,
-    price: i64,
-) {
-    let finals: BTreeMap<&SagaId, &Decision> = log
+fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expectations) {
+    let answers: BTreeMap<&str, Option<&SagaStatus>> = cx
+        .out
+        .agents
         .iter()
-        .filter_map(|r| match r {
-            LogRecord::Finalized { saga, status, .. } => Some((saga, status)),
-            _ => None,
-        })
+        .map(|a| (a.business_key.as_str(), a.answer.as_ref()))
         .collect();
-    for (saga, key) in started {
-        let Some(status) = finals.get(saga) else {
-            cx.eventually(
-                "terminal",
-                key,
-                format!("{} is not finalized in the log", saga.as_str()),
+    for (key, t) in &truth.keys {
+        if expect.holds_end_confirmed() && !t.active_holds.is_empty() {
+            let facts = format!(
+                "active hold(s) {} left at the end",
+                t.active_holds.join(", ")
             );
-            continue;
-        };
-        let input = cx
-            .out
-            .inputs
-            .iter()
-            .find(|i| &i.business_key == key)
-            .cloned();
-        let Some(input) = input else {
-            continue;
-        };
-        let net = cx.out.stripe.net_cents(&input.customer);
-        let held = cx.out.stripe.held_cents(&input.customer);
-        let hold_ref = action_key(saga, "hold_room");
-        let (holds, bookings) = cx.out.inventory.by_client_ref(&hold_ref);
-        let active: Vec<&str> = holds
-            .iter()
-            .filter(|h| h.status == HoldStatus::Active)
-            .map(|h| h.id.as_str())
-            .collect();
-        let sf = |object: &str, field: &str| -> Vec<Option<String>> {
-            cx.out
-                .salesforce
-                .records
-                .values()
-                .filter(|r| r.object == object && r.external_id.as_deref() == Some(saga.as_str()))
-                .map(|r| {
-                    r.fields
-                        .get(field)
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string)
-                })
-                .collect()
-        };
-        let booking_status = sf(BOOKING, BOOKING_STATUS);
-        let stage = sf(OPPORTUNITY, STAGE);
-        if !active.is_empty() {
-            cx.eventually(
-                "no-orphan-hold",
-                key,
-                format!("terminal saga leaves active hold(s) {}", active.join(", ")),
-            );
+            cx.eventually("no-orphan-hold", key, facts);
         }
-        match status {
-            Decision::Completed => {
-                let mut wrong = Vec::new();
-                if net != price {
-                    wrong.push(format!("charged {net} cents, price {price}"));
-                }
-                if bookings.len() != 1 {
-                    wrong.push(format!("{} room booking(s)", bookings.len()));
-                }
-                if booking_status != [Some(STATUS_CONFIRMED.to_string())] {
-                    wrong.push(format!("CRM booking status {booking_status:?}"));
-                }
-                if stage != [Some(STAGE_WON.to_string())] {
-                    wrong.push(format!("CRM opportunity stage {stage:?}"));
-                }
-                if !wrong.is_empty() {
-                    cx.eventually(
-                        "all-or-nothing",
-                        key,
-                        format!("completed, but {}", wrong.join("; ")),
-                    );
-                }
-            }
-            Decision::Compensated { .. } => {
-                let mut wrong = Vec::new();
-                if net != 0 || held != 0 {
-                    wrong.push(format!("{net} cents taken, {held} cents held"));
-                }
-                if !bookings.is_empty() {
-                    wrong.push(format!("{} room booking(s)", bookings.len()));
-                }
-                if booking_status
-                    .iter()
-                    .any(|s| s.as_deref() != Some(STATUS_CANCELLED))
-                {
-                    wrong.push(format!("CRM booking status {booking_status:?}"));
-                }
-                if stage.iter().any(|s| s.as_deref() != Some(STAGE_LOST)) {
-                    wrong.push(format!("CRM opportunity stage {stage:?}"));
-                }
-                if !wrong.is_empty() {
-                    cx.eventually(
-                        "all-or-nothing",
-                        key,
-                        format!("compensated, but {}", wrong.join("; ")),
-                    );
-                }
-            }
-            Decision::NeedsOperator { reason } => {
+        let state = expect.state(t);
+        let answer = answers.get(key.as_str()).copied().flatten();
+        match answer {
+            Some(SagaStatus::NeedsOperator { reason }) => {
                 if !scenario.checks.needs_operator_allowed {
                     cx.eventually(
                         "needs-operator",
@@ -486,24 +451,94 @@ fn eventual(
                         format!("ended NeedsOperator: {reason}"),
                     );
                 } else if reason.trim().is_empty() {
-                    cx.eventually(
-                        "needs-operator",
-                        key,
-                        "NeedsOperator without a reason".into(),
-                    );
+                    let facts = "NeedsOperator without a reason".to_string();
+                    cx.eventually("needs-operator", key, facts);
+                }
+            }
+            Some(SagaStatus::Completed) => match state {
+                SagaState::All => {}
+                SagaState::Nothing => {
+                    let facts = "told Completed, but nothing is left in any service".to_string();
+                    cx.eventually("caller-told-truth", key, facts);
+                }
+                SagaState::Partial(_) => {
+                    cx.eventually("all-or-nothing", key, format!("completed, but {state}"))
+                }
+            },
+            Some(SagaStatus::Compensated { .. } | SagaStatus::Rejected { .. }) => match state {
+                SagaState::Nothing => {}
+                SagaState::All => {
+                    let facts = format!("told {}, but every step is done", label(answer));
+                    cx.eventually("caller-told-truth", key, facts);
+                }
+                SagaState::Partial(_) => {
+                    let facts = format!("{}, but {state}", label(answer));
+                    cx.eventually("all-or-nothing", key, facts);
+                }
+            },
+            None | Some(SagaStatus::Running { .. }) => {
+                if let SagaState::Partial(_) = state {
+                    cx.eventually("all-or-nothing", key, format!("unanswered, and {state}"));
                 }
             }
         }
     }
-    // Every agent that was answered "decided" must have a finalized saga.
-    for a in &cx.out.agents {
-        if a.answer
+}
+
+fn label(answer: Option<&SagaStatus>) -> &'static str {
+    match answer {
+        Some(SagaStatus::Compensated { .. }) => "compensated",
+        Some(SagaStatus::Rejected { .. }) => "rejected",
+        Some(SagaStatus::Completed) => "completed",
+        Some(SagaStatus::NeedsOperator { .. }) => "needs operator",
+        Some(SagaStatus::Running { .. }) | None => "unanswered",
+    }
+}
+
+/// The log's own account: every durably started saga finalized (a
+/// NeedsOperator decision only where allowed), and every caller answered
+/// has a durably started saga.
+fn log_terminal(cx: &mut Ctx<'_>, scenario: &Scenario) {
+    let out = cx.out;
+    let mut started: BTreeMap<&SagaId, &str> = BTreeMap::new();
+    let mut finals: BTreeMap<&SagaId, &Decision> = BTreeMap::new();
+    for d in &out.log {
+        match &d.record {
+            LogRecord::SagaStarted { saga, input, .. } => {
+                started.insert(saga, input.business_key.as_str());
+            }
+            LogRecord::Finalized { saga, status, .. } => {
+                finals.insert(saga, status);
+            }
+            _ => {}
+        }
+    }
+    for (saga, key) in &started {
+        match finals.get(saga) {
+            None => cx.eventually(
+                "saga-log:terminal",
+                key,
+                format!("{} is not finalized in the log", saga.as_str()),
+            ),
+            Some(Decision::NeedsOperator { reason }) if !scenario.checks.needs_operator_allowed => {
+                cx.eventually(
+                    "needs-operator",
+                    key,
+                    format!("ended NeedsOperator: {reason}"),
+                )
+            }
+            Some(_) => {}
+        }
+    }
+    let started_keys: BTreeSet<&str> = started.values().copied().collect();
+    for a in &out.agents {
+        let answered = a
+            .answer
             .as_ref()
-            .is_some_and(|s| !matches!(s, crate::saga::SagaStatus::Rejected { .. }))
-            && !started.values().any(|k| k == &a.business_key)
-        {
+            .is_some_and(|s| s.is_decided() && !matches!(s, SagaStatus::Rejected { .. }));
+        if answered && !started_keys.contains(a.business_key.as_str()) {
             cx.eventually(
-                "terminal",
+                "saga-log:terminal",
                 &a.business_key,
                 "the agent was answered but no saga was durably started".into(),
             );

@@ -1,7 +1,8 @@
 //! Invariant checkers. They read the services' ground truth (the simulated
-//! Stripe ledger, Salesforce records, PMS holds and bookings), the
-//! coordinator's *durable* log and the agents' records — never the
-//! coordinator's in-memory opinion.
+//! Stripe ledger, Salesforce records, PMS holds and bookings) attributed to
+//! business keys, and what each caller was told — never the coordinator's
+//! opinion. Only the opt-in `saga-log:*` checks read a coordinator's
+//! durable log, and only if it keeps sagasim's.
 //!
 //! Not here: running anything, or deciding what a scenario allows beyond
 //! its `checks` section.
@@ -10,5 +11,6 @@ pub mod coverage;
 pub mod invariants;
 pub mod regression;
 pub mod shrink;
+pub mod truth;
 
-pub use invariants::{check, Verdict, Violation};
+pub use invariants::{check, check_with, UserInvariant, Verdict, Violation};

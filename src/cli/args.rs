@@ -11,12 +11,12 @@ use std::sync::Arc;
 use clap::Args;
 
 use crate::check::regression::Regression;
-use crate::checkout::run::{plan_for, topology};
-use crate::checkout::CoordinatorImpl;
 use crate::fuzz::FuzzConfig;
 use crate::harness::known_coordinators;
 use crate::scenario::{self, Scenario, DEFAULT_SCENARIO};
 use crate::sim::FaultPlan;
+use crate::world::run::{plan_for, topology};
+use crate::world::CoordinatorImpl;
 
 #[derive(Args, Clone)]
 pub struct ScenarioArg {
@@ -79,9 +79,18 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
+/// The scenario the user named, validated, its `[plan]` checked against
+/// the hotel world the CLI runs.
 pub fn load(arg: &ScenarioArg) -> Result<Scenario, BadInput> {
     let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
-    Ok(Scenario::load(&arg.scenario, &dir)?)
+    load_from(&arg.scenario, &dir)
+}
+
+pub fn load_from(name_or_path: &str, dir: &Path) -> Result<Scenario, BadInput> {
+    let s = Scenario::load(name_or_path, dir)?;
+    let path = Scenario::resolve(name_or_path, dir)?;
+    s.check_plan(&topology(&s), &path.display().to_string())?;
+    Ok(s)
 }
 
 pub fn verdict_exit(ok: bool) -> ExitCode {
@@ -223,7 +232,7 @@ fn load_plan(
         (arg.scenario.clone(), seed.unwrap_or(0), plan)
     };
     let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
-    let s = Scenario::load(&name, &dir)?;
+    let s = load_from(&name, &dir)?;
     plan.validate(&topology(&s))
         .map_err(|e| BadInput(format!("{shown}: {e}")))?;
     Ok((s, seed, plan))

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::args::{coordinator, fuzz_config, load, BadInput, ScenarioArg, SeedRangeArg};
-use crate::checkout::CoordinatorImpl;
 use crate::fuzz::FuzzConfig;
 use crate::metrics::{compare, Comparison};
 use crate::scenario::Scenario;
+use crate::world::CoordinatorImpl;
 
 #[derive(Args)]
 pub struct CompareArgs {

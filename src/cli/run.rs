@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::args::{load, replay_cmd, verdict_exit, BadInput, ScenarioArg};
-use crate::checkout::run::plan_for;
 use crate::harness::{reference, run_checked};
 use crate::scenario::Scenario;
 use crate::sim::FaultPlan;
 use crate::trace::TraceMode;
+use crate::world::run::plan_for;
 
 #[derive(Args)]
 pub struct RunArgs {

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::args::BadInput;
-use crate::scenario::{self, Scenario};
+use super::args::{load_from, BadInput};
+use crate::scenario;
 
 #[derive(Args)]
 pub struct ScenariosArgs {
@@ -28,9 +28,9 @@ pub fn exec(a: ScenariosArgs) -> Result<ExitCode, BadInput> {
         )));
     }
     for name in names {
-        match Scenario::load(&name, &dir) {
+        match load_from(&name, &dir) {
             Ok(s) => outln!("{name:<28} {}", s.description),
-            Err(e) => outln!("{name:<28} (invalid: {e})"),
+            Err(BadInput(e)) => outln!("{name:<28} (invalid: {e})"),
         }
     }
     Ok(ExitCode::SUCCESS)

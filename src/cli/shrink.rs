@@ -9,8 +9,8 @@ use clap::Args;
 
 use super::args::{load, BadInput, ScenarioArg};
 use crate::check::regression::Regression;
-use crate::checkout::run::plan_for;
 use crate::harness::{reference, shrink_failure};
+use crate::world::run::plan_for;
 
 #[derive(Args)]
 pub struct ShrinkArgs {

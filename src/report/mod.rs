@@ -23,10 +23,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::check::Verdict;
-use crate::checkout::run::{node_names, plan_for, RunOutcome};
 use crate::harness::Checked;
 use crate::scenario::Scenario;
 use crate::trace::Trace;
+use crate::world::run::{node_names, plan_for, RunOutcome};
 
 pub mod compare;
 mod html;

@@ -8,6 +8,7 @@
 //! (`recovery.rs`), anything that talks to a service.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +38,8 @@ pub struct StepCall {
     /// 1-based attempt of this op for this step (traces only; never part of
     /// a key).
     pub attempt: u32,
-    pub input: SagaInput,
+    /// Shared with the saga's state: a call is made many times per saga.
+    pub input: Arc<SagaInput>,
     /// References returned by earlier applied steps, by step name (e.g.
     /// `hold_room` → hold id, `charge` → PaymentIntent id).
     pub refs: BTreeMap<String, String>,
@@ -330,7 +332,7 @@ impl Coordinator {
         let id = match self.route_start(&input) {
             StartRoute::Attach(id) => {
                 let saga = &self.sagas[&id];
-                let status = if saga.input == input {
+                let status = if *saga.input == input {
                     saga.status(&self.def)
                 } else {
                     SagaStatus::Rejected {

@@ -6,7 +6,7 @@
 //! [`StepCall`](super::StepCall) to a request), and what happens at run time
 //! (the coordinator).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -18,10 +18,10 @@ pub const STEP_NAME_LEN_MAX: usize = 48;
 /// Longest business key. Keeps every idempotency key well under Stripe's
 /// 255-character limit.
 pub const BUSINESS_KEY_LEN_MAX: usize = 64;
-/// Longest customer id and room type.
+/// Longest customer id and param value.
 pub const FIELD_LEN_MAX: usize = 128;
-/// Longest stay.
-pub const NIGHTS_MAX: u32 = 60;
+/// Most params an input may carry.
+pub const PARAMS_MAX: usize = 16;
 /// Largest amount a checkout may charge: $1,000,000.00.
 pub const AMOUNT_CENTS_MAX: i64 = 100_000_000;
 
@@ -266,73 +266,23 @@ fn valid_step_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// How the hotel checkout takes the money.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CaptureMode {
-    /// `charge` captures at once; its compensation is a refund.
-    Automatic,
-    /// `authorize` before the pivot (compensation: cancel the intent),
-    /// `capture` after it.
-    Manual,
-}
-
-/// The reference saga: a hotel checkout.
+/// What a caller asks a saga to do: the generic input every workload's
+/// requests are derived from. `business_key` makes the start idempotent:
+/// the same key always means the same saga.
 ///
-/// - Automatic: `hold_room` → `charge` → `crm_record` → **`confirm_room`** →
-///   `crm_close_won`.
-/// - Manual: `hold_room` → `authorize` → `crm_record` → **`confirm_room`** →
-///   `capture` → `crm_close_won`.
-///
-/// `hold_room` is undone by releasing the hold, `charge` by a refund,
-/// `authorize` by cancelling the intent, `crm_record` (upsert booking and
-/// opportunity by external id) by marking both cancelled. When the PMS does
-/// not honour client references (`pms_idempotent == false`) a hold request
-/// delivered twice makes two holds, so `hold_room` is always swept. Every
-/// compensatable step is swept when it did not end applied: each of these
-/// services forgets a request it refused (a 409 hold, a 429 charge, a
-/// locked-row upsert), so a late copy of it can still land
-/// (regression `rejected-hold-duplicated-later`).
-pub fn hotel_checkout(capture: CaptureMode, pms_idempotent: bool) -> SagaDefinition {
-    let hold_sweep = if pms_idempotent {
-        SweepPolicy::UnlessApplied
-    } else {
-        SweepPolicy::Always
-    };
-    let swept = |name: &str| StepDef::compensatable(name).with_sweep(SweepPolicy::UnlessApplied);
-    let mut steps = vec![StepDef::compensatable("hold_room").with_sweep(hold_sweep)];
-    let name = match capture {
-        CaptureMode::Automatic => {
-            steps.push(swept("charge"));
-            steps.push(swept("crm_record"));
-            steps.push(StepDef::pivot("confirm_room"));
-            "hotel_checkout_automatic"
-        }
-        CaptureMode::Manual => {
-            steps.push(swept("authorize"));
-            steps.push(swept("crm_record"));
-            steps.push(StepDef::pivot("confirm_room"));
-            steps.push(StepDef::retriable("capture"));
-            "hotel_checkout_manual"
-        }
-    };
-    steps.push(StepDef::retriable("crm_close_won"));
-    SagaDefinition::new(name, steps).expect("the hotel checkout definition is valid")
-}
-
-/// The checkout request an agent sends. `business_key` (the reservation id)
-/// makes the start idempotent: the same key always means the same saga.
+/// `params` are the workload's free parameters (the hotel checkout's
+/// `room_type`, `first_night`, `nights`; an order flow's `sku`, `quantity`),
+/// sorted by name so that the input has one encoding.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SagaInput {
     pub business_key: String,
     pub customer: String,
-    pub room_type: String,
-    pub first_night: u32,
-    pub nights: u32,
     pub amount_cents: i64,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
-/// Why a checkout request is refused before any saga exists.
+/// Why a saga request is refused before any saga exists.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
     #[error(
@@ -340,14 +290,39 @@ pub enum InputError {
     )]
     BadBusinessKey(String),
     #[error("{field} must be 1 to {FIELD_LEN_MAX} printable characters")]
-    BadField { field: &'static str },
-    #[error("nights must be 1 to {NIGHTS_MAX} and first_night + nights must fit in u32, got first_night {first_night} nights {nights}")]
-    BadStay { first_night: u32, nights: u32 },
+    BadField { field: String },
     #[error("amount_cents must be 1 to {AMOUNT_CENTS_MAX}, got {0}")]
     BadAmount(i64),
+    #[error("at most {PARAMS_MAX} params, got {0}")]
+    TooManyParams(usize),
+    #[error(
+        "param name {0:?} is not valid: use 1 to {STEP_NAME_LEN_MAX} characters from [a-z0-9_]"
+    )]
+    BadParamName(String),
 }
 
 impl SagaInput {
+    /// An input without params.
+    pub fn new(business_key: &str, customer: &str, amount_cents: i64) -> SagaInput {
+        SagaInput {
+            business_key: business_key.to_string(),
+            customer: customer.to_string(),
+            amount_cents,
+            params: BTreeMap::new(),
+        }
+    }
+
+    /// The same input with param `name` set to `value`.
+    pub fn with_param(mut self, name: &str, value: impl ToString) -> SagaInput {
+        self.params.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// Param `name`, if set.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
     /// Checks the request against the input limits.
     pub fn validate(&self) -> Result<(), InputError> {
         let key = &self.business_key;
@@ -359,25 +334,31 @@ impl SagaInput {
         if !key_ok {
             return Err(InputError::BadBusinessKey(truncate(key, 80)));
         }
-        for (field, value) in [("customer", &self.customer), ("room_type", &self.room_type)] {
-            let ok = !value.is_empty()
+        let printable = |value: &str| {
+            !value.is_empty()
                 && value.len() <= FIELD_LEN_MAX
-                && !value.chars().any(char::is_control);
-            if !ok {
-                return Err(InputError::BadField { field });
-            }
-        }
-        if self.nights == 0
-            || self.nights > NIGHTS_MAX
-            || self.first_night.checked_add(self.nights).is_none()
-        {
-            return Err(InputError::BadStay {
-                first_night: self.first_night,
-                nights: self.nights,
+                && !value.chars().any(char::is_control)
+        };
+        if !printable(&self.customer) {
+            return Err(InputError::BadField {
+                field: "customer".into(),
             });
         }
         if self.amount_cents <= 0 || self.amount_cents > AMOUNT_CENTS_MAX {
             return Err(InputError::BadAmount(self.amount_cents));
+        }
+        if self.params.len() > PARAMS_MAX {
+            return Err(InputError::TooManyParams(self.params.len()));
+        }
+        for (name, value) in &self.params {
+            if !valid_step_name(name) {
+                return Err(InputError::BadParamName(truncate(name, 80)));
+            }
+            if !printable(value) {
+                return Err(InputError::BadField {
+                    field: format!("params.{name}"),
+                });
+            }
         }
         Ok(())
     }
@@ -443,49 +424,6 @@ pub fn undo_key(saga: &SagaId, step_name: &str, reference: Option<&str>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(d: &SagaDefinition) -> Vec<&str> {
-        d.steps().iter().map(|s| s.name.as_str()).collect()
-    }
-
-    #[test]
-    fn hotel_checkout_automatic_has_the_documented_shape() {
-        let d = hotel_checkout(CaptureMode::Automatic, true);
-        assert_eq!(
-            names(&d),
-            [
-                "hold_room",
-                "charge",
-                "crm_record",
-                "confirm_room",
-                "crm_close_won"
-            ]
-        );
-        assert_eq!(d.pivot(), 3);
-        assert_eq!(d.step(0).sweep, SweepPolicy::UnlessApplied);
-        assert!(d.steps()[..3].iter().all(|s| s.compensation));
-        assert!(d.steps()[3..].iter().all(|s| !s.compensation));
-    }
-
-    #[test]
-    fn hotel_checkout_manual_has_the_documented_shape() {
-        let d = hotel_checkout(CaptureMode::Manual, false);
-        assert_eq!(
-            names(&d),
-            [
-                "hold_room",
-                "authorize",
-                "crm_record",
-                "confirm_room",
-                "capture",
-                "crm_close_won"
-            ]
-        );
-        assert_eq!(d.pivot(), 3);
-        assert_eq!(d.step(0).sweep, SweepPolicy::Always);
-        assert_eq!(d.step(4).kind, StepKind::Retriable);
-        assert_eq!(d.step_index("capture"), Some(4));
-    }
 
     #[test]
     fn invalid_definitions_are_refused_with_a_typed_error() {
@@ -582,14 +520,7 @@ mod tests {
     }
 
     fn input(key: &str) -> SagaInput {
-        SagaInput {
-            business_key: key.to_string(),
-            customer: "cus_1".into(),
-            room_type: "double".into(),
-            first_night: 10,
-            nights: 2,
-            amount_cents: 25_000,
-        }
+        SagaInput::new(key, "cus_1", 25_000).with_param("room_type", "double")
     }
 
     #[test]
@@ -605,20 +536,24 @@ mod tests {
         i.customer = String::new();
         assert_eq!(
             i.validate(),
-            Err(InputError::BadField { field: "customer" })
+            Err(InputError::BadField {
+                field: "customer".into()
+            })
         );
-        let mut i = input("res-1");
-        i.room_type = "a\nb".into();
+        let i = input("res-1").with_param("room_type", "a\nb");
         assert_eq!(
             i.validate(),
-            Err(InputError::BadField { field: "room_type" })
+            Err(InputError::BadField {
+                field: "params.room_type".into()
+            })
         );
+        let i = input("res-1").with_param("Room", "x");
+        assert!(matches!(i.validate(), Err(InputError::BadParamName(_))));
         let mut i = input("res-1");
-        i.nights = 0;
-        assert!(matches!(i.validate(), Err(InputError::BadStay { .. })));
-        i.nights = 2;
-        i.first_night = u32::MAX;
-        assert!(matches!(i.validate(), Err(InputError::BadStay { .. })));
+        for n in 0..PARAMS_MAX {
+            i = i.with_param(&format!("p{n}"), n);
+        }
+        assert_eq!(i.validate(), Err(InputError::TooManyParams(PARAMS_MAX + 1)));
         let mut i = input("res-1");
         i.amount_cents = 0;
         assert_eq!(i.validate(), Err(InputError::BadAmount(0)));

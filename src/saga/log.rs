@@ -263,14 +263,7 @@ mod tests {
         let records = vec![
             LogRecord::SagaStarted {
                 saga: saga.clone(),
-                input: SagaInput {
-                    business_key: "r1".into(),
-                    customer: "c".into(),
-                    room_type: "double".into(),
-                    first_night: 1,
-                    nights: 1,
-                    amount_cents: 100,
-                },
+                input: SagaInput::new("r1", "c", 100),
                 at_ms: 0,
             },
             intent("saga-r1/hold_room", Op::Action),

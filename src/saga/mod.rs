@@ -150,7 +150,7 @@ pub use coordinator::{
     Command, Coordinator, Event, Phase, SagaStatus, SagaSummary, StepCall, StepState, StepSummary,
 };
 pub use definition::{
-    action_key, hotel_checkout, undo_key, CaptureMode, DefinitionError, InputError, SagaDefinition,
-    SagaId, SagaInput, StepDef, StepKind, SweepPolicy,
+    action_key, undo_key, DefinitionError, InputError, SagaDefinition, SagaId, SagaInput, StepDef,
+    StepKind, SweepPolicy,
 };
 pub use log::{durable_intent_keys, Decision, LogRecord, Op, Outcome};

@@ -56,11 +56,11 @@ impl Mutant {
         match self {
             Mutant::RetryChargeWithoutKey => &["no-double-charge"],
             Mutant::CompensateUnknownWithoutReconcile => &["all-or-nothing", "no-orphan-hold"],
-            Mutant::CallBeforeIntentDurable => &["log-discipline"],
-            Mutant::CompensateInForwardOrder => &["compensation-order"],
+            Mutant::CallBeforeIntentDurable => &["saga-log:discipline"],
+            Mutant::CompensateInForwardOrder => &["saga-log:compensation-order"],
             Mutant::NullCompensationIsError => &["needs-operator"],
             Mutant::IgnoreLateActions => &["all-or-nothing", "no-orphan-hold", "no-double-charge"],
-            Mutant::NewSagaPerStart => &["no-double-charge", "no-overbooking"],
+            Mutant::NewSagaPerStart => &["no-double-charge", "no-overbooking", "at-most-once"],
             Mutant::RetryForever => &["liveness"],
         }
     }

@@ -20,6 +20,7 @@ use super::coordinator::{Phase, SagaStatus, StepState};
 use super::definition::{action_key, undo_key, SagaDefinition, SagaId, SagaInput, SweepPolicy};
 use super::log::{Decision, LogRecord, Op, Outcome};
 use super::mutants::{self, Mutant};
+use std::sync::Arc;
 
 /// Most effects of one step the sweep undoes in one round (a service that
 /// answers a reconcile with more is beyond repair by a coordinator).
@@ -29,7 +30,7 @@ pub(super) const SWEEP_UNDO_MAX: usize = 16;
 #[derive(Clone, Debug)]
 pub(super) struct Saga {
     pub(super) id: SagaId,
-    pub(super) input: SagaInput,
+    pub(super) input: Arc<SagaInput>,
     pub(super) started_at_ms: u64,
     /// `SagaStarted` is durable.
     pub(super) durable: bool,
@@ -519,7 +520,7 @@ impl Saga {
     pub(super) fn new(id: SagaId, input: SagaInput, steps: usize, now_ms: u64) -> Saga {
         Saga {
             id,
-            input,
+            input: Arc::new(input),
             started_at_ms: now_ms,
             durable: false,
             steps: vec![StepRun::default(); steps],

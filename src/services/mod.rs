@@ -31,6 +31,7 @@
 pub mod inventory;
 pub mod salesforce;
 pub mod stripe;
+pub mod user;
 
 use std::collections::BTreeMap;
 

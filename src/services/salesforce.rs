@@ -55,32 +55,57 @@ pub const READ_ONLY_FIELDS: [&str; 6] = [
 const DAY_MS: u64 = 24 * 3_600_000;
 
 /// An sObject type the org has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectType {
     /// API name.
-    pub name: &'static str,
+    pub name: String,
     /// Key prefix of its record ids.
-    pub key_prefix: &'static str,
+    pub key_prefix: String,
     /// Fields an insert must set (non-null).
-    pub required_on_insert: &'static [&'static str],
+    pub required_on_insert: Vec<&'static str>,
 }
 
-/// The objects of the simulated org.
-pub const OBJECT_TYPES: [ObjectType; 2] = [
-    ObjectType {
-        name: "Booking__c",
-        key_prefix: "a0B",
-        required_on_insert: &[],
-    },
-    ObjectType {
-        name: "Opportunity",
-        key_prefix: "006",
-        required_on_insert: &["Name", "StageName", "CloseDate"],
-    },
+/// The standard objects every simulated org has: (API name, key prefix,
+/// fields required on insert), as Salesforce documents them.
+pub const STANDARD_OBJECTS: [(&str, &str, &[&str]); 3] = [
+    ("Account", "001", &["Name"]),
+    ("Contact", "003", &["LastName"]),
+    ("Opportunity", "006", &["Name", "StageName", "CloseDate"]),
 ];
 
-fn object_type(name: &str) -> Option<&'static ObjectType> {
-    OBJECT_TYPES.iter().find(|o| o.name == name)
+/// Most custom objects an org may declare.
+pub const MAX_CUSTOM_OBJECTS: usize = 20;
+
+/// Whether `name` is a custom object API name (`Name__c`, 3 to 43
+/// characters from `[A-Za-z0-9_]`, starting with a letter).
+pub fn valid_custom_object(name: &str) -> bool {
+    name.len() <= 43
+        && name.ends_with("__c")
+        && name.len() > 3
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The org's objects: the standard ones, then `custom` with key prefixes
+/// `a0B`, `a0C`, … in order.
+fn org_objects(custom: &[String]) -> Vec<ObjectType> {
+    let mut v: Vec<ObjectType> = STANDARD_OBJECTS
+        .iter()
+        .map(|(name, prefix, required)| ObjectType {
+            name: name.to_string(),
+            key_prefix: prefix.to_string(),
+            required_on_insert: required.to_vec(),
+        })
+        .collect();
+    for (i, name) in custom.iter().enumerate().take(MAX_CUSTOM_OBJECTS) {
+        let letter = char::from(b'B' + u8::try_from(i).expect("at most 20"));
+        v.push(ObjectType {
+            name: name.clone(),
+            key_prefix: format!("a0{letter}"),
+            required_on_insert: Vec::new(),
+        });
+    }
+    v
 }
 
 /// Scenario knobs for the simulated org.
@@ -93,6 +118,10 @@ pub struct SalesforceConfig {
     /// Whether `ExternalId__c` is marked *Unique* (then a racing second
     /// insert fails with `DUPLICATE_VALUE`; otherwise it makes a duplicate).
     pub external_id_unique: bool,
+    /// Custom objects of the org (`Name__c`), besides the standard
+    /// [`STANDARD_OBJECTS`]. The world adds every custom object a
+    /// workload's steps write.
+    pub custom_objects: Vec<String>,
 }
 
 impl Default for SalesforceConfig {
@@ -100,6 +129,7 @@ impl Default for SalesforceConfig {
         SalesforceConfig {
             daily_api_limit: None,
             external_id_unique: true,
+            custom_objects: Vec::new(),
         }
     }
 }
@@ -386,6 +416,7 @@ struct Pending {
 #[derive(Clone, Debug)]
 pub struct Salesforce {
     config: SalesforceConfig,
+    objects: Vec<ObjectType>,
     truth: SalesforceGroundTruth,
     in_flight: InFlight<Pending>,
     /// Instants of the API calls in the current 24 h window (only kept when
@@ -405,6 +436,7 @@ impl Salesforce {
     /// A fresh org.
     pub fn new(config: SalesforceConfig) -> Self {
         Salesforce {
+            objects: org_objects(&config.custom_objects),
             config,
             truth: SalesforceGroundTruth::default(),
             in_flight: InFlight::default(),
@@ -428,8 +460,10 @@ impl Salesforce {
         let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
         for (id, r) in &self.truth.records {
             assert_eq!(id, &r.id);
-            let ty = object_type(&r.object).expect("record of unknown object");
-            assert!(r.id.starts_with(ty.key_prefix) && r.id.len() == 15);
+            let ty = self
+                .object_type(&r.object)
+                .expect("record of unknown object");
+            assert!(r.id.starts_with(&ty.key_prefix) && r.id.len() == 15);
             assert!(!r.fields.contains_key(EXTERNAL_ID_FIELD));
             assert!(r.fields.values().all(|v| !v.is_null()));
             let created = self
@@ -554,9 +588,14 @@ impl Salesforce {
         Ok(())
     }
 
-    fn validate(req: &SalesforceRequest) -> Result<(), SalesforceResponse> {
+    /// The org's object called `name`.
+    pub fn object_type(&self, name: &str) -> Option<&ObjectType> {
+        self.objects.iter().find(|o| o.name == name)
+    }
+
+    fn validate(&self, req: &SalesforceRequest) -> Result<(), SalesforceResponse> {
         let object = req.object();
-        if object_type(object).is_none() {
+        if self.object_type(object).is_none() {
             return Err(SalesforceResponse::not_found(format!(
                 "The requested resource does not exist: sobject type '{object}'"
             )));
@@ -603,7 +642,7 @@ impl Salesforce {
         external_id: Option<String>,
         fields: &BTreeMap<String, Value>,
     ) -> SalesforceResponse {
-        let ty = object_type(object).expect("validated");
+        let ty = self.object_type(object).expect("validated").clone();
         let missing: Vec<&str> = ty
             .required_on_insert
             .iter()
@@ -697,7 +736,7 @@ impl Salesforce {
                 );
             }
         }
-        let ty = object_type(&record.object).expect("stored object");
+        let ty = self.object_type(&record.object).expect("stored object");
         let cleared: Vec<&str> = ty
             .required_on_insert
             .iter()
@@ -896,7 +935,7 @@ impl ServiceModel for Salesforce {
                 &[],
             ));
         }
-        if let Err(resp) = Self::validate(&req) {
+        if let Err(resp) = self.validate(&req) {
             return Begin::Done(resp);
         }
         let matched_at_begin = match &req {

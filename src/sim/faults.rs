@@ -288,7 +288,7 @@ impl FaultPlan {
 
     /// Every time of the plan within `0..=MAX_TIME_MS`, every clock within
     /// its limits; the message names the field and the allowed range.
-    fn check_limits(&self) -> Result<(), String> {
+    pub fn check_limits(&self) -> Result<(), String> {
         let ms = |field: String, v: u64| in_range(&field, v, 0, MAX_TIME_MS);
         for (i, c) in self.calls.iter().enumerate() {
             match c.fault {

@@ -1,7 +1,5 @@
 //! The hotel checkout end to end: named deterministic cases (issue 5).
 
-use sagasim::checkout::client::{BOOKING, OPPORTUNITY};
-use sagasim::checkout::run::{plan_for, RunOutcome};
 use sagasim::harness::{reference, run_checked, Checked};
 use sagasim::saga::{LogRecord, SagaStatus};
 use sagasim::scenario::{default_dir, Scenario};
@@ -10,6 +8,8 @@ use sagasim::sim::faults::{Brownout, CallFault, CallFaultKind, Crash};
 use sagasim::sim::serve::ServiceLatency;
 use sagasim::sim::FaultPlan;
 use sagasim::trace::TraceMode;
+use sagasim::workloads::hotel::{BOOKING, OPPORTUNITY};
+use sagasim::world::run::{plan_for, RunOutcome};
 
 pub fn scenario(name: &str) -> Scenario {
     Scenario::load(name, &default_dir()).unwrap()

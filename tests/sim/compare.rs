@@ -3,9 +3,6 @@
 
 use std::sync::Arc;
 
-use sagasim::checkout::client::{BOOKING, BOOKING_STATUS, STATUS_PENDING};
-use sagasim::checkout::naive::NaiveCoordinator;
-use sagasim::checkout::run::plan_for;
 use sagasim::fuzz::FuzzConfig;
 use sagasim::harness::{known_coordinators, run_checked, Checked};
 use sagasim::metrics::{compare, Aggregate, RunMetrics, Stale, StaleKind};
@@ -14,6 +11,9 @@ use sagasim::scenario::{default_dir, Scenario};
 use sagasim::sim::faults::Crash;
 use sagasim::sim::FaultPlan;
 use sagasim::trace::TraceMode;
+use sagasim::workloads::hotel::naive::NaiveCoordinator;
+use sagasim::workloads::hotel::{BOOKING, BOOKING_STATUS, STATUS_PENDING};
+use sagasim::world::run::plan_for;
 
 fn scenario(name: &str) -> Scenario {
     Scenario::load(name, &default_dir()).unwrap()

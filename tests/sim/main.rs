@@ -5,6 +5,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod architecture;
+mod blackbox;
 mod checkout;
 mod cli;
 mod compare;
@@ -17,3 +19,4 @@ mod regressions;
 mod report;
 mod scenarios;
 mod transport;
+mod user_workload;

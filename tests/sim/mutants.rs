@@ -3,11 +3,11 @@
 //! coordinator passes the same seeds. A harness that catches none of these
 //! would be a false all-clear.
 
-use sagasim::checkout::run::plan_for;
 use sagasim::harness::{reference, run_checked_mutant, shrink_to};
 use sagasim::saga::mutants::{self, Mutant};
 use sagasim::scenario::Scenario;
 use sagasim::trace::TraceMode;
+use sagasim::world::run::plan_for;
 
 use crate::checkout::scenario;
 

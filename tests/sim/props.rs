@@ -8,7 +8,6 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
 use sagasim::check::coverage::{Coverage, POINTS};
-use sagasim::checkout::run::{plan_for, topology};
 use sagasim::fuzz::{fuzz, FuzzConfig};
 use sagasim::harness::{fuzz_seed, reference, run_checked};
 use sagasim::services::Injected;
@@ -16,6 +15,7 @@ use sagasim::sim::clock::ClockSkew;
 use sagasim::sim::faults::{Brownout, CallFault, CallFaultKind, Crash, Partition, Pause, Topology};
 use sagasim::sim::FaultPlan;
 use sagasim::trace::TraceMode;
+use sagasim::world::run::{plan_for, topology};
 
 use crate::checkout::scenario;
 

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use sagasim::check::{Verdict, Violation};
-use sagasim::checkout::run::plan_for;
 use sagasim::harness::{reference, run_checked, Checked};
 use sagasim::report::{file_stem, Report};
 use sagasim::scenario::{default_dir, Scenario};
 use sagasim::trace::{Trace, TraceEvent, TraceMode};
+use sagasim::world::run::plan_for;
 
 const ARTICLE: &str = "article-salesforce-timeout";
 

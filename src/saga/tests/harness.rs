@@ -571,14 +571,10 @@ impl Harness {
 
 /// A checkout request.
 pub fn input(key: &str) -> SagaInput {
-    SagaInput {
-        business_key: key.to_string(),
-        customer: "cus_1".into(),
-        room_type: "double".into(),
-        first_night: 10,
-        nights: 2,
-        amount_cents: 25_000,
-    }
+    SagaInput::new(key, "cus_1", 25_000)
+        .with_param("room_type", "double")
+        .with_param("first_night", 10)
+        .with_param("nights", 2)
 }
 
 /// Checks the log alone for the coordinator's discipline:

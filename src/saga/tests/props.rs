@@ -3,10 +3,11 @@
 //! call goes out without a durable intent, and a `Completed` / `Compensated`
 //! status agrees with the services' ground truth.
 
+use crate::workloads::hotel::{saga_definition, CaptureMode};
 use proptest::prelude::*;
 
 use super::harness::*;
-use crate::saga::{hotel_checkout, CaptureMode, Config, LogRecord};
+use crate::saga::{Config, LogRecord};
 
 /// Events one case may take; far above what the limits allow a few sagas.
 const EVENTS_MAX: usize = 20_000;
@@ -41,7 +42,7 @@ proptest! {
     ) {
         let (action_attempts_max, reconcile_attempts_max, compensation_attempts_max, sweep_rounds_max) = limits;
         let capture = if manual { CaptureMode::Manual } else { CaptureMode::Automatic };
-        let def = hotel_checkout(capture, pms_idempotent);
+        let def = saga_definition(capture, pms_idempotent);
         let world = FakeWorld::hotel(&def, pms_idempotent);
         let config = Config {
             jitter_seed,

@@ -1,12 +1,13 @@
 //! Crash recovery: a log cut at every record boundary, in-flight actions
 //! reconciled first, idempotent start after a restart.
 
+use crate::workloads::hotel::{saga_definition, CaptureMode};
 use std::collections::BTreeSet;
 
 use super::harness::*;
 use crate::saga::{
-    hotel_checkout, CaptureMode, Command, Coordinator, Decision, Event, LogRecord, Op, Outcome,
-    SagaDefinition, SagaId, SagaStatus,
+    Command, Coordinator, Decision, Event, LogRecord, Op, Outcome, SagaDefinition, SagaId,
+    SagaStatus,
 };
 
 const KEY: &str = "res-1";
@@ -73,7 +74,7 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 fn harness_for(s: &Scenario) -> Harness {
-    let def = hotel_checkout(s.capture, s.pms_idempotent);
+    let def = saga_definition(s.capture, s.pms_idempotent);
     let world = FakeWorld::hotel(&def, s.pms_idempotent);
     Harness::new(def, small_budgets(), world, (s.script)())
 }
@@ -202,7 +203,7 @@ fn recovery_from_every_cut_of_the_log_reaches_a_consistent_end() {
 }
 
 fn def() -> SagaDefinition {
-    hotel_checkout(CaptureMode::Automatic, true)
+    saga_definition(CaptureMode::Automatic, true)
 }
 
 fn started(key: &str) -> LogRecord {
@@ -368,7 +369,7 @@ fn recovery_continues_a_failed_step_that_did_not_yet_turn_backward() {
 
 #[test]
 fn a_sweeping_saga_restarts_its_round_after_a_crash() {
-    let def = hotel_checkout(CaptureMode::Automatic, false);
+    let def = saga_definition(CaptureMode::Automatic, false);
     let world = FakeWorld::hotel(&def, false);
     let mut h = Harness::new(
         def,
@@ -399,7 +400,7 @@ fn a_sweeping_saga_restarts_its_round_after_a_crash() {
 
 #[test]
 fn recovery_with_many_sagas_resumes_each() {
-    let def = hotel_checkout(CaptureMode::Manual, true);
+    let def = saga_definition(CaptureMode::Manual, true);
     let world = FakeWorld::hotel(&def, true);
     let mut h = Harness::new(
         def,
@@ -432,7 +433,7 @@ mod fence {
     const PIVOT: usize = 3;
 
     fn checkout(rules: Vec<(&'static str, Op, u32, Fault)>) -> Harness {
-        let def = hotel_checkout(CaptureMode::Automatic, true);
+        let def = saga_definition(CaptureMode::Automatic, true);
         let world = FakeWorld::hotel(&def, true);
         let mut h = Harness::new(def, small_budgets(), world, scripted(rules));
         h.start(input(KEY));

@@ -5,15 +5,16 @@
 
 use super::harness::*;
 use crate::saga::{
-    hotel_checkout, CaptureMode, Command, Config, Coordinator, Event, LogRecord, Op, Outcome,
-    Phase, SagaId, SagaStatus, StepState,
+    Command, Config, Coordinator, Event, LogRecord, Op, Outcome, Phase, SagaId, SagaStatus,
+    StepState,
 };
+use crate::workloads::hotel::{saga_definition, CaptureMode};
 
 const KEY: &str = "res-1";
 const EVENTS_MAX: usize = 5_000;
 
 fn harness(capture: CaptureMode, pms_idempotent: bool, config: Config, script: Script) -> Harness {
-    let def = hotel_checkout(capture, pms_idempotent);
+    let def = saga_definition(capture, pms_idempotent);
     let world = FakeWorld::hotel(&def, pms_idempotent);
     Harness::new(def, config, world, script)
 }
@@ -625,7 +626,7 @@ fn bad_starts_are_rejected_without_a_saga() {
     let mut bad = input("res/1");
     h.start(bad.clone());
     bad.business_key = "res-2".into();
-    bad.nights = 0;
+    bad.amount_cents = 0;
     h.start(bad);
     h.start(input("res-3"));
     h.start(input("res-4"));
@@ -635,7 +636,7 @@ fn bad_starts_are_rejected_without_a_saga() {
         .map(|(_, s)| reason(s).to_string())
         .collect();
     assert!(reasons[0].contains("business_key"), "{reasons:?}");
-    assert!(reasons[1].contains("nights"), "{reasons:?}");
+    assert!(reasons[1].contains("amount_cents"), "{reasons:?}");
     assert!(reasons[2].contains("limit of 1 sagas"), "{reasons:?}");
     assert_eq!(h.coord.saga_count(), 1);
     assert!(h.coord.status("res-2").is_none());

@@ -8,8 +8,16 @@ use serde_json::json;
 const BOOKING: &str = "Booking__c";
 const OPP: &str = "Opportunity";
 
+/// An org with the custom object the tests write.
+fn config() -> SalesforceConfig {
+    SalesforceConfig {
+        custom_objects: vec![BOOKING.to_string()],
+        ..SalesforceConfig::default()
+    }
+}
+
 fn sf() -> Salesforce {
-    Salesforce::new(SalesforceConfig::default())
+    Salesforce::new(config())
 }
 
 fn fields(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
@@ -62,6 +70,39 @@ fn opp_fields() -> Vec<(&'static str, Value)> {
 
 fn count(s: &Salesforce, object: &str, ext: &str) -> usize {
     s.ground_truth().with_external_id(object, ext).count()
+}
+
+#[test]
+fn custom_objects_exist_only_when_declared_and_get_their_own_key_prefix() {
+    let mut bare = Salesforce::new(SalesforceConfig::default());
+    assert!(bare.object_type("Booking__c").is_none());
+    assert!(bare.object_type("Opportunity").is_some());
+    let upsert = |object: &str| SalesforceRequest::Upsert {
+        object: object.into(),
+        external_id: "e-1".into(),
+        fields: fields(&[("Status__c", json!("x"))]),
+        if_unmodified_since_ms: None,
+    };
+    assert_eq!(bare.handle(0, upsert("Order__c"), None).status, 404);
+    let mut org = Salesforce::new(SalesforceConfig {
+        custom_objects: vec!["Booking__c".into(), "Order__c".into()],
+        ..SalesforceConfig::default()
+    });
+    let r = org.handle(0, upsert("Order__c"), None);
+    assert_eq!(r.status, 201, "{r:?}");
+    let id = org
+        .ground_truth()
+        .records
+        .values()
+        .next()
+        .unwrap()
+        .id
+        .clone();
+    assert!(id.starts_with("a0C"), "{id}");
+    assert!(valid_custom_object("Order__c"));
+    assert!(!valid_custom_object("Order"));
+    assert!(!valid_custom_object("__c"));
+    assert!(!valid_custom_object("1x__c"));
 }
 
 #[test]
@@ -147,7 +188,7 @@ fn create_with_taken_unique_external_id_is_duplicate_value() {
 fn without_unique_index_duplicates_make_upsert_ambiguous_300() {
     let mut s = Salesforce::new(SalesforceConfig {
         external_id_unique: false,
-        ..SalesforceConfig::default()
+        ..config()
     });
     let req = create(BOOKING, &[(EXTERNAL_ID_FIELD, json!("saga-1"))]);
     s.handle(0, req.clone(), None);
@@ -202,7 +243,7 @@ fn concurrent_first_upserts_race_to_duplicate_value() {
 fn concurrent_first_upserts_without_unique_index_make_two_records() {
     let mut s = Salesforce::new(SalesforceConfig {
         external_id_unique: false,
-        ..SalesforceConfig::default()
+        ..config()
     });
     let a = s
         .begin(0, upsert(BOOKING, "saga-1", &[]), None)
@@ -478,7 +519,7 @@ fn fail_after_apply_is_500_but_the_write_landed() {
 fn daily_api_limit_is_a_rolling_24h_window() {
     let mut s = Salesforce::new(SalesforceConfig {
         daily_api_limit: Some(3),
-        ..SalesforceConfig::default()
+        ..config()
     });
     for t in 0..3 {
         assert_eq!(s.handle(t * 1_000, query(BOOKING, "x"), None).status, 200);
@@ -686,6 +727,7 @@ fn dump_lists_records() {
 #[test]
 fn config_defaults_from_partial_input() {
     let c: SalesforceConfig = serde_json::from_str(r#"{"daily_api_limit": 5}"#).unwrap();
+    assert!(c.custom_objects.is_empty());
     assert_eq!(c.daily_api_limit, Some(5));
     assert!(c.external_id_unique);
 }
@@ -847,6 +889,7 @@ proptest! {
         let mut s = Salesforce::new(SalesforceConfig {
             daily_api_limit: limit.map(|l| l as u32),
             external_id_unique: unique,
+            ..config()
         });
         let mut r = Reference { unique, limit, by_ext: BTreeMap::new(), per_object: [0, 0], calls: vec![] };
         let mut now = 0u64;
@@ -933,7 +976,7 @@ proptest! {
     /// No request a client can send makes the model panic.
     #[test]
     fn never_panics(reqs in prop::collection::vec((any_request(), injected(), 0u64..DAY_MS), 1..30)) {
-        let mut s = Salesforce::new(SalesforceConfig { daily_api_limit: Some(20), external_id_unique: true });
+        let mut s = Salesforce::new(SalesforceConfig { daily_api_limit: Some(20), external_id_unique: true, ..config() });
         let mut now = 0;
         for (req, inj, dt) in reqs {
             now += dt;

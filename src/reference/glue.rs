@@ -1,5 +1,6 @@
-//! The glue between the saga's `StepCall`s and the services: which request
-//! each step sends, and how each reply is classified.
+//! The reference coordinator's glue between the saga's `StepCall`s and the
+//! services: for each declared [`Operation`], which request it sends, how
+//! each reply is classified, how its effect is found again and undone.
 //!
 //! Classification (DESIGN core idea 3): `Applied` (2xx), `Rejected`
 //! (definitely not applied: decline, no availability, validation),
@@ -7,7 +8,7 @@
 //! connection refused), `Unknown` (timeout, any 5xx: maybe applied).
 //!
 //! Reconciliation reports *live* effects only (a refunded charge, a released
-//! hold, a cancelled booking are not found), found by the step's key:
+//! hold, a cancelled record are not found), found by the step's key:
 //! Stripe search by `metadata.step_key`, PMS list by `client_ref`,
 //! Salesforce query by external id.
 //!
@@ -18,14 +19,18 @@
 //! `{key}#{attempt}`: a key that once got a 500 is poisoned (Stripe replays
 //! the stored 500 forever) and must not block the compensation.
 //!
+//! Labels (the attribution contract of `crate::workload`): Stripe metadata
+//! `business_key`, `step`, `step_key`, `saga_id`; PMS client ref = the
+//! step's key `saga-K/<step>`; Salesforce external id = the saga id
+//! `saga-K`.
+//!
 //! Not here: retry policy or ordering (the saga core decides).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::wire::Services;
-use super::CoordinatorEnv;
 use crate::emit;
 use crate::saga::driver::{BoxFuture, StepClient};
 use crate::saga::mutants::{self, Mutant};
@@ -40,28 +45,19 @@ use crate::services::stripe::{
     CaptureMethod, PaymentIntent, PaymentIntentStatus, StripeErrorCode, StripeRequest,
     StripeResponse,
 };
+use crate::services::user::status_of;
 use crate::sim::CallError;
+use crate::workload::{
+    HoldSpec, Operation, SfRecord, Workload, META_BUSINESS_KEY, META_SAGA, META_STEP, META_STEP_KEY,
+};
+use crate::world::wire::Services;
+use crate::world::CoordinatorEnv;
 
-/// Salesforce objects and the values the checkout writes.
-pub const BOOKING: &str = "Booking__c";
-pub const OPPORTUNITY: &str = "Opportunity";
-pub const BOOKING_STATUS: &str = "Status__c";
-pub const STATUS_PENDING: &str = "Pending";
-pub const STATUS_CONFIRMED: &str = "Confirmed";
-pub const STATUS_CANCELLED: &str = "Cancelled";
-pub const STAGE: &str = "StageName";
-pub const STAGE_OPEN: &str = "Prospecting";
-pub const STAGE_WON: &str = "Closed Won";
-pub const STAGE_LOST: &str = "Closed Lost";
-/// Stripe metadata keys the checkout sets.
-pub const META_STEP_KEY: &str = "step_key";
-pub const META_SAGA: &str = "saga_id";
-pub const META_BUSINESS_KEY: &str = "business_key";
-
-/// The checkout's service client (one per coordinator incarnation).
+/// The reference coordinator's service client (one per incarnation).
 #[derive(Clone)]
-pub struct HotelClient {
+pub struct OpClient {
     svc: Services,
+    workload: Arc<Workload>,
     hold_ttl_ms: u64,
 }
 
@@ -74,10 +70,11 @@ fn net_outcome(e: CallError) -> Outcome {
     }
 }
 
-impl HotelClient {
+impl OpClient {
     pub fn new(env: &CoordinatorEnv) -> Self {
-        HotelClient {
+        OpClient {
             svc: Services::new(env),
+            workload: env.workload.clone(),
             hold_ttl_ms: env.scenario.workload.hold_ttl_ms,
         }
     }
@@ -95,42 +92,91 @@ impl HotelClient {
     }
 
     async fn dispatch(&self, call: &StepCall) -> Outcome {
-        match (call.step_name.as_str(), call.op) {
-            ("hold_room", Op::Action) => self.hold(call).await,
-            ("hold_room", Op::Reconcile) => self.find_holds(call).await,
-            ("hold_room", Op::Compensate) => self.release(call).await,
-            ("charge", Op::Action) => self.create_intent(call, CaptureMethod::Automatic).await,
-            ("authorize", Op::Action) => self.create_intent(call, CaptureMethod::Manual).await,
-            ("charge" | "authorize", Op::Reconcile) => self.find_intents(call).await,
-            ("charge" | "authorize", Op::Compensate) => self.undo_payment(call).await,
-            ("crm_record", Op::Action) => {
-                self.crm_write(call, STATUS_PENDING, STAGE_OPEN, true).await
+        let Some(step) = self.workload.steps().get(call.step) else {
+            return Outcome::rejected(&format!("the workload has no step #{}", call.step));
+        };
+        match (&step.op, call.op) {
+            (Operation::PmsHold(spec), Op::Action) => self.hold(call, spec).await,
+            (Operation::PmsHold(_), Op::Reconcile) => self.find_holds(call).await,
+            (Operation::PmsHold(_), Op::Compensate) => self.release(call).await,
+            (Operation::StripeCharge, Op::Action) => {
+                self.create_intent(call, CaptureMethod::Automatic).await
             }
-            ("crm_record", Op::Reconcile) => self.crm_find(call, None).await,
-            ("crm_record", Op::Compensate) => {
-                self.crm_write(call, STATUS_CANCELLED, STAGE_LOST, false)
-                    .await
+            (Operation::StripeAuthorize, Op::Action) => {
+                self.create_intent(call, CaptureMethod::Manual).await
             }
-            ("confirm_room", Op::Action) => self.confirm(call).await,
-            ("confirm_room", Op::Reconcile) => self.find_confirmed(call).await,
-            ("capture", Op::Action) => self.capture(call).await,
-            ("capture", Op::Reconcile) => self.find_captured(call).await,
-            ("crm_close_won", Op::Action) => {
-                self.crm_write(call, STATUS_CONFIRMED, STAGE_WON, false)
-                    .await
+            (Operation::StripeCharge | Operation::StripeAuthorize, Op::Reconcile) => {
+                self.find_intents(call).await
             }
-            ("crm_close_won", Op::Reconcile) => self.crm_find(call, Some(STAGE_WON)).await,
-            (step, op) => Outcome::rejected(&format!("the checkout has no {op:?} for step {step}")),
+            (Operation::StripeCharge | Operation::StripeAuthorize, Op::Compensate) => {
+                self.undo_payment(call).await
+            }
+            (
+                Operation::SalesforceUpsert {
+                    records,
+                    create_only,
+                    ..
+                },
+                Op::Action,
+            ) => self.crm_write(call, records, *create_only).await,
+            (Operation::SalesforceUpsert { records, undo, .. }, Op::Reconcile) => {
+                self.crm_find(call, records, undo).await
+            }
+            (Operation::SalesforceUpsert { undo, .. }, Op::Compensate) if !undo.is_empty() => {
+                self.crm_write(call, undo, false).await
+            }
+            (Operation::PmsConfirm { hold }, Op::Action) => self.confirm(call, hold).await,
+            (Operation::PmsConfirm { hold }, Op::Reconcile) => {
+                self.find_confirmed(call, hold).await
+            }
+            (Operation::StripeCapture { authorization }, Op::Action) => {
+                self.capture(call, authorization).await
+            }
+            (Operation::StripeCapture { authorization }, Op::Reconcile) => {
+                self.find_captured(call, authorization).await
+            }
+            (
+                Operation::Call {
+                    service, action, ..
+                },
+                Op::Action,
+            ) => {
+                let body = request_body(action, call);
+                self.user_call(service, body).await
+            }
+            (Operation::Call { service, .. }, Op::Reconcile) => self.user_find(service, call).await,
+            (
+                Operation::Call {
+                    service,
+                    undo: Some(undo),
+                    ..
+                },
+                Op::Compensate,
+            ) => {
+                let mut body = request_body(undo, call);
+                body["action_key"] = json!(action_key(call));
+                body["target"] = json!(call.target_ref);
+                self.user_call(service, body).await
+            }
+            (op, kind) => {
+                Outcome::rejected(&format!("step {} ({op:?}) has no {kind:?}", call.step_name))
+            }
         }
     }
 
     // ---- PMS -------------------------------------------------------------
 
-    async fn hold(&self, call: &StepCall) -> Outcome {
+    async fn hold(&self, call: &StepCall, spec: &HoldSpec) -> Outcome {
+        let int = |f: &crate::workload::Field| {
+            f.resolve(&call.input)
+                .as_i64()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0)
+        };
         let req = InventoryRequest::Hold {
-            room_type: call.input.room_type.clone(),
-            first_night: call.input.first_night,
-            nights: call.input.nights,
+            room_type: spec.room_type.resolve_str(&call.input),
+            first_night: int(&spec.first_night),
+            nights: int(&spec.nights),
             ttl_ms: Some(self.hold_ttl_ms),
             client_ref: Some(call.key.clone()),
         };
@@ -206,8 +252,8 @@ impl HotelClient {
         Outcome::Applied { reference: None }
     }
 
-    async fn confirm(&self, call: &StepCall) -> Outcome {
-        let Some(hold_id) = call.refs.get("hold_room") else {
+    async fn confirm(&self, call: &StepCall, hold: &str) -> Outcome {
+        let Some(hold_id) = call.refs.get(hold) else {
             return Outcome::rejected("no hold to confirm");
         };
         let req = InventoryRequest::Confirm {
@@ -222,8 +268,8 @@ impl HotelClient {
         }
     }
 
-    async fn find_confirmed(&self, call: &StepCall) -> Outcome {
-        let Some(hold_id) = call.refs.get("hold_room") else {
+    async fn find_confirmed(&self, call: &StepCall, hold: &str) -> Outcome {
+        let Some(hold_id) = call.refs.get(hold) else {
             return Outcome::NotFound;
         };
         let req = InventoryRequest::GetHold {
@@ -252,6 +298,7 @@ impl HotelClient {
                 META_BUSINESS_KEY.to_string(),
                 call.input.business_key.clone(),
             ),
+            (META_STEP.to_string(), call.step_name.clone()),
         ]
         .into();
         let without_key = mutants::is_active(Mutant::RetryChargeWithoutKey) && call.attempt > 1;
@@ -378,8 +425,8 @@ impl HotelClient {
         Outcome::Applied { reference: None }
     }
 
-    async fn capture(&self, call: &StepCall) -> Outcome {
-        let Some(id) = call.refs.get("authorize") else {
+    async fn capture(&self, call: &StepCall, authorization: &str) -> Outcome {
+        let Some(id) = call.refs.get(authorization) else {
             return Outcome::rejected("no authorization to capture");
         };
         let pi = match self.retrieve(id).await {
@@ -409,8 +456,8 @@ impl HotelClient {
         }
     }
 
-    async fn find_captured(&self, call: &StepCall) -> Outcome {
-        let Some(id) = call.refs.get("authorize") else {
+    async fn find_captured(&self, call: &StepCall, authorization: &str) -> Outcome {
+        let Some(id) = call.refs.get(authorization) else {
             return Outcome::NotFound;
         };
         match self.retrieve(id).await {
@@ -422,46 +469,20 @@ impl HotelClient {
 
     // ---- Salesforce --------------------------------------------------------
 
-    /// Upsert the booking and the opportunity by external id (the saga id).
+    /// Upsert `records` in order by external id (the saga id); the step's
+    /// reference is the first record's id (what reconcile finds).
     ///
-    /// `create_only` (the forward `crm_record`): `If-Unmodified-Since` at
-    /// the epoch makes the upsert create a missing record and never update
-    /// an existing one (412). A late or duplicate delivery of this request
-    /// then cannot set a confirmed or cancelled record back to pending.
-    async fn crm_write(
-        &self,
-        call: &StepCall,
-        status: &str,
-        stage: &str,
-        create_only: bool,
-    ) -> Outcome {
+    /// `create_only` (a forward write that must never update):
+    /// `If-Unmodified-Since` at the epoch makes the upsert create a missing
+    /// record and never update an existing one (412). A late or duplicate
+    /// delivery of this request then cannot set a later state back.
+    async fn crm_write(&self, call: &StepCall, records: &[SfRecord], create_only: bool) -> Outcome {
         let ext = call.saga.as_str().to_string();
-        let booking: BTreeMap<String, Value> = [
-            (BOOKING_STATUS.to_string(), json!(status)),
-            ("Customer__c".to_string(), json!(call.input.customer)),
-            ("Room_Type__c".to_string(), json!(call.input.room_type)),
-            ("First_Night__c".to_string(), json!(call.input.first_night)),
-            ("Nights__c".to_string(), json!(call.input.nights)),
-            (
-                "Amount_Cents__c".to_string(),
-                json!(call.input.amount_cents),
-            ),
-        ]
-        .into();
-        let opportunity: BTreeMap<String, Value> = [
-            (
-                "Name".to_string(),
-                json!(format!("Stay {}", call.input.business_key)),
-            ),
-            (STAGE.to_string(), json!(stage)),
-            ("CloseDate".to_string(), json!("2026-01-01")),
-            ("Amount".to_string(), json!(call.input.amount_cents)),
-        ]
-        .into();
         let mut reference = None;
-        for (object, fields) in [(BOOKING, booking), (OPPORTUNITY, opportunity)] {
+        for (i, record) in records.iter().enumerate() {
+            let fields = record.resolve(&call.input);
             let req = SalesforceRequest::Upsert {
-                object: object.into(),
+                object: record.object.clone(),
                 external_id: ext.clone(),
                 fields,
                 if_unmodified_since_ms: create_only.then_some(0),
@@ -469,8 +490,7 @@ impl HotelClient {
             match self.salesforce(req).await {
                 Err(e) => return net_outcome(e),
                 Ok(r) => match &r.body {
-                    // The step's reference is the booking (what reconcile finds).
-                    SalesforceBody::SaveResult { id, .. } if object == BOOKING => {
+                    SalesforceBody::SaveResult { id, .. } if i == 0 => {
                         reference = Some(id.clone());
                     }
                     SalesforceBody::SaveResult { .. } => {}
@@ -485,17 +505,23 @@ impl HotelClient {
         Outcome::Applied { reference }
     }
 
-    /// Found when a live record exists: the booking not cancelled (or, for
-    /// `stage`, the opportunity at that stage).
-    async fn crm_find(&self, call: &StepCall, stage: Option<&str>) -> Outcome {
-        let ext = call.saga.as_str().to_string();
-        let (object, field, live) = match stage {
-            None => (BOOKING, BOOKING_STATUS, None),
-            Some(s) => (OPPORTUNITY, STAGE, Some(s)),
+    /// A step with an undo is found when its first record exists and is
+    /// not in its undone state; a step without one when its *last* record
+    /// (written last, so every earlier one was written before it) carries
+    /// the step's constants.
+    async fn crm_find(&self, call: &StepCall, records: &[SfRecord], undo: &[SfRecord]) -> Outcome {
+        let record = if undo.is_empty() {
+            records.last()
+        } else {
+            records.first()
         };
+        let Some(record) = record else {
+            return Outcome::NotFound;
+        };
+        let undone = undo.iter().find(|u| u.object == record.object);
         let req = SalesforceRequest::QueryByExternalId {
-            object: object.into(),
-            external_id: ext,
+            object: record.object.clone(),
+            external_id: call.saga.as_str().to_string(),
         };
         match self.salesforce(req).await {
             Err(e) => reconcile_failure(net_outcome(e)),
@@ -503,12 +529,9 @@ impl HotelClient {
                 SalesforceBody::QueryResult { records, .. } => found(
                     records
                         .into_iter()
-                        .filter(|rec| {
-                            let v = rec.fields.get(field).and_then(Value::as_str);
-                            match live {
-                                None => v != Some(STATUS_CANCELLED),
-                                Some(s) => v == Some(s),
-                            }
+                        .filter(|rec| match undone {
+                            Some(u) => !u.matches(&rec.fields),
+                            None => record.matches(&rec.fields),
                         })
                         .map(|rec| rec.id)
                         .collect(),
@@ -519,7 +542,64 @@ impl HotelClient {
     }
 }
 
-impl StepClient for HotelClient {
+impl OpClient {
+    async fn user_call(&self, service: &str, body: Value) -> Outcome {
+        match self.svc.user(service, body).await {
+            Err(e) => net_outcome(e),
+            Ok(r) => match status_of(&r) {
+                200..=299 => Outcome::Applied {
+                    reference: r.get("id").and_then(Value::as_str).map(str::to_string),
+                },
+                s => classify_status(service, s),
+            },
+        }
+    }
+
+    async fn user_find(&self, service: &str, call: &StepCall) -> Outcome {
+        let body = json!({"op": "find", "key": call.key});
+        match self.svc.user(service, body).await {
+            Err(e) => reconcile_failure(net_outcome(e)),
+            Ok(r) if status_of(&r) == 200 => found(
+                r.get("found")
+                    .and_then(Value::as_array)
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            Ok(r) => reconcile_failure(classify_status(service, status_of(&r))),
+        }
+    }
+}
+
+/// The JSON request of a user-service call (see `Operation::Call`).
+fn request_body(op: &str, call: &StepCall) -> Value {
+    json!({
+        "op": op,
+        "key": call.key,
+        "business_key": call.input.business_key,
+        "customer": call.input.customer,
+        "amount_cents": call.input.amount_cents,
+        "params": call.input.params,
+        "refs": call.refs,
+    })
+}
+
+/// A user service's status: 409 and 429 retry later, 5xx unknown, other
+/// 4xx refused.
+fn classify_status(service: &str, status: u16) -> Outcome {
+    let what = format!("{service} {status}");
+    match status {
+        200..=299 => Outcome::Applied { reference: None },
+        409 | 429 => Outcome::transient(&what),
+        500..=599 => Outcome::unknown(&what),
+        _ => Outcome::rejected(&what),
+    }
+}
+
+impl StepClient for OpClient {
     fn call(&self, call: StepCall) -> BoxFuture<Outcome> {
         let me = self.clone();
         Box::pin(async move {

@@ -1,5 +1,5 @@
-//! The agent: the caller of the checkout tool, behaving like an LLM agent
-//! with a tool-calling loop. It calls `checkout(reservation)`, and on a
+//! The agent: the caller of the saga tool, behaving like an LLM agent
+//! with a tool-calling loop. It calls `start(input)`, and on a
 //! timeout or a "still running" answer it calls again with the *same*
 //! business key, up to a limit. After its own crash it has forgotten
 //! everything and re-issues the call.
@@ -71,19 +71,19 @@ pub async fn run_agent(
         emit!(
             plan.name,
             "tool-call",
-            "checkout {} attempt {attempt}",
+            "start {} attempt {attempt}",
             plan.input.business_key
         );
         let reply = net
             .call(
                 &plan.name,
                 COORDINATOR,
-                Request::Checkout(plan.input.clone()),
+                Request::Start(plan.input.clone()),
                 plan.timeout,
             )
             .await;
         match reply {
-            Ok(Response::Checkout(status)) if status.is_decided() => {
+            Ok(Response::Status(status)) if status.is_decided() => {
                 emit!(
                     plan.name,
                     "tool-answer",
@@ -96,7 +96,7 @@ pub async fn run_agent(
                 r.finished = true;
                 return;
             }
-            Ok(Response::Checkout(_running)) => {}
+            Ok(Response::Status(_running)) => {}
             Ok(other) => panic!("coordinator answered {other:?}"),
             Err(_) => record.lock().expect("agent record").timeouts += 1,
         }

@@ -1,4 +1,4 @@
-//! The messages between the nodes of the checkout world, and [`Services`]:
+//! The messages between the nodes of the world, and [`Services`]:
 //! typed calls from a coordinator node to the three services.
 
 use std::time::Duration;
@@ -26,8 +26,10 @@ pub enum Request {
     Stripe(StripeRequest),
     Salesforce(SalesforceRequest),
     Inventory(InventoryRequest),
-    /// An agent calls the checkout tool.
-    Checkout(SagaInput),
+    /// A request to a user service (the node it is sent to).
+    User(serde_json::Value),
+    /// A caller calls the saga tool.
+    Start(SagaInput),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -35,7 +37,8 @@ pub enum Response {
     Stripe(StripeResponse),
     Salesforce(SalesforceResponse),
     Inventory(InventoryResponse),
-    Checkout(SagaStatus),
+    User(serde_json::Value),
+    Status(SagaStatus),
     /// The request went to a node that does not serve it (a wiring bug).
     Misrouted,
 }
@@ -87,6 +90,24 @@ impl Services {
         {
             Response::Salesforce(r) => Ok(r),
             other => panic!("salesforce answered {other:?}"),
+        }
+    }
+
+    /// A request to the user service on node `service` (with the PMS's
+    /// timeout).
+    pub async fn user(
+        &self,
+        service: &str,
+        req: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        let to = self.inventory_timeout;
+        match self
+            .net
+            .call(&self.node, service, Request::User(req), to)
+            .await?
+        {
+            Response::User(r) => Ok(r),
+            other => panic!("{service} answered {other:?}"),
         }
     }
 

@@ -64,12 +64,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::client::{
-    BOOKING, BOOKING_STATUS, META_BUSINESS_KEY, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_OPEN,
-    STAGE_WON, STATUS_CANCELLED, STATUS_CONFIRMED, STATUS_PENDING,
+use super::{
+    BOOKING, BOOKING_STATUS, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_OPEN, STAGE_WON,
+    STATUS_CANCELLED, STATUS_CONFIRMED, STATUS_PENDING,
 };
-use super::wire::Services;
-use super::{CheckoutService, CoordinatorEnv, CoordinatorImpl};
 use crate::emit;
 use crate::saga::driver::BoxFuture;
 use crate::saga::{SagaId, SagaInput, SagaStatus};
@@ -80,6 +78,9 @@ use crate::services::salesforce::{
 use crate::services::stripe::{CaptureMethod, PaymentIntentStatus, StripeRequest, StripeResponse};
 use crate::sim::clock::elapsed_ms;
 use crate::sim::CallError;
+use crate::workload::META_BUSINESS_KEY;
+use crate::world::wire::Services;
+use crate::world::{CoordinatorEnv, CoordinatorImpl, SagaService};
 
 /// Retries after the first try of any call (so at most 4 tries).
 pub const RETRIES_MAX: u32 = 3;
@@ -94,7 +95,7 @@ impl CoordinatorImpl for NaiveCoordinator {
         "naive"
     }
 
-    fn boot(&self, env: CoordinatorEnv) -> Arc<dyn CheckoutService> {
+    fn boot(&self, env: CoordinatorEnv) -> Arc<dyn SagaService> {
         // The disk is ignored on purpose: no intent log, nothing to recover.
         Arc::new(NaiveService(Arc::new(Naive {
             svc: Services::new(&env),
@@ -107,8 +108,8 @@ impl CoordinatorImpl for NaiveCoordinator {
 
 struct NaiveService(Arc<Naive>);
 
-impl CheckoutService for NaiveService {
-    fn checkout(&self, input: SagaInput, _wait: Duration) -> BoxFuture<SagaStatus> {
+impl SagaService for NaiveService {
+    fn start(&self, input: SagaInput, _wait: Duration) -> BoxFuture<SagaStatus> {
         let naive = self.0.clone();
         Box::pin(async move { naive.checkout(input).await })
     }
@@ -307,9 +308,9 @@ impl Naive {
         );
         let r = self
             .inventory(InventoryRequest::Hold {
-                room_type: input.room_type.clone(),
-                first_night: input.first_night,
-                nights: input.nights,
+                room_type: input.param("room_type").unwrap_or_default().to_string(),
+                first_night: param_u32(input, "first_night"),
+                nights: param_u32(input, "nights"),
                 ttl_ms: Some(self.hold_ttl_ms),
                 client_ref: Some(client_ref),
             })
@@ -432,29 +433,16 @@ impl Naive {
     }
 }
 
+fn param_u32(input: &SagaInput, name: &str) -> u32 {
+    input.param(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 /// The booking record (the same fields as the reference saga writes).
 fn booking_fields(input: &SagaInput, status: &str) -> BTreeMap<String, Value> {
-    [
-        (BOOKING_STATUS.to_string(), json!(status)),
-        ("Customer__c".to_string(), json!(input.customer)),
-        ("Room_Type__c".to_string(), json!(input.room_type)),
-        ("First_Night__c".to_string(), json!(input.first_night)),
-        ("Nights__c".to_string(), json!(input.nights)),
-        ("Amount_Cents__c".to_string(), json!(input.amount_cents)),
-    ]
-    .into()
+    super::booking(status).resolve(input)
 }
 
 /// The opportunity record.
 fn opportunity_fields(input: &SagaInput, stage: &str) -> BTreeMap<String, Value> {
-    [
-        (
-            "Name".to_string(),
-            json!(format!("Stay {}", input.business_key)),
-        ),
-        (STAGE.to_string(), json!(stage)),
-        ("CloseDate".to_string(), json!("2026-01-01")),
-        ("Amount".to_string(), json!(input.amount_cents)),
-    ]
-    .into()
+    super::opportunity(stage).resolve(input)
 }

@@ -1,4 +1,4 @@
-//! One run of the checkout world: (scenario, seed, plan) -> outcome + trace.
+//! One run of the world: (scenario, workload, seed, plan) -> outcome + trace.
 //!
 //! Builds the nodes (coordinator, stripe, salesforce, inventory, agents),
 //! serves the models, boots the coordinator implementation on its node (and
@@ -12,12 +12,15 @@ use std::time::Duration;
 
 use super::agent::{run_agent, AgentPlan, AgentRecord};
 use super::wire::{self, Request, Response, COORDINATOR, INVENTORY, SALESFORCE, STRIPE};
-use super::{CheckoutService, CoordinatorEnv, CoordinatorImpl};
+use super::{CoordinatorEnv, CoordinatorImpl, SagaService};
 use crate::saga::{LogRecord, SagaInput};
 use crate::scenario::Scenario;
 use crate::services::inventory::{Inventory, InventoryGroundTruth};
-use crate::services::salesforce::{Salesforce, SalesforceGroundTruth};
+use crate::services::salesforce::{
+    valid_custom_object, Salesforce, SalesforceConfig, SalesforceGroundTruth,
+};
 use crate::services::stripe::{Stripe, StripeGroundTruth};
+use crate::services::user::{UserGroundTruth, UserModel};
 use crate::services::ServiceModel;
 use crate::sim::disk::Durable;
 use crate::sim::faults::{FaultPlan, Topology};
@@ -26,11 +29,19 @@ use crate::sim::rng::{between, mix};
 use crate::sim::serve::{serve_model, ServiceLatency};
 use crate::sim::{simulate, Net, PhaseReport, World};
 use crate::trace::{Trace, TraceMode};
+use crate::workload::{Operation, Workload};
 
 /// Everything a run leaves for the checkers and reports.
 #[derive(Clone, Debug)]
 pub struct RunOutcome {
     pub scenario: String,
+    /// The declared saga the callers asked for.
+    pub workload: Arc<Workload>,
+    /// The coordinator implementation's name.
+    pub coordinator: String,
+    /// Whether the coordinator keeps sagasim's saga log (`log` is then
+    /// judged by the `saga-log:*` checks).
+    pub uses_saga_log: bool,
     pub seed: u64,
     /// Shared with the world that ran it (plans run to hundreds of faults).
     pub plan: Arc<FaultPlan>,
@@ -38,6 +49,8 @@ pub struct RunOutcome {
     pub stripe: StripeGroundTruth,
     pub salesforce: SalesforceGroundTruth,
     pub inventory: InventoryGroundTruth,
+    /// Each user service's ground truth, in the workload's order.
+    pub user: Vec<UserGroundTruth>,
     /// The coordinator's durable log, with fsync times.
     pub log: Vec<Durable<LogRecord>>,
     pub agents: Vec<AgentRecord>,
@@ -48,60 +61,89 @@ pub struct RunOutcome {
     pub coordinator_quiescent: bool,
 }
 
-/// Node names of a scenario's world, in fixed order.
+/// Node names of a scenario's world without user services, in fixed order.
 pub fn node_names(s: &Scenario) -> Vec<String> {
+    node_names_with(s, &[])
+}
+
+/// Node names of a scenario's world with the user services `extra` (after
+/// the built-in services, before the agents).
+pub fn node_names_with(s: &Scenario, extra: &[String]) -> Vec<String> {
     let mut v: Vec<String> = [COORDINATOR, STRIPE, SALESFORCE, INVENTORY]
         .iter()
         .map(|n| n.to_string())
         .collect();
+    v.extend(extra.iter().cloned());
     v.extend((1..=s.workload.agents).map(wire::agent));
     v
 }
 
-/// The nodes and links faults may name.
+/// The nodes and links faults may name (no user services).
 pub fn topology(s: &Scenario) -> Topology {
-    let nodes = node_names(s);
-    let mut links: Vec<(String, String)> = [STRIPE, SALESFORCE, INVENTORY]
+    topology_with(s, &[])
+}
+
+/// The nodes and links faults may name, with the user services `extra`.
+pub fn topology_with(s: &Scenario, extra: &[String]) -> Topology {
+    let nodes = node_names_with(s, extra);
+    let mut services: Vec<String> = vec![STRIPE.into(), SALESFORCE.into(), INVENTORY.into()];
+    services.extend(extra.iter().cloned());
+    let mut links: Vec<(String, String)> = services
         .iter()
-        .map(|svc| (COORDINATOR.to_string(), svc.to_string()))
+        .map(|svc| (COORDINATOR.to_string(), svc.clone()))
         .collect();
     links.extend((1..=s.workload.agents).map(|n| (wire::agent(n), COORDINATOR.to_string())));
-    let mut crashable = vec![
-        COORDINATOR.to_string(),
-        STRIPE.to_string(),
-        SALESFORCE.to_string(),
-        INVENTORY.to_string(),
-    ];
+    let mut crashable = vec![COORDINATOR.to_string()];
+    crashable.extend(services.iter().cloned());
     crashable.extend((1..=s.workload.agents).map(wire::agent));
     Topology {
         links,
         crashable,
-        services: vec![STRIPE.into(), SALESFORCE.into(), INVENTORY.into()],
+        services,
         nodes,
     }
 }
 
 /// The plan of a seed: the scenario's fixed plan, or the seed's swarm plan.
 pub fn plan_for(s: &Scenario, seed: u64) -> FaultPlan {
+    plan_for_with(s, &[], seed)
+}
+
+/// The plan of a seed for a world with the user services `extra`.
+pub fn plan_for_with(s: &Scenario, extra: &[String], seed: u64) -> FaultPlan {
     match &s.plan {
         Some(p) => p.clone(),
-        None => FaultPlan::swarm(seed, &s.faults, &topology(s), s.phases.safety_ms),
+        None => FaultPlan::swarm(
+            seed,
+            &s.faults,
+            &topology_with(s, extra),
+            s.phases.safety_ms,
+        ),
     }
 }
 
-/// What agent `n` asks for.
-pub fn input_of(s: &Scenario, n: u32) -> SagaInput {
-    SagaInput {
-        business_key: Scenario::business_key(n),
-        customer: Scenario::customer(n),
-        room_type: s.workload.room_type.clone(),
-        first_night: s.workload.first_night,
-        nights: s.workload.nights,
-        amount_cents: s.workload.price_cents,
-    }
+/// The user service names of `workload`.
+pub fn user_services(workload: &Workload) -> Vec<String> {
+    workload.services().iter().map(|u| u.name.clone()).collect()
 }
 
-type Slot = Arc<Mutex<Option<Arc<dyn CheckoutService>>>>;
+/// The scenario's Salesforce org with every custom object the workload's
+/// steps write added (in step order, after the scenario's own).
+fn org_config(s: &Scenario, workload: &Workload) -> SalesforceConfig {
+    let mut config = s.salesforce.clone();
+    for step in workload.steps() {
+        if let Operation::SalesforceUpsert { records, undo, .. } = &step.op {
+            for r in records.iter().chain(undo) {
+                if valid_custom_object(&r.object) && !config.custom_objects.contains(&r.object) {
+                    config.custom_objects.push(r.object.clone());
+                }
+            }
+        }
+    }
+    config
+}
+
+type Slot = Arc<Mutex<Option<Arc<dyn SagaService>>>>;
 
 /// How often the supervisor checks whether the run is done.
 const POLL_MS: u64 = 1_000;
@@ -139,32 +181,37 @@ fn serve<M>(
 }
 
 fn coordinator_handler(
-    service: Arc<dyn CheckoutService>,
+    service: Arc<dyn SagaService>,
     wait: Duration,
 ) -> Handler<Request, Response> {
     Arc::new(move |req, _delivery| {
         let service = service.clone();
         Box::pin(async move {
             match req {
-                Request::Checkout(input) => Response::Checkout(service.checkout(input, wait).await),
+                Request::Start(input) => Response::Status(service.start(input, wait).await),
                 _ => Response::Misrouted,
             }
         })
     })
 }
 
-/// Run one seed of `scenario` under `plan` with coordinator `imp`.
+/// Run one seed of `scenario` with callers asking for `workload`, under
+/// `plan`, with coordinator `imp`.
 pub fn run(
     scenario: &Scenario,
+    workload: &Arc<Workload>,
     seed: u64,
     plan: &FaultPlan,
     mode: TraceMode,
     imp: Arc<dyn CoordinatorImpl>,
 ) -> (RunOutcome, Trace) {
     let s = Arc::new(scenario.clone());
+    let workload = workload.clone();
     let plan = Arc::new(plan.clone());
+    let coordinator = imp.name().to_string();
+    let uses_saga_log = imp.uses_saga_log();
     simulate(seed, mode, move || async move {
-        let names = node_names(&s);
+        let names = node_names_with(&s, &user_services(&workload));
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let world = World::new(
             seed,
@@ -176,7 +223,7 @@ pub fn run(
 
         // Services: durable state outside the nodes.
         let stripe = Arc::new(Mutex::new(Stripe::new(s.stripe_config())));
-        let salesforce = Arc::new(Mutex::new(Salesforce::new(s.salesforce.clone())));
+        let salesforce = Arc::new(Mutex::new(Salesforce::new(org_config(&s, &workload))));
         let inventory = Arc::new(Mutex::new(Inventory::new(s.inventory.clone())));
         serve(
             &world,
@@ -215,6 +262,36 @@ pub fn run(
             Response::Inventory,
         );
 
+        let users: Vec<Arc<Mutex<UserModel>>> = workload
+            .services()
+            .iter()
+            .map(|u| {
+                let model = Arc::new(Mutex::new(UserModel::new(&u.name, (u.make)())));
+                let (w, n, m) = (world.clone(), net.clone(), model.clone());
+                let name = u.name.clone();
+                let latency = s.latency.inventory;
+                world.start_node(&u.name, move || {
+                    n.serve(
+                        &name,
+                        serve_model(
+                            &w,
+                            &name,
+                            m.clone(),
+                            latency,
+                            |r| match r {
+                                Request::User(x) => Some(x),
+                                _ => None,
+                            },
+                            Response::User,
+                            Response::Misrouted,
+                        ),
+                    );
+                    std::future::pending::<()>()
+                });
+                model
+            })
+            .collect();
+
         // The coordinator: booted from its disk at start and every restart.
         let disk = world.disk::<LogRecord>(COORDINATOR);
         let slot: Slot = Arc::default();
@@ -228,6 +305,7 @@ pub fn run(
                     Arc::new(move || w.clock_ms(COORDINATOR))
                 },
                 scenario: s.clone(),
+                workload: workload.clone(),
                 seed,
             };
             let slot = slot.clone();
@@ -248,12 +326,15 @@ pub fn run(
             });
         }
 
-        // Agents.
+        // Agents: what each asks for, built once.
+        let inputs: Vec<SagaInput> = (1..=s.workload.agents)
+            .map(|n| workload.input(&s, n))
+            .collect();
         let records: Vec<Arc<Mutex<AgentRecord>>> = (1..=s.workload.agents)
             .map(|n| {
                 Arc::new(Mutex::new(AgentRecord {
                     agent: n,
-                    business_key: Scenario::business_key(n),
+                    business_key: inputs[n as usize - 1].business_key.clone(),
                     ..AgentRecord::default()
                 }))
             })
@@ -262,7 +343,7 @@ pub fn run(
             let name = wire::agent(n);
             let plan = AgentPlan {
                 name: name.clone(),
-                input: input_of(&s, n),
+                input: inputs[n as usize - 1].clone(),
                 start_at_ms: between(
                     mix(seed, &[0xa9e7, u64::from(n)]),
                     0,
@@ -326,20 +407,33 @@ pub fn run(
             m.tick(truth_at(INVENTORY));
             m.ground_truth().clone()
         };
+        let user = users
+            .iter()
+            .map(|m| {
+                let mut m = m.lock().expect("user service");
+                let name = m.ground_truth().service.clone();
+                m.tick(truth_at(&name));
+                m.ground_truth().clone()
+            })
+            .collect();
         RunOutcome {
             scenario: s.name.clone(),
+            workload,
+            coordinator,
+            uses_saga_log,
             seed,
             plan,
             phases,
             stripe: stripe_truth,
             salesforce: salesforce_truth,
             inventory: inventory_truth,
+            user,
             log: disk.durable(),
             agents: records
                 .iter()
                 .map(|r| r.lock().expect("agent record").clone())
                 .collect(),
-            inputs: (1..=s.workload.agents).map(|n| input_of(&s, n)).collect(),
+            inputs,
             net: net.stats(),
             coordinator_quiescent,
         }

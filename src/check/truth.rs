@@ -1,0 +1,464 @@
+//! What the services applied, per business key: the ground truth of a run
+//! attributed by the labels of the attribution contract
+//! (`crate::workload`), and read against the workload's declaration.
+//!
+//! Used by the invariants (black-box: never the coordinator's records) and
+//! by the business metrics, so both mean the same thing by "paid", "booked"
+//! and "left open".
+//!
+//! Not here: verdicts (`invariants`), rates (`crate::metrics`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::services::inventory::HoldStatus;
+use crate::services::stripe::{Movement, PaymentIntent, PaymentIntentStatus};
+use crate::sim::clock::Clocks;
+use crate::workload::{Operation, SfRecord, Workload, META_BUSINESS_KEY, META_STEP};
+use crate::world::run::RunOutcome;
+
+/// The business key a label (`saga-K`, `K`, `saga-K/…`, `K#…`) names, if
+/// `K` is one of `keys`.
+pub fn owner_of<'a>(label: &str, keys: &BTreeSet<&'a str>) -> Option<&'a str> {
+    let r = label.strip_prefix("saga-").unwrap_or(label);
+    let end = r.find(['/', '#']).unwrap_or(r.len());
+    keys.get(&r[..end]).copied()
+}
+
+/// A PaymentIntent that holds or took money (and still does).
+pub fn is_live(pi: &PaymentIntent) -> bool {
+    match pi.status {
+        PaymentIntentStatus::RequiresCapture => true,
+        PaymentIntentStatus::Succeeded => pi.amount_received_cents > pi.amount_refunded_cents,
+        _ => false,
+    }
+}
+
+/// One service effect nobody can be held to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unattributed {
+    /// Run time (ms since start) of its creation.
+    pub at_ms: u64,
+    /// `stripe payment intent pi_…`, `inventory hold hold-3`, …
+    pub what: String,
+    /// The label it carried, if any.
+    pub label: Option<String>,
+}
+
+/// The first time a business key's running net exceeded its amount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overcharge {
+    pub at_ms: u64,
+    pub net_cents: i64,
+    pub entry: String,
+}
+
+/// A Salesforce record as it stands: (id, fields), borrowed from the run.
+pub type RecordState<'a> = (&'a str, &'a BTreeMap<String, Value>);
+
+/// Everything the services hold for one business key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyTruth<'a> {
+    /// The amount the caller's input declared.
+    pub amount_cents: i64,
+    /// Captured or charged − refunded.
+    pub net_cents: i64,
+    pub peak_net_cents: i64,
+    /// Authorized, not captured nor released.
+    pub held_cents: i64,
+    pub overcharge: Option<Overcharge>,
+    /// PaymentIntents refunded above what they received.
+    pub over_refunded: Vec<String>,
+    /// Live PaymentIntents, by the step that made them.
+    pub live_intents: BTreeMap<String, Vec<String>>,
+    pub active_holds: Vec<String>,
+    pub bookings: Vec<String>,
+    /// Salesforce records, by object.
+    pub records: BTreeMap<&'a str, Vec<RecordState<'a>>>,
+    /// Live effects in user services, by service.
+    pub user_live: BTreeMap<String, Vec<String>>,
+}
+
+impl KeyTruth<'_> {
+    /// Money taken or held.
+    pub fn paid(&self) -> bool {
+        self.net_cents > 0 || self.held_cents > 0
+    }
+}
+
+/// How far one resource of a saga got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// In its final forward state, exactly once.
+    Done,
+    /// Nothing left (never done, or undone).
+    Nothing,
+    /// Anything else, described.
+    Partial(String),
+}
+
+/// A saga's state across every resource its steps touch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SagaState {
+    All,
+    Nothing,
+    /// Resources that are neither, described.
+    Partial(Vec<String>),
+}
+
+impl fmt::Display for SagaState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SagaState::All => f.write_str("every step done"),
+            SagaState::Nothing => f.write_str("nothing left"),
+            SagaState::Partial(v) => f.write_str(&v.join("; ")),
+        }
+    }
+}
+
+/// The run's ground truth by business key.
+#[derive(Clone, Debug, Default)]
+pub struct Truth<'a> {
+    pub keys: BTreeMap<String, KeyTruth<'a>>,
+    pub unattributed: Vec<Unattributed>,
+}
+
+impl<'a> Truth<'a> {
+    /// Attribute every effect of `out` to the business keys of its inputs.
+    pub fn of(out: &'a RunOutcome) -> Truth<'a> {
+        let clocks = Clocks::new(&out.plan.clocks);
+        let keys: BTreeSet<&str> = out.inputs.iter().map(|i| i.business_key.as_str()).collect();
+        let mut t = Truth {
+            keys: out
+                .inputs
+                .iter()
+                .map(|i| {
+                    let k = KeyTruth {
+                        amount_cents: i.amount_cents,
+                        ..KeyTruth::default()
+                    };
+                    (i.business_key.clone(), k)
+                })
+                .collect(),
+            unattributed: Vec::new(),
+        };
+        let payment_steps: Vec<&str> = out
+            .workload
+            .payment_steps()
+            .map(|s| s.name.as_str())
+            .collect();
+
+        // Stripe: intents to keys, then the ledger in order.
+        let mut intent_owner: BTreeMap<&str, &str> = BTreeMap::new();
+        for pi in out.stripe.payment_intents.values() {
+            let label = pi.metadata.get(META_BUSINESS_KEY);
+            let Some(k) = label.and_then(|l| keys.get(l.as_str()).copied()) else {
+                t.unattributed.push(Unattributed {
+                    at_ms: clocks.elapsed_at("stripe", pi.created_ms),
+                    what: format!("stripe payment intent {}", pi.id),
+                    label: label.cloned(),
+                });
+                continue;
+            };
+            intent_owner.insert(pi.id.as_str(), k);
+            let kt = t.keys.get_mut(k).expect("keys come from the inputs");
+            if pi.amount_refunded_cents > pi.amount_received_cents {
+                kt.over_refunded.push(pi.id.clone());
+            }
+            if is_live(pi) {
+                let step = match (pi.metadata.get(META_STEP), payment_steps.as_slice()) {
+                    (Some(s), _) => s.clone(),
+                    (None, [only]) => only.to_string(),
+                    (None, _) => String::new(),
+                };
+                kt.live_intents.entry(step).or_default().push(pi.id.clone());
+            }
+        }
+        for e in &out.stripe.ledger {
+            let Some(kt) = intent_owner
+                .get(e.payment_intent.as_str())
+                .and_then(|k| t.keys.get_mut(*k))
+            else {
+                continue;
+            };
+            assert!(e.amount_cents > 0, "ledger amounts are positive");
+            match e.movement {
+                Movement::Charge => kt.net_cents += e.amount_cents,
+                Movement::Capture => {
+                    kt.net_cents += e.amount_cents;
+                    kt.held_cents -= e.amount_cents;
+                }
+                Movement::Refund => kt.net_cents -= e.amount_cents,
+                Movement::Authorize => kt.held_cents += e.amount_cents,
+                Movement::Release => kt.held_cents -= e.amount_cents,
+            }
+            kt.peak_net_cents = kt.peak_net_cents.max(kt.net_cents);
+            if kt.net_cents > kt.amount_cents && kt.overcharge.is_none() {
+                kt.overcharge = Some(Overcharge {
+                    at_ms: clocks.elapsed_at("stripe", e.at_ms),
+                    net_cents: kt.net_cents,
+                    entry: format!(
+                        "ledger entry #{} ({:?} {} on {})",
+                        e.seq, e.movement, e.amount_cents, e.payment_intent
+                    ),
+                });
+            }
+        }
+
+        // PMS.
+        for h in out.inventory.holds.values() {
+            let owner = h.client_ref.as_deref().and_then(|r| owner_of(r, &keys));
+            match owner {
+                Some(k) if h.status == HoldStatus::Active => t
+                    .keys
+                    .get_mut(k)
+                    .expect("input")
+                    .active_holds
+                    .push(h.id.clone()),
+                Some(_) => {}
+                None => t.unattributed.push(Unattributed {
+                    at_ms: clocks.elapsed_at("inventory", h.created_ms),
+                    what: format!("inventory hold {}", h.id),
+                    label: h.client_ref.clone(),
+                }),
+            }
+        }
+        for b in out.inventory.bookings.values() {
+            // A booking is its hold confirmed: an unattributable one was
+            // reported with its hold.
+            if let Some(k) = b.client_ref.as_deref().and_then(|r| owner_of(r, &keys)) {
+                t.keys
+                    .get_mut(k)
+                    .expect("input")
+                    .bookings
+                    .push(b.id.clone());
+            }
+        }
+
+        // Salesforce.
+        for rec in out.salesforce.records.values() {
+            let owner = rec.external_id.as_deref().and_then(|e| owner_of(e, &keys));
+            let Some(k) = owner else {
+                t.unattributed.push(Unattributed {
+                    at_ms: clocks.elapsed_at("salesforce", rec.created_ms),
+                    what: format!("salesforce {} {}", rec.object, rec.id),
+                    label: rec.external_id.clone(),
+                });
+                continue;
+            };
+            t.keys
+                .get_mut(k)
+                .expect("input")
+                .records
+                .entry(rec.object.as_str())
+                .or_default()
+                .push((rec.id.as_str(), &rec.fields));
+        }
+        // User services.
+        for u in &out.user {
+            for e in &u.effects {
+                match owner_of(&e.label, &keys) {
+                    Some(k) if e.live => t
+                        .keys
+                        .get_mut(k)
+                        .expect("input")
+                        .user_live
+                        .entry(u.service.clone())
+                        .or_default()
+                        .push(e.id.clone()),
+                    Some(_) => {}
+                    None => t.unattributed.push(Unattributed {
+                        at_ms: clocks.elapsed_at(&u.service, e.created_ms),
+                        what: format!("{} effect {}", u.service, e.id),
+                        label: Some(e.label.clone()),
+                    }),
+                }
+            }
+        }
+        t.unattributed.sort();
+        t
+    }
+}
+
+/// What the workload's declaration says each resource ends as.
+#[derive(Clone, Debug)]
+pub struct Expectations<'w> {
+    /// Whether any step moves money, and whether it ends captured.
+    payment: Option<PaymentEnd>,
+    /// Whether any step holds, and whether the hold ends confirmed.
+    pms: Option<bool>,
+    /// Per Salesforce object: the final forward record, and the undone one.
+    records: BTreeMap<&'w str, (&'w SfRecord, Option<&'w SfRecord>)>,
+    /// User services a step calls (one live effect each when done).
+    users: BTreeSet<&'w str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PaymentEnd {
+    Captured,
+    Authorized,
+}
+
+impl<'w> Expectations<'w> {
+    pub fn of(w: &'w Workload) -> Expectations<'w> {
+        let mut payment = None;
+        let mut pms = None;
+        let mut records: BTreeMap<&str, (&SfRecord, Option<&SfRecord>)> = BTreeMap::new();
+        let mut users = BTreeSet::new();
+        for step in w.steps() {
+            match &step.op {
+                Operation::Call { service, .. } => {
+                    users.insert(service.as_str());
+                }
+                Operation::StripeCharge | Operation::StripeCapture { .. } => {
+                    payment = Some(PaymentEnd::Captured)
+                }
+                Operation::StripeAuthorize => {
+                    payment.get_or_insert(PaymentEnd::Authorized);
+                }
+                Operation::PmsHold(_) => {
+                    pms.get_or_insert(false);
+                }
+                Operation::PmsConfirm { .. } => pms = Some(true),
+                Operation::SalesforceUpsert {
+                    records: rs, undo, ..
+                } => {
+                    for r in rs {
+                        let undone = undo.iter().find(|u| u.object == r.object);
+                        let e = records.entry(r.object.as_str()).or_insert((r, undone));
+                        e.0 = r;
+                        if e.1.is_none() {
+                            e.1 = undone;
+                        }
+                    }
+                }
+            }
+        }
+        Expectations {
+            payment,
+            pms,
+            records,
+            users,
+        }
+    }
+
+    /// Whether the holds of this workload end confirmed (so an active hold
+    /// at the end is an orphan).
+    pub fn holds_end_confirmed(&self) -> bool {
+        self.pms == Some(true)
+    }
+
+    /// How far each resource of key `k` got.
+    pub fn progress(&self, k: &KeyTruth) -> Vec<(&'w str, Progress)> {
+        let mut v = Vec::new();
+        if let Some(end) = self.payment {
+            let (net, held, amount) = (k.net_cents, k.held_cents, k.amount_cents);
+            let done = match end {
+                PaymentEnd::Captured => net == amount && held == 0,
+                PaymentEnd::Authorized => held == amount && net == 0,
+            };
+            let p = if done {
+                Progress::Done
+            } else if net == 0 && held == 0 {
+                Progress::Nothing
+            } else {
+                Progress::Partial(format!("{net} cents taken, {held} cents held"))
+            };
+            v.push(("payment", p));
+        }
+        if let Some(confirmed) = self.pms {
+            let (units, what) = if confirmed {
+                (k.bookings.len(), "booking(s)")
+            } else {
+                (k.active_holds.len(), "active hold(s)")
+            };
+            let p = match units {
+                1 => Progress::Done,
+                0 => Progress::Nothing,
+                n => Progress::Partial(format!("{n} {what}")),
+            };
+            v.push(("inventory", p));
+        }
+        for (object, (done, undone)) in &self.records {
+            let have = k.records.get(object).map(Vec::as_slice).unwrap_or(&[]);
+            let is_undone =
+                |f: &BTreeMap<String, Value>| undone.as_ref().is_some_and(|u| u.matches(f));
+            let p = if have.iter().all(|(_, f)| is_undone(f)) {
+                Progress::Nothing
+            } else if have.len() == 1 && done.matches(have[0].1) {
+                Progress::Done
+            } else {
+                let states: Vec<String> =
+                    have.iter().map(|(id, f)| describe(id, done, f)).collect();
+                Progress::Partial(format!("{object} {}", states.join(", ")))
+            };
+            v.push((object, p));
+        }
+        for service in &self.users {
+            let live = k.user_live.get(*service).map_or(0, Vec::len);
+            let p = match live {
+                1 => Progress::Done,
+                0 => Progress::Nothing,
+                n => Progress::Partial(format!("{n} live {service} effects")),
+            };
+            v.push((service, p));
+        }
+        v
+    }
+
+    /// The saga's state over every resource.
+    pub fn state(&self, k: &KeyTruth) -> SagaState {
+        let progress = self.progress(k);
+        if progress.iter().all(|(_, p)| *p == Progress::Done) {
+            return SagaState::All;
+        }
+        if progress.iter().all(|(_, p)| *p == Progress::Nothing) {
+            return SagaState::Nothing;
+        }
+        SagaState::Partial(
+            progress
+                .into_iter()
+                .map(|(r, p)| match p {
+                    Progress::Done => format!("{r} done"),
+                    Progress::Nothing => format!("no {r}"),
+                    Progress::Partial(what) => what,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// `id {Field: value, …}` over the fields the declaration fixes.
+fn describe(id: &str, record: &SfRecord, fields: &BTreeMap<String, Value>) -> String {
+    let shown: Vec<String> = record
+        .literals()
+        .keys()
+        .map(|k| {
+            let v = fields.get(*k).map_or("-".to_string(), |v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            format!("{k}={v}")
+        })
+        .collect();
+    format!("{id} {{{}}}", shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_their_business_key() {
+        let keys: BTreeSet<&str> = ["res-1", "res-12"].into();
+        assert_eq!(owner_of("saga-res-1", &keys), Some("res-1"));
+        assert_eq!(owner_of("res-12", &keys), Some("res-12"));
+        assert_eq!(owner_of("saga-res-1/hold_room", &keys), Some("res-1"));
+        assert_eq!(owner_of("saga-res-12#17.3", &keys), Some("res-12"));
+        assert_eq!(owner_of("saga-res-2", &keys), None);
+        assert_eq!(owner_of("res-1x", &keys), None);
+        assert_eq!(owner_of("", &keys), None);
+    }
+}
