@@ -18,6 +18,7 @@ compile_error!(
 
 pub mod bench;
 pub mod check;
+pub mod cli;
 pub mod fuzz;
 pub mod harness;
 pub mod metrics;

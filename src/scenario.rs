@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::services::inventory::InventoryConfig;
 use crate::services::salesforce::SalesforceConfig;
 use crate::services::stripe::StripeConfig;
-use crate::sim::faults::{FaultPlan, SwarmProfile};
+use crate::sim::faults::{in_range, FaultPlan, SwarmProfile, Topology, MAX_TIME_MS};
 use crate::sim::serve::ServiceLatency;
 use crate::sim::NetConfig;
 
@@ -27,8 +27,22 @@ use crate::sim::NetConfig;
 pub const DEFAULT_SCENARIO: &str = "hotel-checkout";
 /// Most agents (concurrent checkouts) in one run.
 pub const MAX_AGENTS: u32 = 256;
-/// Longest simulated run (safety + liveness), one simulated day.
-pub const MAX_SIM_MS: u64 = 86_400_000;
+/// Longest simulated run (safety + liveness), one simulated day; also the
+/// limit of every other duration of a scenario except the TTLs.
+pub const MAX_SIM_MS: u64 = MAX_TIME_MS;
+/// Longest TTL (Stripe idempotency keys and authorizations, PMS holds): a
+/// year, so `now + ttl` never overflows.
+pub const MAX_TTL_MS: u64 = 366 * 86_400_000;
+/// Most rooms of one type.
+pub const MAX_ROOMS: u32 = 100_000;
+/// Longest stay the PMS may allow, and the latest first night.
+pub const MAX_NIGHTS: u32 = 366;
+pub const MAX_FIRST_NIGHT: u32 = 1_000_000;
+/// Highest price of one checkout: $100,000,000 (sums over every agent and
+/// retry stay far inside an `i64`).
+pub const MAX_PRICE_CENTS: i64 = 10_000_000_000;
+/// Most tool calls one agent may make.
+pub const MAX_AGENT_ATTEMPTS: u32 = 10_000;
 /// Largest scenario or plan file accepted.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
@@ -249,12 +263,21 @@ impl Scenario {
         Ok(s)
     }
 
-    /// Load a scenario by name (from `dir`) or by path (anything ending in
-    /// `.toml` or containing a path separator).
-    pub fn load(name_or_path: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
+    /// The file a scenario name or path stands for: a path if it ends in
+    /// `.toml` or holds a `/`, else `dir/<name>.toml`, which must exist.
+    pub fn resolve(name_or_path: &str, dir: &Path) -> Result<PathBuf, ScenarioError> {
         let path = if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
             PathBuf::from(name_or_path)
         } else {
+            if !dir.is_dir() {
+                return Err(ScenarioError::Io {
+                    path: dir.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such scenarios directory",
+                    ),
+                });
+            }
             let p = dir.join(format!("{name_or_path}.toml"));
             if !p.is_file() {
                 return Err(ScenarioError::Unknown {
@@ -264,6 +287,13 @@ impl Scenario {
             }
             p
         };
+        Ok(path)
+    }
+
+    /// Load a scenario by name (from `dir`) or by path (anything ending in
+    /// `.toml` or containing a path separator).
+    pub fn load(name_or_path: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
+        let path = Scenario::resolve(name_or_path, dir)?;
         let shown = path.display().to_string();
         let meta = std::fs::metadata(&path).map_err(|source| ScenarioError::Io {
             path: shown.clone(),
@@ -276,36 +306,49 @@ impl Scenario {
             path: shown.clone(),
             source,
         })?;
-        Scenario::parse(&text, &shown)
+        let s = Scenario::parse(&text, &shown)?;
+        let stem = path.file_stem().and_then(|x| x.to_str()).unwrap_or("");
+        if s.name != stem {
+            return Err(ScenarioError::Invalid {
+                path: shown,
+                message: format!(
+                    "name = \"{}\" must match the file name (\"{stem}\")",
+                    s.name
+                ),
+            });
+        }
+        Ok(s)
     }
 
-    /// Check cross-field rules and limits. Returns one line on failure.
+    /// Check every field against its documented limit and the cross-field
+    /// rules; a fixed `[plan]` is checked like a plan file (known nodes,
+    /// times within limits). Returns one line naming the field and the
+    /// allowed range. The one place a scenario is validated, whether it
+    /// came from a file or was built in code.
     pub fn validate(&self) -> Result<(), String> {
         let w = &self.workload;
         if self.name.trim().is_empty() {
             return Err("`name` must not be empty".into());
         }
-        if w.agents == 0 || w.agents > MAX_AGENTS {
-            return Err(format!(
-                "workload.agents = {} is outside 1..={MAX_AGENTS}",
-                w.agents
-            ));
-        }
+        in_range("workload.agents", w.agents, 1, MAX_AGENTS)?;
         if !self.inventory.room_types.contains_key(&w.room_type) {
             return Err(format!(
                 "workload.room_type `{}` is not in inventory.room_types",
                 w.room_type
             ));
         }
-        if w.nights == 0 || w.nights > self.inventory.max_nights {
-            return Err(format!(
-                "workload.nights = {} is outside 1..={}",
-                w.nights, self.inventory.max_nights
-            ));
+        for (room, n) in &self.inventory.room_types {
+            in_range(&format!("inventory.room_types.{room}"), *n, 1, MAX_ROOMS)?;
         }
-        if w.price_cents <= 0 {
-            return Err("workload.price_cents must be positive (integer cents)".into());
-        }
+        in_range(
+            "inventory.max_nights",
+            self.inventory.max_nights,
+            1,
+            MAX_NIGHTS,
+        )?;
+        in_range("workload.nights", w.nights, 1, self.inventory.max_nights)?;
+        in_range("workload.first_night", w.first_night, 0, MAX_FIRST_NIGHT)?;
+        in_range("workload.price_cents", w.price_cents, 1, MAX_PRICE_CENTS)?;
         if let Some(a) = w
             .declining_agents
             .iter()
@@ -316,9 +359,68 @@ impl Scenario {
                 w.agents
             ));
         }
-        if w.tool_timeout_ms == 0 || w.agent_attempts_max == 0 {
-            return Err("workload.tool_timeout_ms and agent_attempts_max must be positive".into());
+        in_range(
+            "workload.agent_attempts_max",
+            w.agent_attempts_max,
+            1,
+            MAX_AGENT_ATTEMPTS,
+        )?;
+        in_range(
+            "workload.tool_timeout_ms",
+            w.tool_timeout_ms,
+            1,
+            MAX_TIME_MS,
+        )?;
+        for (field, ms) in [
+            ("workload.start_spread_ms", w.start_spread_ms),
+            ("workload.tool_wait_ms", w.tool_wait_ms),
+            ("workload.agent_retry_ms", w.agent_retry_ms),
+            ("workload.hold_ttl_ms", w.hold_ttl_ms),
+            ("latency.fsync_ms", self.latency.fsync_ms),
+            (
+                "stripe.search_index_delay_ms",
+                self.stripe.search_index_delay_ms,
+            ),
+        ] {
+            in_range(field, ms, 0, MAX_TIME_MS)?;
         }
+        for (field, ms) in [
+            (
+                "stripe.idempotency_key_ttl_ms",
+                self.stripe.idempotency_key_ttl_ms,
+            ),
+            (
+                "stripe.authorization_ttl_ms",
+                self.stripe.authorization_ttl_ms,
+            ),
+            (
+                "inventory.default_hold_ttl_ms",
+                self.inventory.default_hold_ttl_ms,
+            ),
+            ("inventory.max_hold_ttl_ms", self.inventory.max_hold_ttl_ms),
+        ] {
+            in_range(field, ms, 0, MAX_TTL_MS)?;
+        }
+        for (field, ms) in [
+            ("timeouts.stripe_ms", self.timeouts.stripe_ms),
+            ("timeouts.salesforce_ms", self.timeouts.salesforce_ms),
+            ("timeouts.inventory_ms", self.timeouts.inventory_ms),
+        ] {
+            in_range(field, ms, 1, MAX_TIME_MS)?;
+        }
+        let net = self.latency.net;
+        in_range("latency.net.max_ms", net.max_ms, 0, MAX_TIME_MS)?;
+        in_range("latency.net.min_ms", net.min_ms, 0, net.max_ms)?;
+        for (name, l) in [
+            ("stripe", self.latency.stripe),
+            ("salesforce", self.latency.salesforce),
+            ("inventory", self.latency.inventory),
+        ] {
+            in_range(&format!("latency.{name}.max_ms"), l.max_ms, 0, MAX_TIME_MS)?;
+            in_range(&format!("latency.{name}.p50_ms"), l.p50_ms, 0, l.max_ms)?;
+            in_range(&format!("latency.{name}.min_ms"), l.min_ms, 0, l.p50_ms)?;
+        }
+        self.faults.validate()?;
         let total = self
             .phases
             .safety_ms
@@ -328,12 +430,14 @@ impl Scenario {
                 "phases: safety_ms + liveness_ms = {total} exceeds the limit of {MAX_SIM_MS} ms"
             ));
         }
-        let longest_delay = self.faults.max_delay_ms
-            + self
-                .timeouts
+        self.coordinator.validate().map_err(|e| e.to_string())?;
+        // Every time above is at most MAX_TIME_MS: this sum cannot overflow.
+        let longest_delay = self.faults.max_delay_ms.saturating_add(
+            self.timeouts
                 .stripe_ms
                 .max(self.timeouts.salesforce_ms)
-                .max(self.timeouts.inventory_ms);
+                .max(self.timeouts.inventory_ms),
+        );
         if self.coordinator.late_window_ms <= longest_delay {
             return Err(format!(
                 "coordinator.late_window_ms = {} must exceed the longest in-flight time \
@@ -341,8 +445,35 @@ impl Scenario {
                 self.coordinator.late_window_ms
             ));
         }
-        self.coordinator.validate().map_err(|e| e.to_string())?;
+        // The sweep looks for late effects only once the late window has
+        // passed: a shorter liveness phase cannot reach quiescence.
+        if self.phases.liveness_ms <= self.coordinator.late_window_ms {
+            return Err(format!(
+                "phases.liveness_ms = {} must exceed coordinator.late_window_ms = {} \
+                 (sagas finish only after the late window)",
+                self.phases.liveness_ms, self.coordinator.late_window_ms
+            ));
+        }
+        // The plan's times and size here; its node names need the world's
+        // topology, which a user workload extends with its own services:
+        // `check_plan` (the CLI calls it for the hotel world).
+        if let Some(plan) = &self.plan {
+            plan.check_limits().map_err(|e| format!("plan: {e}"))?;
+        }
         Ok(())
+    }
+
+    /// Check a fixed `[plan]` against the world it will run in (known
+    /// nodes, windows, limits), as a plan file is checked. `path` names the
+    /// scenario in the error.
+    pub fn check_plan(&self, topo: &Topology, path: &str) -> Result<(), ScenarioError> {
+        match &self.plan {
+            Some(plan) => plan.validate(topo).map_err(|e| ScenarioError::Invalid {
+                path: path.to_string(),
+                message: format!("plan: {e}"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Customer id of agent `n` (1-based).

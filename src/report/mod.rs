@@ -118,11 +118,17 @@ impl<'a> Report<'a> {
     /// Write `<dir>/<stem>.html` and `<dir>/<stem>.md` (creating `dir`),
     /// each atomically: a temporary file in `dir`, then a rename.
     pub fn write(&self, dir: &Path) -> Result<Written, ReportError> {
+        self.write_as(dir, &self.file_stem())
+    }
+
+    /// [`Report::write`] under another stem (already a safe file name, as
+    /// [`file_stem`] makes them): `report --plan` adds the plan's name, so
+    /// it does not overwrite the report of the seed's own plan.
+    pub fn write_as(&self, dir: &Path, stem: &str) -> Result<Written, ReportError> {
         std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
             path: dir.display().to_string(),
             source,
         })?;
-        let stem = self.file_stem();
         let html = dir.join(format!("{stem}.html"));
         let markdown = dir.join(format!("{stem}.md"));
         write_atomic(&html, &self.html())?;

@@ -67,10 +67,24 @@ impl Default for Config {
             backoff_base_ms: 200,
             backoff_cap_ms: 5_000,
             compensation_backoff_cap_ms: 30_000,
+            // Before the pivot giving up is a clean compensation, so a short
+            // budget is right: 5 sends ride out a lost request or two and a
+            // short brown-out (~6 s of backoff) before the saga rolls back.
             action_attempts_max: 5,
-            forward_attempts_after_pivot_max: 5,
-            reconcile_attempts_max: 6,
-            compensation_attempts_max: 10,
+            // The budgets below end in NeedsOperator when they run out, so
+            // each outlasts every outage the default swarm profile can cause:
+            // faults stop with the default 60 s safety phase, and 30 tries
+            // with the 5 s forward backoff cap (jittered to at least 2.5 s)
+            // wait at least 63 s of backoff alone, on top of each call's
+            // timeout. That covers a 20 s partition or brown-out window, a
+            // 10 s crash, a 15 s delayed request, or all of them back to back
+            // within the safety phase (issue 14: at 6 reconciles, 3 % of the
+            // README's example scenario ended NeedsOperator during a Stripe
+            // 429 brown-out).
+            forward_attempts_after_pivot_max: 30,
+            reconcile_attempts_max: 30,
+            // Compensations back off to 30 s: 30 tries span over 7 minutes.
+            compensation_attempts_max: 30,
             saga_deadline_ms: 60_000,
             late_window_ms: 30_000,
             sweep_rounds_max: 2,

@@ -28,6 +28,34 @@ use crate::services::Injected;
 
 /// The most fault events one plan may hold (input limit for plan files).
 pub const MAX_PLAN_FAULTS: usize = 10_000;
+/// Longest time any plan or profile field may name: one simulated day (the
+/// longest run). With every time below it, sums of a few of them cannot
+/// overflow a `u64`.
+pub const MAX_TIME_MS: u64 = 86_400_000;
+/// Largest clock drift, in parts per million (10 %: a clock that gains or
+/// loses more is broken, not skewed; and `1_000_000 + drift` stays positive).
+pub const MAX_DRIFT_PPM: i64 = 100_000;
+/// Most crashes, pauses, partitions, brown-outs or skewed clocks a swarm
+/// profile may ask for per run.
+pub const MAX_FAULTS_PER_KIND: u32 = 100;
+/// Most calls per link a swarm profile may draw faults for (keeps a swarm
+/// plan's size and generation time bounded: at most about this many call
+/// faults per link).
+pub const MAX_CALLS_PER_LINK: u32 = 1_000;
+
+/// `Err("{field} = {value} is outside {lo}..={hi}")` unless `lo <= value <= hi`.
+pub fn in_range<T: PartialOrd + fmt::Display>(
+    field: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) -> Result<(), String> {
+    if lo <= value && value <= hi {
+        Ok(())
+    } else {
+        Err(format!("{field} = {value} is outside {lo}..={hi}"))
+    }
+}
 
 /// What happens to one request/response exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -149,6 +177,9 @@ pub enum PlanError {
     },
     #[error("brownout permille {0} is above 1000")]
     Permille(u16),
+    /// A time, drift or rate outside its documented limit.
+    #[error("{0}")]
+    OutOfRange(String),
 }
 
 impl FaultPlan {
@@ -251,6 +282,56 @@ impl FaultPlan {
         }
         for c in &self.clocks {
             check("clock", &c.node)?;
+        }
+        self.check_limits().map_err(PlanError::OutOfRange)
+    }
+
+    /// Every time of the plan within `0..=MAX_TIME_MS`, every clock within
+    /// its limits; the message names the field and the allowed range.
+    pub fn check_limits(&self) -> Result<(), String> {
+        let ms = |field: String, v: u64| in_range(&field, v, 0, MAX_TIME_MS);
+        for (i, c) in self.calls.iter().enumerate() {
+            match c.fault {
+                CallFaultKind::Duplicate { gap_ms } => ms(format!("calls[{i}].gap_ms"), gap_ms)?,
+                CallFaultKind::DelayPastTimeout { extra_ms }
+                | CallFaultKind::Delay { extra_ms } => {
+                    ms(format!("calls[{i}].extra_ms"), extra_ms)?
+                }
+                _ => {}
+            }
+        }
+        for (i, c) in self.crashes.iter().enumerate() {
+            ms(format!("crashes[{i}].at_ms"), c.at_ms)?;
+            if let Some(d) = c.down_ms {
+                ms(format!("crashes[{i}].down_ms"), d)?;
+            }
+        }
+        for (i, p) in self.pauses.iter().enumerate() {
+            ms(format!("pauses[{i}].at_ms"), p.at_ms)?;
+            ms(format!("pauses[{i}].for_ms"), p.for_ms)?;
+        }
+        for (i, p) in self.partitions.iter().enumerate() {
+            ms(format!("partitions[{i}].from_ms"), p.from_ms)?;
+            ms(format!("partitions[{i}].until_ms"), p.until_ms)?;
+        }
+        for (i, b) in self.brownouts.iter().enumerate() {
+            ms(format!("brownouts[{i}].from_ms"), b.from_ms)?;
+            ms(format!("brownouts[{i}].until_ms"), b.until_ms)?;
+        }
+        let max_off = MAX_TIME_MS as i64;
+        for (i, c) in self.clocks.iter().enumerate() {
+            in_range(
+                &format!("clocks[{i}].offset_ms"),
+                c.offset_ms,
+                -max_off,
+                max_off,
+            )?;
+            in_range(
+                &format!("clocks[{i}].drift_ppm"),
+                c.drift_ppm,
+                -MAX_DRIFT_PPM,
+                MAX_DRIFT_PPM,
+            )?;
         }
         Ok(())
     }
@@ -407,7 +488,8 @@ impl FaultPlan {
             for _ in 0..n(counts[2], &mut rng) {
                 let (a, b) = topo.links[rng.gen_range(0..topo.links.len())].clone();
                 let from_ms = rng.gen_range(0..safety_ms);
-                let until_ms = from_ms + rng.gen_range(1..=profile.max_window_ms.max(1));
+                let until_ms =
+                    from_ms.saturating_add(rng.gen_range(1..=profile.max_window_ms.max(1)));
                 plan.partitions.push(Partition {
                     a,
                     b,
@@ -420,7 +502,8 @@ impl FaultPlan {
             for _ in 0..n(counts[3], &mut rng) {
                 let service = topo.services[rng.gen_range(0..topo.services.len())].clone();
                 let from_ms = rng.gen_range(0..safety_ms);
-                let until_ms = from_ms + rng.gen_range(1..=profile.max_window_ms.max(1));
+                let until_ms =
+                    from_ms.saturating_add(rng.gen_range(1..=profile.max_window_ms.max(1)));
                 let fault = match rng.gen_range(0..3) {
                     0 => Injected::Throttle,
                     1 => Injected::FailBeforeApply,
@@ -525,6 +608,58 @@ impl Default for SwarmProfile {
 }
 
 impl SwarmProfile {
+    /// Every rate finite and in `[0, 1]`, every count and time within its
+    /// limit (`MAX_FAULTS_PER_KIND`, `MAX_CALLS_PER_LINK`, `MAX_TIME_MS`,
+    /// `MAX_DRIFT_PPM`). The message names the field (as in a scenario's
+    /// `[faults]`) and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        for (field, rate) in [
+            ("faults.drop_request", self.drop_request),
+            ("faults.drop_reply", self.drop_reply),
+            ("faults.duplicate", self.duplicate),
+            ("faults.delay_past_timeout", self.delay_past_timeout),
+            ("faults.delay", self.delay),
+            ("faults.inject", self.inject),
+        ] {
+            // NaN fails both comparisons, so it is refused too.
+            if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
+                return Err(format!(
+                    "{field} = {rate} is not a probability (a finite number in 0..=1)"
+                ));
+            }
+        }
+        in_range(
+            "faults.calls_per_link",
+            self.calls_per_link,
+            0,
+            MAX_CALLS_PER_LINK,
+        )?;
+        for (field, n) in [
+            ("faults.crashes", self.crashes),
+            ("faults.pauses", self.pauses),
+            ("faults.partitions", self.partitions),
+            ("faults.brownouts", self.brownouts),
+            ("faults.clock_skews", self.clock_skews),
+        ] {
+            in_range(field, n, 0, MAX_FAULTS_PER_KIND)?;
+        }
+        for (field, ms) in [
+            ("faults.max_delay_ms", self.max_delay_ms),
+            ("faults.max_down_ms", self.max_down_ms),
+            ("faults.max_pause_ms", self.max_pause_ms),
+            ("faults.max_window_ms", self.max_window_ms),
+        ] {
+            in_range(field, ms, 0, MAX_TIME_MS)?;
+        }
+        in_range(
+            "faults.max_clock_offset_ms",
+            self.max_clock_offset_ms,
+            0,
+            MAX_TIME_MS as i64,
+        )?;
+        in_range("faults.max_drift_ppm", self.max_drift_ppm, 0, MAX_DRIFT_PPM)
+    }
+
     /// A profile with every fault kind off.
     pub fn none() -> Self {
         SwarmProfile {

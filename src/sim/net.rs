@@ -338,12 +338,14 @@ where
                 emit!(from, "duplicate", "-> {to} #{index} copy after +{gap_ms}ms");
                 let first = self.leg_ms(&key(0, 0));
                 self.deliver(fi, ti, index, 0, req.clone(), first, false, slot.clone());
-                let second = self.leg_ms(&key(0, 1)) + gap_ms;
+                let second = self.leg_ms(&key(0, 1)).saturating_add(gap_ms);
                 self.deliver(fi, ti, index, 1, req, second, false, slot.clone());
             }
             Some(CallFaultKind::DelayPastTimeout { extra_ms }) => {
                 self.lock().stats.delayed_past_timeout += 1;
-                let delay = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) + extra_ms;
+                let delay = u64::try_from(timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(extra_ms);
                 emit!(
                     from,
                     "delay",
@@ -353,7 +355,7 @@ where
             }
             Some(CallFaultKind::Delay { extra_ms }) => {
                 self.lock().stats.delayed += 1;
-                let delay = self.leg_ms(&key(0, 0)) + extra_ms;
+                let delay = self.leg_ms(&key(0, 0)).saturating_add(extra_ms);
                 emit!(from, "delay", "-> {to} #{index} arrives +{delay}ms");
                 self.deliver(fi, ti, index, 0, req, delay, false, slot.clone());
             }

@@ -46,7 +46,9 @@ impl ServiceLatency {
         let median_above_min = self.p50_ms.saturating_sub(self.min_ms) as f64;
         // Exponential with the given median: -ln(1-u) * median / ln 2.
         let tail = -(1.0 - u).ln() * median_above_min / std::f64::consts::LN_2;
-        (self.min_ms + tail as u64).min(self.max_ms.max(self.min_ms))
+        self.min_ms
+            .saturating_add(tail as u64)
+            .min(self.max_ms.max(self.min_ms))
     }
 }
 

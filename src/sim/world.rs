@@ -305,12 +305,20 @@ impl World {
         for c in &plan.crashes {
             acts.push((c.at_ms, acts.len(), Act::Crash(c.node.clone())));
             if let Some(d) = c.down_ms {
-                acts.push((c.at_ms + d, acts.len(), Act::Restart(c.node.clone())));
+                acts.push((
+                    c.at_ms.saturating_add(d),
+                    acts.len(),
+                    Act::Restart(c.node.clone()),
+                ));
             }
         }
         for p in &plan.pauses {
             acts.push((p.at_ms, acts.len(), Act::Pause(p.node.clone())));
-            acts.push((p.at_ms + p.for_ms, acts.len(), Act::Resume(p.node.clone())));
+            acts.push((
+                p.at_ms.saturating_add(p.for_ms),
+                acts.len(),
+                Act::Resume(p.node.clone()),
+            ));
         }
         acts.sort_by_key(|(t, i, _)| (*t, *i));
         for (at_ms, _, act) in acts {
@@ -376,7 +384,7 @@ impl World {
         }
         let safety_end_ms = elapsed_ms();
         self.heal();
-        let limit = safety_end_ms + liveness_ms;
+        let limit = safety_end_ms.saturating_add(liveness_ms);
         let mut converged = done();
         while !converged && elapsed_ms() < limit {
             tokio::time::sleep(poll).await;

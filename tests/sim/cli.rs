@@ -160,3 +160,446 @@ fn compare_writes_the_table_as_self_contained_html() {
     assert!(page.contains("double charges (checkouts)"));
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
 }
+
+/// A scenario file `NAME.toml` (its `name` matches) holding `body`.
+fn scenario_file(name: &str, body: &str) -> String {
+    temp_file(
+        &format!("{name}.toml"),
+        &format!("name = \"{name}\"\n{body}"),
+    )
+}
+
+/// Issue 14: every scenario value is range-checked; the one line names the
+/// file, the field and the allowed range.
+#[test]
+fn scenario_values_out_of_range_are_refused_with_field_and_range() {
+    const MAX: &str = "18446744073709551615";
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "rate-inf",
+            "[faults]\ndrop_request = inf\n".into(),
+            "faults.drop_request = inf",
+        ),
+        (
+            "rate-nan",
+            "[faults]\ndrop_reply = nan\n".into(),
+            "faults.drop_reply = NaN",
+        ),
+        (
+            "rate-neg",
+            "[faults]\nduplicate = -0.5\n".into(),
+            "faults.duplicate = -0.5",
+        ),
+        ("rate-big", "[faults]\ninject = 1.5\n".into(), "0..=1"),
+        (
+            "max-delay",
+            format!("[faults]\nmax_delay_ms = {MAX}\n"),
+            "faults.max_delay_ms",
+        ),
+        (
+            "crashes",
+            "[faults]\ncrashes = 4294967295\n".into(),
+            "faults.crashes = 4294967295 is outside 0..=100",
+        ),
+        (
+            "calls",
+            "[faults]\ncalls_per_link = 4294967295\n".into(),
+            "faults.calls_per_link",
+        ),
+        (
+            "t-stripe",
+            format!("[timeouts]\nstripe_ms = {MAX}\n"),
+            "timeouts.stripe_ms",
+        ),
+        (
+            "t-sf",
+            format!("[timeouts]\nsalesforce_ms = {MAX}\n"),
+            "timeouts.salesforce_ms",
+        ),
+        (
+            "t-inv",
+            format!("[timeouts]\ninventory_ms = {MAX}\n"),
+            "timeouts.inventory_ms",
+        ),
+        (
+            "t-zero",
+            "[timeouts]\nstripe_ms = 0\n".into(),
+            "timeouts.stripe_ms = 0 is outside 1..=",
+        ),
+        (
+            "spread",
+            format!("[workload]\nstart_spread_ms = {MAX}\n"),
+            "workload.start_spread_ms",
+        ),
+        (
+            "tool",
+            format!("[workload]\ntool_timeout_ms = {MAX}\n"),
+            "workload.tool_timeout_ms",
+        ),
+        (
+            "phases-0",
+            "[phases]\nsafety_ms = 0\nliveness_ms = 0\n".into(),
+            "phases.liveness_ms = 0",
+        ),
+        (
+            "rooms-0",
+            "[inventory]\nroom_types = { standard = 0 }\n".into(),
+            "inventory.room_types.standard = 0 is outside 1..=",
+        ),
+        (
+            "lat",
+            "[latency.stripe]\nmin_ms = 500\np50_ms = 100\nmax_ms = 50\n".into(),
+            "latency.stripe",
+        ),
+    ];
+    for (name, body, needle) in &cases {
+        let path = scenario_file(name, body);
+        bad_input(&["run", &path, "--quiet"], needle);
+        bad_input(&["run", &path, "--quiet"], &format!("{name}.toml"));
+        bad_input(&["fuzz", &path, "--seeds", "1"], needle);
+    }
+}
+
+/// Issue 14: a scenario's `[plan]` is checked like a plan file (it used to
+/// panic in the transport on an unknown node).
+#[test]
+fn scenario_plan_is_validated_like_a_plan_file() {
+    let path = scenario_file(
+        "plan-node",
+        "[plan]\ncrashes = [{ node = \"mainframe\", at_ms = 5 }]\n",
+    );
+    bad_input(&["run", &path], "mainframe");
+    bad_input(
+        &["fuzz", &path, "--seeds", "2"],
+        "plan: crash names unknown node",
+    );
+    for (name, plan, needle) in [
+        ("plan-at", "crashes = [{ node = \"stripe\", at_ms = 18446744073709551615 }]", "crashes[0].at_ms"),
+        ("plan-down", "crashes = [{ node = \"stripe\", at_ms = 1, down_ms = 18446744073709551615 }]", "crashes[0].down_ms"),
+        ("plan-extra", "calls = [{ from = \"coordinator\", to = \"stripe\", index = 0, kind = \"delay\", extra_ms = 18446744073709551615 }]", "calls[0].extra_ms"),
+    ] {
+        let path = scenario_file(name, &format!("[plan]\n{plan}\n"));
+        bad_input(&["run", &path], needle);
+    }
+}
+
+/// Issue 14: the same limits on a plan file given to `replay --plan`.
+#[test]
+fn plan_file_times_are_range_checked() {
+    for (name, json, needle) in [
+        (
+            "p-at.json",
+            r#"{"crashes":[{"node":"stripe","at_ms":18446744073709551615}]}"#,
+            "crashes[0].at_ms = 18446744073709551615 is outside 0..=86400000",
+        ),
+        (
+            "p-down.json",
+            r#"{"crashes":[{"node":"stripe","at_ms":1,"down_ms":18446744073709551615}]}"#,
+            "crashes[0].down_ms",
+        ),
+        (
+            "p-extra.json",
+            r#"{"calls":[{"from":"coordinator","to":"stripe","index":0,"kind":"delay","extra_ms":18446744073709551615}]}"#,
+            "calls[0].extra_ms",
+        ),
+        (
+            "p-drift.json",
+            r#"{"clocks":[{"node":"stripe","drift_ppm":-1000000}]}"#,
+            "clocks[0].drift_ppm",
+        ),
+    ] {
+        let path = temp_file(name, json);
+        bad_input(&["replay", "--plan", &path], needle);
+        bad_input(&["report", "--plan", &path], needle);
+    }
+}
+
+/// Issue 14 / README: a scenario's `name` must match its file name.
+#[test]
+fn scenario_name_must_match_its_file_name() {
+    let path = temp_file("renamed.toml", "name = \"original\"\n");
+    bad_input(&["run", &path], "must match the file name");
+}
+
+/// A scenario on which the reference coordinator fails most seeds (every
+/// retry budget 1): for the paths that only a failing run takes.
+const FAILING: &str = "tests/fixtures/tiny-budgets.toml";
+
+/// The last line of stdout, parsed as JSON.
+fn last_json(o: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let last = text.lines().last().unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: last line {last:?} of {text}"))
+}
+
+/// Issue 14: nonsense run lengths are refused, not run as nothing.
+#[test]
+fn empty_or_absurd_runs_are_refused() {
+    bad_input(&["fuzz", "--seeds", "0"], "--seeds 0");
+    bad_input(&["compare", "--seeds", "0"], "--seeds 0");
+    bad_input(
+        &["fuzz", "--seeds", "2", "--jobs", "0"],
+        "--jobs 0 is outside 1..=1024",
+    );
+    bad_input(
+        &["fuzz", "--seeds", "2", "--jobs", "100000"],
+        "--jobs 100000",
+    );
+    bad_input(&["bench", "--seeds", "2", "--jobs", "0"], "--jobs 0");
+    bad_input(
+        &["fuzz", "--shard", "200/1000", "--seeds", "100"],
+        "more shards than seeds",
+    );
+    bad_input(
+        &["scenarios", "--scenarios", "missing-dir"],
+        "missing-dir: no such directory",
+    );
+}
+
+/// Issue 14: clap's "required arguments were not provided" keeps the names.
+#[test]
+fn a_missing_argument_is_named() {
+    bad_input(&["merge"], "<FILES>");
+}
+
+/// Issue 14: a closed stdout (`sagasim fuzz | head -0`) is a normal exit,
+/// not a panic, for every subcommand that prints.
+#[test]
+fn broken_pipe_is_a_normal_exit() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pipe-report");
+    let d = dir.display().to_string();
+    let summary = temp_file(
+        "pipe-summary.json",
+        &String::from_utf8_lossy(&sagasim(&["fuzz", "--seeds", "3", "--json"]).stdout),
+    );
+    for (args, code) in [
+        (vec!["fuzz", "--seeds", "50"], 0),
+        (vec!["fuzz", FAILING, "--seeds", "20"], 1),
+        (vec!["bench", "--seeds", "2", "--rss-seeds", "2"], 0),
+        (vec!["report", "--seed", "1", "--out", &d], 0),
+        (vec!["merge", &summary], 0),
+        (vec!["scenarios"], 0),
+        (vec!["run", "--seed", "3"], 0),
+        (vec!["compare", "--seeds", "3"], 0),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sagasim"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away at once
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// Issue 14: a bad `--failures` / `--report` path loses nothing: the summary
+/// and the failing seeds are printed, and the error names the path asked for.
+#[test]
+fn a_bad_output_path_still_prints_the_run() {
+    for flag in ["--failures", "--report"] {
+        let out = sagasim(&["fuzz", FAILING, "--seeds", "10", flag, "/nonexistent/dir/x"]);
+        let (stdout, err) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("{flag} /nonexistent/dir/x:")),
+            "{err}"
+        );
+        assert!(!err.contains("tmp"), "names the temp file: {err}");
+        assert!(
+            stdout.contains("replay: cargo run --release -- replay"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("tiny-budgets: 10 seeds"), "{stdout}");
+    }
+}
+
+/// Issue 14: `shrink --out FILE` names the path it could not use.
+#[test]
+fn shrink_out_names_the_path() {
+    let file = temp_file("not-a-dir", "");
+    bad_input(&["shrink", FAILING, "--seed", "0", "--out", &file], &file);
+}
+
+/// Issue 14: `report --plan` does not overwrite `report --seed` of the same seed.
+#[test]
+fn report_of_a_plan_and_of_a_seed_do_not_collide() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-both");
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.display().to_string();
+    let plan = temp_file("empty-plan.json", "{}");
+    let by_seed = sagasim(&["report", "--seed", "4", "--out", &d]);
+    let by_plan = sagasim(&["report", "--seed", "4", "--plan", &plan, "--out", &d]);
+    assert_eq!(by_seed.status.code(), Some(0));
+    assert_eq!(by_plan.status.code(), Some(0));
+    let first = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(first(&by_seed), first(&by_plan));
+    assert!(std::path::Path::new(&first(&by_seed)).is_file());
+    assert!(std::path::Path::new(&first(&by_plan)).is_file());
+}
+
+/// Issue 14: the JSON line is last, even with `compare --html`.
+#[test]
+fn compare_json_is_the_last_line_with_html() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compare-json-html");
+    let out = sagasim(&[
+        "compare",
+        "--seeds",
+        "3",
+        "--json",
+        "--html",
+        &dir.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(last_json(&out)["coordinators"].is_array());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wrote "));
+}
+
+/// Issue 14: CI-grade JSON: schema, run metadata, hex trace hashes,
+/// failures with invariant, seed and replay command.
+#[test]
+fn fuzz_json_line_carries_the_run_and_replayable_failures() {
+    let out = sagasim(&[
+        "fuzz", FAILING, "--seeds", "12", "--start", "3", "--shard", "2/3", "--jobs", "2", "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let j = last_json(&out);
+    assert_eq!(j["schema"], 1);
+    assert_eq!(j["sagasim_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(j["scenario"], "tiny-budgets");
+    assert_eq!(j["scenario_path"], FAILING);
+    assert_eq!(j["coordinator"], "saga");
+    assert_eq!(j["start"], 3);
+    assert_eq!(j["range_seeds"], 12);
+    assert_eq!(j["shard"]["index"], 2);
+    assert_eq!(j["shard"]["count"], 3);
+    assert_eq!(j["jobs"], 2);
+    assert_eq!(j["seeds"], 4);
+    let f = &j["failing"][0];
+    let seed = f["seed"].as_u64().unwrap();
+    assert_eq!((seed - 3) % 3, 1, "a seed of shard 2/3");
+    assert!(f["invariant"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c == '-'));
+    let hash = f["trace_hash"].as_str().unwrap();
+    assert!(
+        hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    assert_eq!(
+        f["replay"],
+        format!("cargo run --release -- replay {FAILING} --seed {seed}")
+    );
+}
+
+/// Issue 14: `merge` refuses duplicated and missing shards (a CI matrix that
+/// lost a job must not report green) and lists failing seeds with replays.
+#[test]
+fn merge_checks_its_shards() {
+    let shard = |k: u64| {
+        let out = sagasim(&[
+            "fuzz",
+            FAILING,
+            "--seeds",
+            "9",
+            "--json",
+            "--shard",
+            &format!("{k}/3"),
+        ]);
+        temp_file(
+            &format!("m-shard-{k}.json"),
+            &String::from_utf8_lossy(&out.stdout),
+        )
+    };
+    let (s1, s2, s3) = (shard(1), shard(2), shard(3));
+    bad_input(&["merge", &s1, &s1, &s1, &s1], "shard 1/3 appears twice");
+    bad_input(&["merge", &s1, &s2], "shard 3/3 is missing");
+    let whole = temp_file(
+        "m-whole.json",
+        &String::from_utf8_lossy(&sagasim(&["fuzz", "--seeds", "9", "--json"]).stdout),
+    );
+    bad_input(&["merge", &s1, &whole], "cannot merge");
+    let merged = sagasim(&["merge", &s1, &s2, &s3]);
+    assert_eq!(merged.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&merged.stdout);
+    assert!(
+        text.contains("replay: cargo run --release -- replay"),
+        "{text}"
+    );
+    assert_eq!(last_json(&merged)["seeds"], 9);
+}
+
+/// Issue 14: seeds are streamed: `--seeds u64::MAX` starts at once in flat
+/// memory, and SIGINT stops it with the partial summary (exit 130).
+#[test]
+fn a_huge_run_streams_and_stops_on_sigint() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sagasim"))
+        .args([
+            "fuzz",
+            "--seeds",
+            "18446744073709551615",
+            "--json",
+            "--jobs",
+            "2",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(rss_kib < 200 * 1024, "RSS {rss_kib} KiB after 1.5 s");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Stops within seconds: read on a thread, give up after 30 s.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = {
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut { stdout }, &mut text);
+            let _ = tx.send(text);
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("stops within 30 s of SIGINT")
+    };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(out.contains("interrupted: "), "{out}");
+    let j: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(j["interrupted"], true);
+    assert!(j["seeds"].as_u64().unwrap() > 0);
+}
+
+/// Issue 14: a missing `--scenarios` directory is named, not an empty list.
+#[test]
+fn a_missing_scenarios_directory_is_named() {
+    bad_input(
+        &["fuzz", "--scenarios", "missing-dir", "--seeds", "1"],
+        "missing-dir: no such scenarios directory",
+    );
+}

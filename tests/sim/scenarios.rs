@@ -37,3 +37,29 @@ fn every_scenario_file_runs_clean_and_deterministic() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Issue 14: README's "Add a scenario" example is `tests/fixtures/
+/// my-scenario.toml` word for word, and the reference coordinator passes it
+/// with the core's default budgets (10,000 seeds were measured; a few
+/// hundred run here).
+#[test]
+fn the_readme_example_scenario_passes_on_the_default_budgets() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let at = readme.find("**Add a scenario**").expect("README section");
+    let body = &readme[at..];
+    let start = body.find("```toml\n").expect("toml block") + "```toml\n".len();
+    let end = start + body[start..].find("```").unwrap();
+    let path = root.join("tests/fixtures/my-scenario.toml");
+    assert_eq!(
+        &body[start..end],
+        std::fs::read_to_string(&path).unwrap(),
+        "README's example and the fixture differ"
+    );
+    let s = Scenario::load(path.to_str().unwrap(), &default_dir()).unwrap();
+    assert_eq!(s.coordinator, sagasim::saga::Config::default());
+    for seed in 0..300 {
+        let r = fuzz_seed(&s, seed);
+        assert_eq!(r.failure, None, "seed {seed}");
+    }
+}

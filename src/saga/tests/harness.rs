@@ -763,3 +763,17 @@ fn render_command(command: &Command) -> String {
         } => format!("notify {business_key} {}", render_status(status)),
     }
 }
+
+/// The budgets these tests are written against: the core's defaults before
+/// issue 14 raised them to outlast the default swarm profile. Small, so that
+/// exhausting one takes a few scripted failures; each test names the budget
+/// it exhausts through this config, not through `Config::default()`.
+pub fn small_budgets() -> Config {
+    Config {
+        action_attempts_max: 5,
+        forward_attempts_after_pivot_max: 5,
+        reconcile_attempts_max: 6,
+        compensation_attempts_max: 10,
+        ..Config::default()
+    }
+}

@@ -51,7 +51,7 @@ proptest! {
             compensation_attempts_max,
             sweep_rounds_max,
             saga_deadline_ms,
-            ..Config::default()
+            ..small_budgets()
         };
         let mut h = Harness::new(def, config, world, sequence(faults));
         let keys: Vec<String> = (0..agents).map(|i| format!("res-{i}")).collect();

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::harness::*;
 use crate::saga::{
-    Command, Config, Coordinator, Decision, Event, LogRecord, Op, Outcome, SagaDefinition, SagaId,
+    Command, Coordinator, Decision, Event, LogRecord, Op, Outcome, SagaDefinition, SagaId,
     SagaStatus,
 };
 
@@ -76,7 +76,7 @@ fn scenarios() -> Vec<Scenario> {
 fn harness_for(s: &Scenario) -> Harness {
     let def = saga_definition(s.capture, s.pms_idempotent);
     let world = FakeWorld::hotel(&def, s.pms_idempotent);
-    Harness::new(def, Config::default(), world, (s.script)())
+    Harness::new(def, small_budgets(), world, (s.script)())
 }
 
 /// Action intents without a result: requests that may be in flight.
@@ -260,7 +260,7 @@ fn an_action_in_flight_is_reconciled_first() {
         result("a", 0, Op::Action, Outcome::applied("h1")),
         intent("a", 1, "charge", Op::Action, 1),
     ];
-    let (c, commands) = Coordinator::recover(def(), Config::default(), 50, &log).unwrap();
+    let (c, commands) = Coordinator::recover(def(), small_budgets(), 50, &log).unwrap();
     assert_eq!(calls(&commands), [("saga-a".to_string(), 1, Op::Reconcile)]);
     let Command::Call(call) = &commands[0] else {
         panic!("{commands:?}")
@@ -277,7 +277,7 @@ fn records_of_sagas_that_never_started_are_ignored() {
         intent("ghost", 0, "hold_room", Op::Action, 1),
         result("ghost", 0, Op::Action, Outcome::applied("h1")),
     ];
-    let (c, commands) = Coordinator::recover(def(), Config::default(), 0, &log).unwrap();
+    let (c, commands) = Coordinator::recover(def(), small_budgets(), 0, &log).unwrap();
     assert!(commands.is_empty());
     assert_eq!(c.saga_count(), 0);
     assert!(c.status("ghost").is_none());
@@ -300,7 +300,7 @@ fn a_finalized_saga_stays_quiet_and_start_attaches_to_it() {
         // Ignored: nothing follows Finalized.
         intent("a", 0, "hold_room", Op::Action, 1),
     ];
-    let (mut c, commands) = Coordinator::recover(def(), Config::default(), 0, &log).unwrap();
+    let (mut c, commands) = Coordinator::recover(def(), small_budgets(), 0, &log).unwrap();
     assert!(commands.is_empty());
     assert_eq!(c.is_finalized("a"), Some(true));
     let reply = c.on_event(1, Event::Start { input: input("a") });
@@ -329,7 +329,7 @@ fn a_compensation_in_flight_is_sent_again_with_the_same_key() {
         },
         intent("a", 0, "hold_room", Op::Compensate, 1),
     ];
-    let (_, commands) = Coordinator::recover(def(), Config::default(), 0, &log).unwrap();
+    let (_, commands) = Coordinator::recover(def(), small_budgets(), 0, &log).unwrap();
     let Command::Persist { records, .. } = &commands[0] else {
         panic!("{commands:?}")
     };
@@ -350,7 +350,7 @@ fn recovery_continues_a_failed_step_that_did_not_yet_turn_backward() {
         intent("a", 1, "charge", Op::Action, 1),
         result("a", 1, Op::Action, Outcome::rejected("card_declined")),
     ];
-    let (c, commands) = Coordinator::recover(def(), Config::default(), 0, &log).unwrap();
+    let (c, commands) = Coordinator::recover(def(), small_budgets(), 0, &log).unwrap();
     let Command::Persist { records, .. } = &commands[0] else {
         panic!("{commands:?}")
     };
@@ -373,7 +373,7 @@ fn a_sweeping_saga_restarts_its_round_after_a_crash() {
     let world = FakeWorld::hotel(&def, false);
     let mut h = Harness::new(
         def,
-        Config::default(),
+        small_budgets(),
         world,
         scripted(vec![("hold_room", Op::Action, 1, Fault::Duplicate)]),
     );
@@ -404,7 +404,7 @@ fn recovery_with_many_sagas_resumes_each() {
     let world = FakeWorld::hotel(&def, true);
     let mut h = Harness::new(
         def,
-        Config::default(),
+        small_budgets(),
         world,
         always("capture", Op::Action, Fault::LostReply),
     );
@@ -435,7 +435,7 @@ mod fence {
     fn checkout(rules: Vec<(&'static str, Op, u32, Fault)>) -> Harness {
         let def = saga_definition(CaptureMode::Automatic, true);
         let world = FakeWorld::hotel(&def, true);
-        let mut h = Harness::new(def, Config::default(), world, scripted(rules));
+        let mut h = Harness::new(def, small_budgets(), world, scripted(rules));
         h.start(input(KEY));
         h
     }
@@ -610,7 +610,7 @@ mod fence {
     /// recovered fence still has its own budget left.
     #[test]
     fn a_recovered_fence_keeps_its_own_reconcile_budget() {
-        let budget = Config::default().reconcile_attempts_max;
+        let budget = small_budgets().reconcile_attempts_max;
         let mut rules = vec![("confirm_room", Op::Action, 1, Fault::LostRequest)];
         rules.extend((1..budget).map(|i| ("confirm_room", Op::Reconcile, i, Fault::LostRequest)));
         rules.push(("confirm_room", Op::Action, 2, Fault::Reject));

@@ -32,7 +32,7 @@ fn run(capture: CaptureMode, pms_idempotent: bool, config: Config, script: Scrip
 }
 
 fn auto(script: Script) -> Harness {
-    run(CaptureMode::Automatic, true, Config::default(), script)
+    run(CaptureMode::Automatic, true, small_budgets(), script)
 }
 
 fn reason(status: &SagaStatus) -> &str {
@@ -117,7 +117,7 @@ fn happy_path_automatic_runs_each_step_once_in_order() {
 
 #[test]
 fn happy_path_manual_captures_after_the_pivot() {
-    let h = run(CaptureMode::Manual, true, Config::default(), healthy());
+    let h = run(CaptureMode::Manual, true, small_budgets(), healthy());
     let steps: Vec<String> = h.call_trace(KEY).into_iter().map(|(s, _)| s).collect();
     assert_eq!(
         steps,
@@ -328,7 +328,7 @@ fn null_compensation_counts_as_done() {
     let mut h = harness(
         CaptureMode::Automatic,
         true,
-        Config::default(),
+        small_budgets(),
         always("crm_record", Op::Action, Fault::Reject),
     );
     h.start(input(KEY));
@@ -376,7 +376,7 @@ fn rejected_compensation_needs_an_operator_and_the_others_still_run() {
 
 #[test]
 fn compensation_retries_with_its_own_cap_then_needs_an_operator() {
-    let config = Config::default();
+    let config = small_budgets();
     let h = auto(Box::new(|call| match (call.step_name.as_str(), call.op) {
         ("confirm_room", Op::Action) => Fault::Reject,
         ("charge", Op::Compensate) => Fault::LostRequest,
@@ -416,7 +416,7 @@ fn action_attempt_limit_with_capped_growing_backoff() {
         backoff_cap_ms: 1_000,
         action_attempts_max: 8,
         saga_deadline_ms: 600_000,
-        ..Config::default()
+        ..small_budgets()
     };
     let h = run(
         CaptureMode::Automatic,
@@ -459,7 +459,7 @@ fn deadline_before_the_pivot_compensates() {
     let config = Config {
         saga_deadline_ms: 1_500,
         backoff_base_ms: 400,
-        ..Config::default()
+        ..small_budgets()
     };
     let h = run(
         CaptureMode::Automatic,
@@ -480,7 +480,7 @@ fn deadline_before_the_pivot_compensates() {
 fn deadline_does_not_stop_a_saga_after_the_pivot() {
     let config = Config {
         saga_deadline_ms: 200,
-        ..Config::default()
+        ..small_budgets()
     };
     let h = run(
         CaptureMode::Automatic,
@@ -502,7 +502,7 @@ fn deadline_before_a_step_starts_compensates_without_calling_it() {
         saga_deadline_ms: 1_000,
         backoff_base_ms: 2_000,
         backoff_cap_ms: 4_000,
-        ..Config::default()
+        ..small_budgets()
     };
     // hold_room's reply is lost; the reconcile after a >= 1 s backoff finds
     // it applied, but by then the deadline passed, so charge is never called.
@@ -526,7 +526,7 @@ fn retriable_step_exhausted_needs_an_operator_naming_it() {
     let h = run(
         CaptureMode::Manual,
         true,
-        Config::default(),
+        small_budgets(),
         always("capture", Op::Action, Fault::Transient),
     );
     assert_eq!(
@@ -587,7 +587,7 @@ fn every_call_follows_the_acknowledged_persist_of_its_intent() {
 
 #[test]
 fn start_is_idempotent_on_the_business_key() {
-    let mut h = harness(CaptureMode::Automatic, true, Config::default(), healthy());
+    let mut h = harness(CaptureMode::Automatic, true, small_budgets(), healthy());
     h.start(input(KEY));
     h.start(input(KEY));
     assert_eq!(
@@ -620,7 +620,7 @@ fn start_is_idempotent_on_the_business_key() {
 fn bad_starts_are_rejected_without_a_saga() {
     let config = Config {
         sagas_max: 1,
-        ..Config::default()
+        ..small_budgets()
     };
     let mut h = harness(CaptureMode::Automatic, true, config, healthy());
     let mut bad = input("res/1");
@@ -644,8 +644,8 @@ fn bad_starts_are_rejected_without_a_saga() {
 
 #[test]
 fn unknown_and_stale_ids_are_ignored() {
-    let mut h = harness(CaptureMode::Automatic, true, Config::default(), healthy());
-    let mut c = Coordinator::new(h.def.clone(), Config::default()).unwrap();
+    let mut h = harness(CaptureMode::Automatic, true, small_budgets(), healthy());
+    let mut c = Coordinator::new(h.def.clone(), small_budgets()).unwrap();
     assert!(c.on_event(0, Event::Persisted { token: 7 }).is_empty());
     assert!(c.on_event(0, Event::Timer { timer_id: 7 }).is_empty());
     assert!(c
@@ -680,7 +680,7 @@ fn unknown_and_stale_ids_are_ignored() {
 
 #[test]
 fn non_idempotent_pms_hold_is_always_swept_after_the_late_window() {
-    let config = Config::default();
+    let config = small_budgets();
     let h = run(CaptureMode::Automatic, false, config.clone(), healthy());
     assert_eq!(h.status(KEY), SagaStatus::Completed);
     assert_eq!(ops(&h, "hold_room"), [Op::Action, Op::Reconcile]);
@@ -712,7 +712,7 @@ fn duplicate_holds_are_released_by_the_sweep() {
     let h = run(
         CaptureMode::Automatic,
         false,
-        Config::default(),
+        small_budgets(),
         scripted(vec![("hold_room", Op::Action, 1, Fault::Duplicate)]),
     );
     assert_eq!(h.status(KEY), SagaStatus::Completed);
@@ -739,7 +739,7 @@ fn found_with_several_references_keeps_the_smallest_and_sweeps_the_rest() {
     let h = run(
         CaptureMode::Automatic,
         false,
-        Config::default(),
+        small_budgets(),
         scripted(vec![(
             "hold_room",
             Op::Action,
@@ -836,7 +836,7 @@ fn late_upsert_after_cancel_is_cancelled_again() {
     });
     let config = Config {
         saga_deadline_ms: crm_written_at_ms - reference.summary(KEY).started_at_ms,
-        ..Config::default()
+        ..small_budgets()
     };
     let h = run(CaptureMode::Automatic, true, config, script());
     let status = h.status(KEY);
@@ -873,7 +873,7 @@ fn late_upsert_after_cancel_is_cancelled_again() {
 /// one cancel covers it and the sweep finds nothing.
 #[test]
 fn late_upsert_lands_during_the_pivot_fence_and_one_cancel_covers_it() {
-    let config = Config::default();
+    let config = small_budgets();
     let h = auto(scripted(vec![
         ("crm_record", Op::Action, 1, Fault::Late(3_000)),
         ("confirm_room", Op::Action, 1, Fault::Reject),
@@ -903,7 +903,7 @@ fn late_upsert_lands_during_the_pivot_fence_and_one_cancel_covers_it() {
 /// hear `Completed` only.
 #[test]
 fn late_pivot_within_the_late_window_is_caught_by_the_fence() {
-    let config = Config::default();
+    let config = small_budgets();
     let h = run(
         CaptureMode::Automatic,
         true,
@@ -941,7 +941,7 @@ fn late_pivot_within_the_late_window_is_caught_by_the_fence() {
 /// final status is `NeedsOperator` (agents hear `Compensated`, then that).
 #[test]
 fn late_pivot_beyond_the_late_window_is_found_by_the_sweep_and_needs_an_operator() {
-    let config = Config::default();
+    let config = small_budgets();
     let delay_ms = config.late_window_ms + 1_500;
     let mut rules = vec![
         ("confirm_room", Op::Action, 1, Fault::Late(delay_ms)),
@@ -1016,7 +1016,7 @@ fn sweep_that_cannot_check_needs_an_operator() {
     let h = run(
         CaptureMode::Automatic,
         false,
-        Config::default(),
+        small_budgets(),
         always("hold_room", Op::Reconcile, Fault::Transient),
     );
     let status = h.status(KEY);
@@ -1040,7 +1040,7 @@ fn sweep_that_cannot_check_needs_an_operator() {
 fn sweep_rounds_are_bounded() {
     // Every release "succeeds" without effect, as a broken glue would: the
     // verification round finds the duplicate again, and the sweep gives up.
-    let config = Config::default();
+    let config = small_budgets();
     let h = run(
         CaptureMode::Automatic,
         false,
@@ -1093,7 +1093,7 @@ fn snapshot_duplicate_hold_swept() {
     let h = run(
         CaptureMode::Automatic,
         false,
-        Config::default(),
+        small_budgets(),
         scripted(vec![("hold_room", Op::Action, 1, Fault::Duplicate)]),
     );
     insta::assert_yaml_snapshot!("duplicate_hold_swept", h.trace);
@@ -1101,7 +1101,7 @@ fn snapshot_duplicate_hold_swept() {
 
 #[test]
 fn sweep_undo_per_round_is_bounded() {
-    let mut h = harness(CaptureMode::Automatic, false, Config::default(), healthy());
+    let mut h = harness(CaptureMode::Automatic, false, small_budgets(), healthy());
     h.start(input(KEY));
     // Run until the sweep's reconcile is sent, then answer it with far too
     // many effects.
@@ -1131,7 +1131,7 @@ fn sweep_undo_per_round_is_bounded() {
 fn retriable_steps_after_the_pivot_have_their_own_budget() {
     let config = Config {
         forward_attempts_after_pivot_max: 12,
-        ..Config::default()
+        ..small_budgets()
     };
     let h = run(
         CaptureMode::Manual,
@@ -1154,7 +1154,7 @@ fn retriable_steps_after_the_pivot_have_their_own_budget() {
     );
     assert!(matches!(h.status(KEY), SagaStatus::Compensated { .. }));
     let s = h.summary(KEY);
-    assert_eq!(s.steps[1].attempts, Config::default().action_attempts_max);
+    assert_eq!(s.steps[1].attempts, small_budgets().action_attempts_max);
 }
 
 /// Runs a checkout until the refused pivot's fence is up: the refusal is
@@ -1186,7 +1186,7 @@ fn fence_finds_a_copy_of_the_refused_pivot_and_the_saga_goes_forward() {
     let mut h = harness(
         CaptureMode::Automatic,
         true,
-        Config::default(),
+        small_budgets(),
         scripted(vec![("confirm_room", Op::Action, 1, Fault::Reject)]),
     );
     until_the_fence_waits(&mut h);
@@ -1212,7 +1212,7 @@ fn fence_finds_a_copy_of_the_refused_pivot_and_the_saga_goes_forward() {
 
 #[test]
 fn fence_waits_out_the_late_window_after_the_last_pivot_send_then_compensates() {
-    let config = Config::default();
+    let config = small_budgets();
     // Refused once; refused 429 on every attempt (the regression
     // `late-pivot-after-compensation`): the wait counts from the last send.
     for (rules, sends) in [
@@ -1260,7 +1260,7 @@ fn fence_waits_out_the_late_window_after_the_last_pivot_send_then_compensates() 
 
 #[test]
 fn fence_reconcile_unknown_is_retried_with_backoff_then_resolved() {
-    let config = Config::default();
+    let config = small_budgets();
     let saga = SagaId::for_business_key(KEY);
     // Resolved not found: compensate.
     let h = auto(scripted(vec![
@@ -1324,7 +1324,7 @@ fn fence_reconcile_unknown_is_retried_with_backoff_then_resolved() {
 
 #[test]
 fn fence_that_never_learns_anything_needs_an_operator_and_undoes_nothing() {
-    let config = Config::default();
+    let config = small_budgets();
     let h = auto(scripted(
         std::iter::once(("confirm_room", Op::Action, 1, Fault::Reject))
             .chain((1..=20).map(|i| ("confirm_room", Op::Reconcile, i, Fault::LostRequest)))
@@ -1354,7 +1354,7 @@ fn fence_that_never_learns_anything_needs_an_operator_and_undoes_nothing() {
 /// after it is refused, and the saga compensates cleanly.
 #[test]
 fn fence_reconciles_even_after_the_pivot_used_up_its_reconciles() {
-    let config = Config::default();
+    let config = small_budgets();
     let budget = config.reconcile_attempts_max;
     let mut rules = vec![("confirm_room", Op::Action, 1, Fault::LostRequest)];
     // Every reconcile but the last of the budget fails; the last finds
@@ -1398,7 +1398,7 @@ fn unless_applied_sweeps_a_refused_step_but_not_one_applied_on_its_first_send() 
         let world = FakeWorld::new(vec![Semantics::Replay; 3]);
         let mut h = Harness::new(
             def,
-            Config::default(),
+            small_budgets(),
             world,
             always(refused, Op::Action, Fault::Reject),
         );
@@ -1434,7 +1434,7 @@ fn unless_applied_sweeps_a_refused_step_but_not_one_applied_on_its_first_send() 
     let world = FakeWorld::new(vec![Semantics::Replay; 3]);
     let mut h = Harness::new(
         def(UnlessApplied, UnlessApplied),
-        Config::default(),
+        small_budgets(),
         world,
         healthy(),
     );
@@ -1452,7 +1452,7 @@ fn a_refused_charge_that_takes_effect_later_is_refunded_by_the_sweep() {
     let mut h = harness(
         CaptureMode::Automatic,
         true,
-        Config::default(),
+        small_budgets(),
         always("charge", Op::Action, Fault::Reject),
     );
     h.start(input(KEY));

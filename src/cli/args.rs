@@ -1,0 +1,268 @@
+//! Argument helpers shared by the subcommands: the scenario argument,
+//! `--shard`, `--jobs`, seed ranges, plan files, coordinator lookup, the
+//! replay command, atomic file writes, and [`BadInput`] (exit code 2).
+//!
+//! Not here: what a subcommand does with them.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use crate::check::regression::Regression;
+use crate::fuzz::FuzzConfig;
+use crate::harness::known_coordinators;
+use crate::scenario::{self, Scenario, DEFAULT_SCENARIO};
+use crate::sim::FaultPlan;
+use crate::world::run::{plan_for, topology};
+use crate::world::CoordinatorImpl;
+
+#[derive(Args, Clone)]
+pub struct ScenarioArg {
+    /// Scenario name (a file in the scenarios directory) or path to a .toml.
+    #[arg(default_value = DEFAULT_SCENARIO)]
+    pub scenario: String,
+    /// Where named scenarios live.
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+}
+
+/// `--seeds N --start S --jobs J`: the seed range of `fuzz` and `compare`.
+#[derive(Args, Clone)]
+pub struct SeedRangeArg {
+    /// Number of seeds.
+    #[arg(long, default_value_t = 1000)]
+    pub seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    pub start: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// `--seed N | --plan FILE`: the one run of `replay` and `report`.
+#[derive(Args, Clone)]
+pub struct SeedOrPlanArg {
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A regression file (scenario, seed and plan) or a bare fault plan.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+}
+
+/// A user-facing failure: one line, exit code 2.
+pub struct BadInput(pub String);
+
+impl<E: std::fmt::Display> From<E> for BadInput {
+    fn from(e: E) -> Self {
+        BadInput(e.to_string())
+    }
+}
+
+pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("shard `{s}` is not of the form K/N (e.g. 2/8)"))?;
+    let k: u64 = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("shard index `{k}` is not a number"))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("shard count `{n}` is not a number"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+/// The scenario the user named, validated, its `[plan]` checked against
+/// the hotel world the CLI runs.
+pub fn load(arg: &ScenarioArg) -> Result<Scenario, BadInput> {
+    let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
+    load_from(&arg.scenario, &dir)
+}
+
+pub fn load_from(name_or_path: &str, dir: &Path) -> Result<Scenario, BadInput> {
+    let s = Scenario::load(name_or_path, dir)?;
+    let path = Scenario::resolve(name_or_path, dir)?;
+    s.check_plan(&topology(&s), &path.display().to_string())?;
+    Ok(s)
+}
+
+pub fn verdict_exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `--jobs`, defaulting to every core.
+pub fn default_jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// The seeds of `--start S --seeds N [--shard K/N]`, refusing a range that
+/// overflows.
+pub fn fuzz_config(r: &SeedRangeArg, shard: Option<(u64, u64)>) -> Result<FuzzConfig, BadInput> {
+    let SeedRangeArg { start, seeds, jobs } = *r;
+    if seeds == 0 {
+        return Err(BadInput(
+            "--seeds 0: nothing to run (need at least 1)".into(),
+        ));
+    }
+    if start.checked_add(seeds).is_none() {
+        return Err(BadInput(format!(
+            "seed range --start {start} --seeds {seeds} overflows u64"
+        )));
+    }
+    if let Some((k, n)) = shard {
+        if n > seeds {
+            return Err(BadInput(format!(
+                "--shard {k}/{n} with --seeds {seeds}: more shards than seeds, \
+                 so some shards would run nothing (need N <= --seeds)"
+            )));
+        }
+    }
+    Ok(FuzzConfig {
+        start,
+        seeds,
+        jobs: jobs_arg(jobs)?,
+        shard,
+    })
+}
+
+/// Most worker threads `--jobs` may ask for (a thread per seed in flight;
+/// more than the cores only costs memory).
+pub const MAX_JOBS: usize = 1024;
+
+/// `--jobs J` within `1..=MAX_JOBS`, defaulting to every core.
+pub fn jobs_arg(jobs: Option<usize>) -> Result<usize, BadInput> {
+    match jobs {
+        Some(j) if j == 0 || j > MAX_JOBS => {
+            Err(BadInput(format!("--jobs {j} is outside 1..={MAX_JOBS}")))
+        }
+        _ => Ok(default_jobs(jobs)),
+    }
+}
+
+/// The coordinator implementation called `name`, or the list of known ones.
+/// The one place the CLI looks coordinators up.
+pub fn coordinator(name: &str) -> Result<Arc<dyn CoordinatorImpl>, BadInput> {
+    let known = known_coordinators();
+    if let Some(imp) = known.iter().find(|c| c.name() == name) {
+        return Ok(imp.clone());
+    }
+    let names: Vec<&str> = known.iter().map(|c| c.name()).collect();
+    Err(BadInput(format!(
+        "unknown coordinator `{name}`; known: {}",
+        names.join(", ")
+    )))
+}
+
+/// The command that replays `seed` of the scenario as the user named it
+/// (with `--scenarios DIR` when it was given).
+pub fn replay_cmd(arg: &ScenarioArg, seed: u64) -> String {
+    let dir = arg
+        .scenarios
+        .as_ref()
+        .map_or(String::new(), |d| format!(" --scenarios {}", d.display()));
+    format!(
+        "cargo run --release -- replay {}{dir} --seed {seed}",
+        arg.scenario
+    )
+}
+
+/// What `replay` and `report` run: a seed's own plan (`--seed N`), or a
+/// regression / plan file (`--plan FILE`); with the replay command for it.
+pub fn seed_or_plan(
+    verb: &str,
+    arg: &ScenarioArg,
+    which: &SeedOrPlanArg,
+) -> Result<(Scenario, u64, FaultPlan, String), BadInput> {
+    let seed = which.seed;
+    match which.plan.as_deref() {
+        Some(path) => {
+            let (s, seed, plan) = load_plan(arg, path, seed)?;
+            let cmd = format!(
+                "cargo run --release -- replay {} --seed {seed} --plan {}",
+                arg.scenario,
+                path.display()
+            );
+            Ok((s, seed, plan, cmd))
+        }
+        None => {
+            let Some(seed) = seed else {
+                return Err(BadInput(format!("{verb} needs --seed N or --plan FILE")));
+            };
+            let s = load(arg)?;
+            let plan = plan_for(&s, seed);
+            Ok((s, seed, plan, replay_cmd(arg, seed)))
+        }
+    }
+}
+
+/// Load a regression file or a bare plan for `replay --plan`.
+fn load_plan(
+    arg: &ScenarioArg,
+    path: &Path,
+    seed: Option<u64>,
+) -> Result<(Scenario, u64, FaultPlan), BadInput> {
+    let shown = path.display().to_string();
+    let text = read_bounded(path)?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        BadInput(format!(
+            "{shown}: line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let (name, seed, plan) = if value.get("plan").is_some() {
+        let reg: Regression =
+            serde_json::from_value(value).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+        (reg.scenario, seed.unwrap_or(reg.seed), reg.plan)
+    } else {
+        let plan: FaultPlan =
+            serde_json::from_value(value).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+        (arg.scenario.clone(), seed.unwrap_or(0), plan)
+    };
+    let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
+    let s = load_from(&name, &dir)?;
+    plan.validate(&topology(&s))
+        .map_err(|e| BadInput(format!("{shown}: {e}")))?;
+    Ok((s, seed, plan))
+}
+
+/// A text file of at most `MAX_FILE_BYTES`; errors name the file.
+pub fn read_bounded(path: &Path) -> Result<String, BadInput> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| BadInput(format!("{shown}: {e}")))?;
+    if meta.len() > scenario::MAX_FILE_BYTES {
+        return Err(BadInput(format!(
+            "{shown}: file is larger than {} bytes",
+            scenario::MAX_FILE_BYTES
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| BadInput(format!("{shown}: {e}")))
+}
+
+/// Write `text` to `path` through a temp file beside it and a rename, so a
+/// reader never sees half a file. Errors name `path`, the file asked for,
+/// never the temp file.
+pub fn write_atomic(path: &Path, text: &str) -> Result<(), BadInput> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".to_string(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.sagasim-tmp"));
+    let fail = |e: std::io::Error| BadInput(format!("{}: {e}", path.display()));
+    std::fs::write(&tmp, text).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
+}

@@ -1,0 +1,264 @@
+//! `sagasim fuzz [SCENARIO] --seeds N ...`: many seeds on many threads, a
+//! summary (coverage, failing seeds with replay commands), optionally one
+//! JSON line, a failures file and a markdown report.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Args;
+
+use super::args::{
+    fuzz_config, load, parse_shard, replay_cmd, write_atomic, BadInput, ScenarioArg, SeedRangeArg,
+};
+use crate::fuzz::{fuzz, FuzzConfig, FuzzSummary, SeedResult};
+use crate::harness::{fuzz_seed, reference};
+use crate::scenario::Scenario;
+
+#[derive(Args)]
+pub struct FuzzArgs {
+    #[command(flatten)]
+    scenario: ScenarioArg,
+    #[command(flatten)]
+    range: SeedRangeArg,
+    /// Run only shard K of N, written K/N (1-based).
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
+    /// Print one machine-readable summary line last.
+    #[arg(long)]
+    json: bool,
+    /// Run every seed twice (fresh runtime each) and compare trace hashes.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Stop at the first failing seed.
+    #[arg(long)]
+    stop_on_failure: bool,
+    /// Write one JSON line per failing seed to this file.
+    #[arg(long, value_name = "FILE")]
+    failures: Option<PathBuf>,
+    /// Write a markdown summary (outcome histogram, coverage, seeds/s).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+pub fn exec(a: FuzzArgs) -> Result<ExitCode, BadInput> {
+    let s = load(&a.scenario)?;
+    let cfg = fuzz_config(&a.range, a.shard)?;
+    stop_on_signal();
+    let mut summary = run_fuzz(&s, &cfg, a.json, a.check_determinism, a.stop_on_failure);
+    summary.scenario_path = a.scenario.scenario.clone();
+    summary.coordinator = reference().name().to_string();
+    for f in &mut summary.failing {
+        f.replay = replay_cmd(&a.scenario, f.seed);
+    }
+    // Files first, then the terminal: a bad path loses nothing, the
+    // summary and failures are printed whatever happened to the files.
+    let mut written = Vec::new();
+    let mut errors = Vec::new();
+    if let Some(path) = &a.failures {
+        let mut text = String::new();
+        for f in &summary.failing {
+            text.push_str(&serde_json::to_string(f).expect("serialises"));
+            text.push('\n');
+        }
+        match write_atomic(path, &text) {
+            Ok(()) => written.push(path),
+            Err(BadInput(e)) => errors.push(format!("--failures {e}")),
+        }
+    }
+    if let Some(path) = &a.report {
+        match write_atomic(path, &fuzz_report(&summary)) {
+            Ok(()) => written.push(path),
+            Err(BadInput(e)) => errors.push(format!("--report {e}")),
+        }
+    }
+    print_summary(&summary, a.json, &written);
+    for e in &errors {
+        errln!("error: {e} (the run's summary is above)");
+    }
+    Ok(if !errors.is_empty() {
+        ExitCode::from(2)
+    } else if summary.failures > 0 {
+        ExitCode::from(1)
+    } else if summary.interrupted {
+        ExitCode::from(INTERRUPTED_EXIT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Exit code of a run stopped by Ctrl-C / SIGTERM that found no failure
+/// (128 + SIGINT, as shells report it): not a pass, the run is incomplete.
+const INTERRUPTED_EXIT: u8 = 130;
+
+/// Ctrl-C or SIGTERM (a CI job cancelled, a pod evicted): stop handing out
+/// seeds, finish the ones in progress, print what was found. A second
+/// signal kills the process as usual.
+fn stop_on_signal() {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        crate::fuzz::interrupt();
+        // SAFETY: signal() is async-signal-safe; SIG_DFL is a valid handler.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+        }
+    }
+    // SAFETY: the handler only stores an atomic and resets itself, both
+    // async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+fn run_fuzz(
+    s: &Scenario,
+    cfg: &FuzzConfig,
+    json: bool,
+    check_determinism: bool,
+    stop_on_failure: bool,
+) -> FuzzSummary {
+    let total = cfg.seed_list().len() as u64;
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds  {per_sec}  {msg}  eta {eta}",
+            )
+            .expect("template"),
+        );
+        b
+    });
+    let stop = AtomicBool::new(false);
+    let summary = fuzz(
+        &s.name,
+        cfg,
+        |seed| {
+            if stop.load(Ordering::Relaxed) {
+                return SeedResult {
+                    seed,
+                    trace_hash: 0,
+                    failure: None,
+                    skipped: true,
+                    coverage: Default::default(),
+                };
+            }
+            let mut r = fuzz_seed(s, seed);
+            if check_determinism && r.failure.is_none() {
+                let again = std::thread::scope(|sc| sc.spawn(|| fuzz_seed(s, seed)).join())
+                    .expect("determinism re-run");
+                if again.trace_hash != r.trace_hash {
+                    r.failure = Some(format!(
+                        "determinism: trace hash {:016x} on a used thread, {:016x} on a fresh one",
+                        r.trace_hash, again.trace_hash
+                    ));
+                }
+            }
+            if r.failure.is_some() && stop_on_failure {
+                stop.store(true, Ordering::Relaxed);
+            }
+            r
+        },
+        |done, failures| {
+            if let Some(b) = &bar {
+                b.set_position(done);
+                b.set_message(format!("{failures} failing"));
+            }
+        },
+    );
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    summary
+}
+
+fn print_summary(summary: &FuzzSummary, json: bool, written: &[&PathBuf]) {
+    for f in summary.failing.iter().take(20) {
+        outln!("seed {}: {}\n  replay: {}", f.seed, f.message, f.replay);
+    }
+    if summary.failures > 20 {
+        outln!("… and {} more failing seeds", summary.failures - 20);
+    }
+    if !json {
+        outln!("coverage (seeds that hit each path):");
+        for point in crate::check::coverage::POINTS {
+            let hits = summary.coverage.get(*point).copied().unwrap_or(0);
+            outln!(
+                "  {hits:>8}  {point}{}",
+                if hits == 0 { "   <- never hit" } else { "" }
+            );
+        }
+    }
+    if summary.interrupted {
+        outln!(
+            "interrupted: {} of {} seeds ran (the summary covers those)",
+            summary.seeds,
+            FuzzConfig {
+                start: summary.start,
+                seeds: summary.range_seeds,
+                jobs: 1,
+                shard: summary.shard.map(|s| (s.index, s.count)),
+            }
+            .seed_list()
+            .len()
+        );
+    }
+    for path in written {
+        outln!("wrote {}", path.display());
+    }
+    outln!(
+        "{}: {} seeds, {} failures, {:.1} s, {:.0} seeds/s",
+        summary.scenario,
+        summary.seeds,
+        summary.failures,
+        summary.elapsed_s,
+        summary.seeds_per_s
+    );
+    if json {
+        outln!("{}", summary.json_line());
+    }
+}
+
+/// The markdown summary of a fuzz run (`fuzz --report FILE`).
+fn fuzz_report(s: &FuzzSummary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "# sagasim fuzz: {}\n", s.scenario);
+    let _ = writeln!(
+        out,
+        "{} seeds, {} failing, {:.1} s, {:.0} seeds/s.\n",
+        s.seeds, s.failures, s.elapsed_s, s.seeds_per_s
+    );
+    let _ = writeln!(out, "## Outcomes\n\n| outcome | seeds |\n|---|--:|");
+    let _ = writeln!(out, "| every invariant held | {} |", s.seeds - s.failures);
+    if s.failing.len() as u64 != s.failures {
+        let _ = writeln!(
+            out,
+            "\n(only the lowest {} failing seeds are kept; {} failed)\n",
+            s.failing.len(),
+            s.failures
+        );
+    }
+    let mut by: std::collections::BTreeMap<&str, u64> = Default::default();
+    for f in &s.failing {
+        *by.entry(&f.invariant).or_insert(0) += 1;
+    }
+    for (inv, n) in &by {
+        let _ = writeln!(out, "| `{inv}` violated | {n} |");
+    }
+    let _ = writeln!(
+        out,
+        "\n## Coverage (seeds that reached each path)\n\n| path | seeds |\n|---|--:|"
+    );
+    for point in crate::check::coverage::POINTS {
+        let hits = s.coverage.get(*point).copied().unwrap_or(0);
+        let _ = writeln!(out, "| {point} | {hits} |");
+    }
+    if !s.failing.is_empty() {
+        let _ = writeln!(out, "\n## Failing seeds (first 50)\n");
+        for f in s.failing.iter().take(50) {
+            let _ = writeln!(out, "- seed {}: {} — `{}`", f.seed, f.message, f.replay);
+        }
+    }
+    out
+}

@@ -1,0 +1,74 @@
+//! `sagasim shrink [SCENARIO] --seed N [--out DIR] [--note TEXT]`: shrink a
+//! failing seed's fault plan and save it as a regression (never overwriting
+//! one).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::args::{load, BadInput, ScenarioArg};
+use crate::check::regression::Regression;
+use crate::harness::{reference, shrink_failure};
+use crate::world::run::plan_for;
+
+#[derive(Args)]
+pub struct ShrinkArgs {
+    #[command(flatten)]
+    scenario: ScenarioArg,
+    #[arg(long)]
+    seed: u64,
+    /// Directory for the regression file.
+    #[arg(long, value_name = "DIR", default_value = "tests/regressions")]
+    out: PathBuf,
+    /// One line: what the bug is.
+    #[arg(long, default_value = "found by sagasim fuzz")]
+    note: String,
+}
+
+pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
+    let ShrinkArgs {
+        scenario,
+        seed,
+        out,
+        note,
+    } = a;
+    let s = load(&scenario)?;
+    let plan = plan_for(&s, seed);
+    let Some((small, invariant, runs)) = shrink_failure(&s, seed, &plan, reference()) else {
+        outln!(
+            "seed {seed} of {} holds every invariant: nothing to shrink",
+            s.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(&out).map_err(|e| BadInput(format!("--out {}: {e}", out.display())))?;
+    let path = out.join(format!("{}-{seed}.json", s.name));
+    let reg = Regression {
+        scenario: s.name.clone(),
+        seed,
+        invariant: invariant.clone(),
+        note,
+        plan: small.clone(),
+        workload: None,
+        coordinator: Some(crate::harness::reference().name().to_string()),
+        sagasim_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+    };
+    reg.save_new(&path)?;
+    outln!(
+        "{invariant}: shrunk {} faults to {} in {runs} runs",
+        plan.len(),
+        small.len()
+    );
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&small).expect("serialises")
+    );
+    outln!("wrote {}", path.display());
+    outln!(
+        "replay: cargo run --release -- replay {} --plan {}",
+        scenario.scenario,
+        path.display()
+    );
+    Ok(ExitCode::from(1))
+}
