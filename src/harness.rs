@@ -92,13 +92,12 @@ pub fn coordinator(name: &str) -> Option<Arc<dyn CoordinatorImpl>> {
 
 /// Fuzz one seed of `s` with the reference coordinator.
 pub fn fuzz_seed(s: &Scenario, seed: u64) -> SeedResult {
-    let c = run_checked(
-        s,
-        seed,
-        &plan_for(s, seed),
-        TraceMode::HashOnly,
-        reference(),
-    );
+    fuzz_seed_with(s, seed, reference())
+}
+
+/// Fuzz one seed of `s` with coordinator `imp`.
+pub fn fuzz_seed_with(s: &Scenario, seed: u64, imp: Arc<dyn CoordinatorImpl>) -> SeedResult {
+    let c = run_checked(s, seed, &plan_for(s, seed), TraceMode::HashOnly, imp);
     SeedResult {
         seed,
         trace_hash: c.trace.hash,

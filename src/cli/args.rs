@@ -28,6 +28,38 @@ pub struct ScenarioArg {
     pub scenarios: Option<PathBuf>,
 }
 
+/// `--coordinator NAME`: which coordinator implementation runs (default: the
+/// reference saga coordinator, `saga`).
+#[derive(Args, Clone, Default)]
+pub struct CoordinatorArg {
+    /// Coordinator implementation: `saga` (the reference, the default) or
+    /// `naive` (the baseline: see `sagasim compare`).
+    #[arg(long, value_name = "NAME")]
+    pub coordinator: Option<String>,
+}
+
+impl CoordinatorArg {
+    /// The name asked for, or the reference's.
+    pub fn name(&self) -> String {
+        self.coordinator
+            .clone()
+            .unwrap_or_else(|| crate::harness::reference().name().to_string())
+    }
+
+    /// The implementation asked for.
+    pub fn resolve(&self) -> Result<Arc<dyn CoordinatorImpl>, BadInput> {
+        coordinator(&self.name())
+    }
+
+    /// ` --coordinator NAME` for a printed command, empty for the default.
+    pub fn flag(&self) -> String {
+        match &self.coordinator {
+            Some(c) if *c != crate::harness::reference().name() => format!(" --coordinator {c}"),
+            _ => String::new(),
+        }
+    }
+}
+
 /// `--seeds N --start S --jobs J`: the seed range of `fuzz` and `compare`.
 #[derive(Args, Clone)]
 pub struct SeedRangeArg {
@@ -166,32 +198,48 @@ pub fn coordinator(name: &str) -> Result<Arc<dyn CoordinatorImpl>, BadInput> {
 }
 
 /// The command that replays `seed` of the scenario as the user named it
-/// (with `--scenarios DIR` when it was given).
-pub fn replay_cmd(arg: &ScenarioArg, seed: u64) -> String {
+/// (with `--scenarios DIR` and `--coordinator NAME` when they were given).
+pub fn replay_cmd(arg: &ScenarioArg, coord: &CoordinatorArg, seed: u64) -> String {
     let dir = arg
         .scenarios
         .as_ref()
         .map_or(String::new(), |d| format!(" --scenarios {}", d.display()));
     format!(
-        "cargo run --release -- replay {}{dir} --seed {seed}",
-        arg.scenario
+        "cargo run --release -- replay {}{dir}{} --seed {seed}",
+        arg.scenario,
+        coord.flag()
     )
 }
 
 /// What `replay` and `report` run: a seed's own plan (`--seed N`), or a
 /// regression / plan file (`--plan FILE`); with the replay command for it.
+/// The coordinator a regression file's handle names must be the one the
+/// command line names, if it names one: never a silent choice.
 pub fn seed_or_plan(
     verb: &str,
     arg: &ScenarioArg,
+    coord: &mut CoordinatorArg,
     which: &SeedOrPlanArg,
 ) -> Result<(Scenario, u64, FaultPlan, String), BadInput> {
     let seed = which.seed;
     match which.plan.as_deref() {
         Some(path) => {
-            let (s, seed, plan) = load_plan(arg, path, seed)?;
+            let (s, seed, plan, handle) = load_plan(arg, path, seed)?;
+            if let Some(named) = handle {
+                match &coord.coordinator {
+                    Some(c) if *c != named => {
+                        return Err(BadInput(format!(
+                            "{}: the regression was found with coordinator `{named}`, but --coordinator is `{c}`",
+                            path.display()
+                        )))
+                    }
+                    _ => coord.coordinator = Some(named),
+                }
+            }
             let cmd = format!(
-                "cargo run --release -- replay {} --seed {seed} --plan {}",
+                "cargo run --release -- replay {}{} --seed {seed} --plan {}",
                 arg.scenario,
+                coord.flag(),
                 path.display()
             );
             Ok((s, seed, plan, cmd))
@@ -202,17 +250,18 @@ pub fn seed_or_plan(
             };
             let s = load(arg)?;
             let plan = plan_for(&s, seed);
-            Ok((s, seed, plan, replay_cmd(arg, seed)))
+            Ok((s, seed, plan, replay_cmd(arg, coord, seed)))
         }
     }
 }
 
 /// Load a regression file or a bare plan for `replay --plan`.
+/// Also returns the coordinator the file's handle names, if any.
 fn load_plan(
     arg: &ScenarioArg,
     path: &Path,
     seed: Option<u64>,
-) -> Result<(Scenario, u64, FaultPlan), BadInput> {
+) -> Result<(Scenario, u64, FaultPlan, Option<String>), BadInput> {
     let shown = path.display().to_string();
     let text = read_bounded(path)?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
@@ -222,20 +271,35 @@ fn load_plan(
             e.column()
         ))
     })?;
-    let (name, seed, plan) = if value.get("plan").is_some() {
+    let (name, seed, plan, coordinator) = if value.get("plan").is_some() {
         let reg: Regression =
             serde_json::from_value(value).map_err(|e| BadInput(format!("{shown}: {e}")))?;
-        (reg.scenario, seed.unwrap_or(reg.seed), reg.plan)
+        // A scenario named on the command line must be the file's.
+        if arg.scenario != DEFAULT_SCENARIO
+            && arg.scenario != reg.scenario
+            && !arg.scenario.ends_with(&format!("{}.toml", reg.scenario))
+        {
+            return Err(BadInput(format!(
+                "{shown}: the regression is of scenario `{}`, but the command names `{}`",
+                reg.scenario, arg.scenario
+            )));
+        }
+        (
+            reg.scenario,
+            seed.unwrap_or(reg.seed),
+            reg.plan,
+            reg.coordinator,
+        )
     } else {
         let plan: FaultPlan =
             serde_json::from_value(value).map_err(|e| BadInput(format!("{shown}: {e}")))?;
-        (arg.scenario.clone(), seed.unwrap_or(0), plan)
+        (arg.scenario.clone(), seed.unwrap_or(0), plan, None)
     };
     let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
     let s = load_from(&name, &dir)?;
     plan.validate(&topology(&s))
         .map_err(|e| BadInput(format!("{shown}: {e}")))?;
-    Ok((s, seed, plan))
+    Ok((s, seed, plan, coordinator))
 }
 
 /// A text file of at most `MAX_FILE_BYTES`; errors name the file.

@@ -10,16 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::Args;
 
 use super::args::{
-    fuzz_config, load, parse_shard, replay_cmd, write_atomic, BadInput, ScenarioArg, SeedRangeArg,
+    fuzz_config, load, parse_shard, replay_cmd, write_atomic, BadInput, CoordinatorArg,
+    ScenarioArg, SeedRangeArg,
 };
 use crate::fuzz::{fuzz, FuzzConfig, FuzzSummary, SeedResult};
-use crate::harness::{fuzz_seed, reference};
+use crate::harness::fuzz_seed_with;
 use crate::scenario::Scenario;
+use crate::world::CoordinatorImpl;
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct FuzzArgs {
     #[command(flatten)]
     scenario: ScenarioArg,
+    #[command(flatten)]
+    coordinator: CoordinatorArg,
     #[command(flatten)]
     range: SeedRangeArg,
     /// Run only shard K of N, written K/N (1-based).
@@ -46,11 +51,19 @@ pub fn exec(a: FuzzArgs) -> Result<ExitCode, BadInput> {
     let s = load(&a.scenario)?;
     let cfg = fuzz_config(&a.range, a.shard)?;
     stop_on_signal();
-    let mut summary = run_fuzz(&s, &cfg, a.json, a.check_determinism, a.stop_on_failure);
+    let imp = a.coordinator.resolve()?;
+    let mut summary = run_fuzz(
+        &s,
+        &imp,
+        &cfg,
+        a.json,
+        a.check_determinism,
+        a.stop_on_failure,
+    );
     summary.scenario_path = a.scenario.scenario.clone();
-    summary.coordinator = reference().name().to_string();
+    summary.coordinator = imp.name().to_string();
     for f in &mut summary.failing {
-        f.replay = replay_cmd(&a.scenario, f.seed);
+        f.replay = replay_cmd(&a.scenario, &a.coordinator, f.seed);
     }
     // Files first, then the terminal: a bad path loses nothing, the
     // summary and failures are printed whatever happened to the files.
@@ -113,6 +126,7 @@ fn stop_on_signal() {
 
 fn run_fuzz(
     s: &Scenario,
+    imp: &Arc<dyn CoordinatorImpl>,
     cfg: &FuzzConfig,
     json: bool,
     check_determinism: bool,
@@ -143,10 +157,12 @@ fn run_fuzz(
                     coverage: Default::default(),
                 };
             }
-            let mut r = fuzz_seed(s, seed);
+            let mut r = fuzz_seed_with(s, seed, imp.clone());
             if check_determinism && r.failure.is_none() {
-                let again = std::thread::scope(|sc| sc.spawn(|| fuzz_seed(s, seed)).join())
-                    .expect("determinism re-run");
+                let again = std::thread::scope(|sc| {
+                    sc.spawn(|| fuzz_seed_with(s, seed, imp.clone())).join()
+                })
+                .expect("determinism re-run");
                 if again.trace_hash != r.trace_hash {
                     r.failure = Some(format!(
                         "determinism: trace hash {:016x} on a used thread, {:016x} on a fresh one",

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::args::{seed_or_plan, verdict_exit, BadInput, ScenarioArg, SeedOrPlanArg};
+use super::args::{
+    seed_or_plan, verdict_exit, BadInput, CoordinatorArg, ScenarioArg, SeedOrPlanArg,
+};
 use super::run::show_run;
 
 #[derive(Args)]
@@ -13,10 +15,14 @@ pub struct ReplayArgs {
     #[command(flatten)]
     scenario: ScenarioArg,
     #[command(flatten)]
+    coordinator: CoordinatorArg,
+    #[command(flatten)]
     run: SeedOrPlanArg,
 }
 
 pub fn exec(a: ReplayArgs) -> Result<ExitCode, BadInput> {
-    let (s, seed, plan, cmd) = seed_or_plan("replay", &a.scenario, &a.run)?;
-    Ok(verdict_exit(show_run(&s, seed, &plan, true, &cmd)))
+    let mut coord = a.coordinator;
+    let (s, seed, plan, cmd) = seed_or_plan("replay", &a.scenario, &mut coord, &a.run)?;
+    let imp = coord.resolve()?;
+    Ok(verdict_exit(show_run(&s, imp, seed, &plan, true, &cmd)))
 }

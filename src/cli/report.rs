@@ -9,8 +9,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::args::{seed_or_plan, verdict_exit, BadInput, ScenarioArg, SeedOrPlanArg};
-use crate::harness::{reference, run_checked};
+use super::args::{
+    seed_or_plan, verdict_exit, BadInput, CoordinatorArg, ScenarioArg, SeedOrPlanArg,
+};
+use crate::harness::run_checked;
 use crate::report::{file_stem, Report};
 use crate::trace::TraceMode;
 
@@ -18,6 +20,8 @@ use crate::trace::TraceMode;
 pub struct ReportArgs {
     #[command(flatten)]
     scenario: ScenarioArg,
+    #[command(flatten)]
+    coordinator: CoordinatorArg,
     #[command(flatten)]
     run: SeedOrPlanArg,
     /// Directory for `<scenario>-<seed>.html` and `.md` (created if missing).
@@ -28,18 +32,25 @@ pub struct ReportArgs {
 /// Run the seed (or plan file) with the full trace, write the HTML and
 /// markdown under `out`, print their paths and the verdict.
 pub fn exec(a: ReportArgs) -> Result<ExitCode, BadInput> {
-    let (s, seed, plan, cmd) = seed_or_plan("report", &a.scenario, &a.run)?;
-    let c = run_checked(&s, seed, &plan, TraceMode::Full, reference());
+    let mut coord = a.coordinator.clone();
+    let (s, seed, plan, cmd) = seed_or_plan("report", &a.scenario, &mut coord, &a.run)?;
+    let c = run_checked(&s, seed, &plan, TraceMode::Full, coord.resolve()?);
     let report = Report::new(&s, &c);
     // A plan file's report is named after the plan too: the seed's own
     // report (`--seed N`) and a plan's for the same seed both survive.
+    // Another coordinator's report is named after it too.
+    let who = match coord.flag().is_empty() {
+        true => s.name.clone(),
+        false => format!("{}-{}", s.name, coord.name()),
+    };
     let written = match &a.run.plan {
-        None => report.write(&a.out)?,
+        None if who == s.name => report.write(&a.out)?,
+        None => report.write_as(&a.out, &file_stem(&who, seed))?,
         Some(path) => {
             let plan_name = path
                 .file_stem()
                 .map_or_else(|| "plan".to_string(), |n| n.to_string_lossy().into_owned());
-            let stem = file_stem(&format!("{}-plan-{plan_name}", s.name), seed);
+            let stem = file_stem(&format!("{who}-plan-{plan_name}"), seed);
             report.write_as(&a.out, &stem)?
         }
     };

@@ -6,17 +6,21 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::args::{load, replay_cmd, verdict_exit, BadInput, ScenarioArg};
-use crate::harness::{reference, run_checked};
+use super::args::{load, replay_cmd, verdict_exit, BadInput, CoordinatorArg, ScenarioArg};
+use crate::harness::run_checked;
 use crate::scenario::Scenario;
 use crate::sim::FaultPlan;
 use crate::trace::TraceMode;
 use crate::world::run::plan_for;
+use crate::world::CoordinatorImpl;
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct RunArgs {
     #[command(flatten)]
     scenario: ScenarioArg,
+    #[command(flatten)]
+    coordinator: CoordinatorArg,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Print only the verdict.
@@ -26,26 +30,36 @@ pub struct RunArgs {
 
 pub fn exec(a: RunArgs) -> Result<ExitCode, BadInput> {
     let s = load(&a.scenario)?;
+    let imp = a.coordinator.resolve()?;
     let plan = plan_for(&s, a.seed);
     Ok(verdict_exit(show_run(
         &s,
+        imp,
         a.seed,
         &plan,
         !a.quiet,
-        &replay_cmd(&a.scenario, a.seed),
+        &replay_cmd(&a.scenario, &a.coordinator, a.seed),
     )))
 }
 
 /// Run one seed, print the trace (if asked) and the verdict. Returns ok.
-pub fn show_run(s: &Scenario, seed: u64, plan: &FaultPlan, trace: bool, replay: &str) -> bool {
-    let c = run_checked(s, seed, plan, TraceMode::Full, reference());
+pub fn show_run(
+    s: &Scenario,
+    imp: Arc<dyn CoordinatorImpl>,
+    seed: u64,
+    plan: &FaultPlan,
+    trace: bool,
+    replay: &str,
+) -> bool {
+    let coordinator = imp.name();
+    let c = run_checked(s, seed, plan, TraceMode::Full, imp);
     let mut out = std::io::stdout().lock();
     if trace {
         let _ = write!(out, "{}", c.trace.render());
     }
     let _ = writeln!(
         out,
-        "scenario {} seed {seed}: {} events, trace hash {:016x}, {} faults in plan",
+        "scenario {} seed {seed} (coordinator {coordinator}): {} events, trace hash {:016x}, {} faults in plan",
         s.name,
         c.trace.len,
         c.trace.hash,

@@ -7,15 +7,17 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::args::{load, BadInput, ScenarioArg};
+use super::args::{load, BadInput, CoordinatorArg, ScenarioArg};
 use crate::check::regression::Regression;
-use crate::harness::{reference, shrink_failure};
+use crate::harness::shrink_failure;
 use crate::world::run::plan_for;
 
 #[derive(Args)]
 pub struct ShrinkArgs {
     #[command(flatten)]
     scenario: ScenarioArg,
+    #[command(flatten)]
+    coordinator: CoordinatorArg,
     #[arg(long)]
     seed: u64,
     /// Directory for the regression file.
@@ -29,13 +31,15 @@ pub struct ShrinkArgs {
 pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
     let ShrinkArgs {
         scenario,
+        coordinator,
         seed,
         out,
         note,
     } = a;
     let s = load(&scenario)?;
+    let imp = coordinator.resolve()?;
     let plan = plan_for(&s, seed);
-    let Some((small, invariant, runs)) = shrink_failure(&s, seed, &plan, reference()) else {
+    let Some((small, invariant, runs)) = shrink_failure(&s, seed, &plan, imp.clone()) else {
         outln!(
             "seed {seed} of {} holds every invariant: nothing to shrink",
             s.name
@@ -43,7 +47,12 @@ pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
         return Ok(ExitCode::SUCCESS);
     };
     std::fs::create_dir_all(&out).map_err(|e| BadInput(format!("--out {}: {e}", out.display())))?;
-    let path = out.join(format!("{}-{seed}.json", s.name));
+    // The reference's regressions keep their short name.
+    let stem = match coordinator.flag().is_empty() {
+        true => format!("{}-{seed}", s.name),
+        false => format!("{}-{}-{seed}", s.name, imp.name()),
+    };
+    let path = out.join(format!("{stem}.json"));
     let reg = Regression {
         scenario: s.name.clone(),
         seed,
@@ -51,7 +60,7 @@ pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
         note,
         plan: small.clone(),
         workload: None,
-        coordinator: Some(crate::harness::reference().name().to_string()),
+        coordinator: Some(imp.name().to_string()),
         sagasim_version: Some(env!("CARGO_PKG_VERSION").to_string()),
     };
     reg.save_new(&path)?;
@@ -66,8 +75,9 @@ pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
     );
     outln!("wrote {}", path.display());
     outln!(
-        "replay: cargo run --release -- replay {} --plan {}",
+        "replay: cargo run --release -- replay {}{} --plan {}",
         scenario.scenario,
+        coordinator.flag(),
         path.display()
     );
     Ok(ExitCode::from(1))

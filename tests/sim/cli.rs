@@ -603,3 +603,74 @@ fn a_missing_scenarios_directory_is_named() {
         "missing-dir: no such scenarios directory",
     );
 }
+
+/// The hash a `run`/`replay` output line reports.
+fn trace_hash_of(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.contains("trace hash"))
+        .unwrap_or_else(|| panic!("no trace hash in {out}"));
+    let at = line.find("trace hash ").unwrap() + "trace hash ".len();
+    line[at..at + 16].to_string()
+}
+
+/// Issue 17: `--coordinator NAME` on the built-in binary; a newcomer sees a
+/// real failure, and its printed replay command reproduces it as printed.
+#[test]
+fn fuzz_with_the_naive_coordinator_fails_and_its_replay_command_works_as_printed() {
+    let o = sagasim(&["fuzz", "--coordinator", "naive", "--seeds", "30", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let json = last_json(&o);
+    assert_eq!(json["coordinator"], "naive");
+    let failure = &json["failing"][0];
+    let replay = failure["replay"].as_str().expect("a replay command");
+    assert!(replay.contains("--coordinator naive"), "{replay}");
+    let args: Vec<&str> = replay
+        .strip_prefix("cargo run --release -- ")
+        .expect("as README runs it")
+        .split(' ')
+        .collect();
+    let replayed = sagasim(&args);
+    assert_eq!(replayed.status.code(), Some(1), "{replayed:?}");
+    let seed = failure["seed"].as_u64().unwrap().to_string();
+    let run = sagasim(&["run", "--coordinator", "naive", "--seed", &seed, "--quiet"]);
+    assert_eq!(trace_hash_of(&replayed), trace_hash_of(&run));
+    assert_eq!(
+        failure["trace_hash"].as_str().unwrap(),
+        trace_hash_of(&run),
+        "the JSON record's hash is the replay's"
+    );
+    bad_input(&["fuzz", "--coordinator", "nope"], "known: naive, saga");
+}
+
+/// A regression file names its coordinator; the command line may not
+/// contradict it, and replaying it without `--coordinator` uses it.
+#[test]
+fn a_regressions_coordinator_is_used_and_never_silently_overridden() {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("naive-regressions");
+    let _ = std::fs::remove_dir_all(&out);
+    let shrunk = sagasim(&[
+        "shrink",
+        "--coordinator",
+        "naive",
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(shrunk.status.code(), Some(1), "{shrunk:?}");
+    let file = out.join("hotel-checkout-naive-1.json");
+    let path = file.to_str().unwrap();
+    let replayed = sagasim(&["replay", "--plan", path]);
+    assert_eq!(replayed.status.code(), Some(1), "fails again with naive");
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("(coordinator naive)"));
+    bad_input(
+        &["replay", "--coordinator", "saga", "--plan", path],
+        "found with coordinator `naive`",
+    );
+    bad_input(
+        &["replay", "crash-storm", "--plan", path],
+        "regression is of scenario `hotel-checkout`",
+    );
+}

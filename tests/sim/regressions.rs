@@ -27,7 +27,13 @@ fn every_regression_plan_now_holds_every_invariant() {
         let r = Regression::load(f).unwrap();
         assert!(!r.note.trim().is_empty(), "{}: note is empty", f.display());
         let s = Scenario::load(&r.scenario, &default_dir()).unwrap();
-        let c = run_checked(&s, r.seed, &r.plan, TraceMode::HashOnly, reference());
+        // The coordinator the file names (the reference if it names none).
+        let imp = match r.coordinator.as_deref() {
+            None => reference(),
+            Some(name) => sagasim::harness::coordinator(name)
+                .unwrap_or_else(|| panic!("{}: unknown coordinator {name}", f.display())),
+        };
+        let c = run_checked(&s, r.seed, &r.plan, TraceMode::HashOnly, imp);
         if let Some(v) = c.verdict.first() {
             failures.push(format!(
                 "{} ({}): {v}\n  replay: cargo run --release -- replay --plan {}",
