@@ -11,15 +11,17 @@ pub mod glue;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::saga::driver::{BoxFuture, Driver, SagaLog};
-use crate::saga::{LogRecord, SagaInput, SagaStatus};
+use crate::saga::driver::{BoxFuture, Driver, SagaLog, StepClient};
+use crate::saga::{Config, LogRecord, SagaInput, SagaStatus};
 use crate::sim::disk::Disk;
 use crate::world::{CoordinatorEnv, CoordinatorImpl, SagaService};
 
 /// The reference saga coordinator (`crate::saga`).
 pub struct SagaCoordinator;
 
-struct DiskLog(Disk<LogRecord>);
+/// sagasim's saga log on a node's disk (appends, fsync, read back after a
+/// crash).
+pub struct DiskLog(pub Disk<LogRecord>);
 
 impl SagaLog for DiskLog {
     fn append(&self, records: &[LogRecord]) {
@@ -51,29 +53,41 @@ impl SagaService for DriverService {
     }
 }
 
+/// Boot the saga core on a coordinator node: the workload's definition,
+/// `config` (its jitter seeded by the run's seed), `client` for the service
+/// calls, sagasim's log on the node's disk. What [`SagaCoordinator`] does
+/// with the scenario's `[coordinator]` config and the reference glue; a
+/// coordinator of your own can do it with its own config or client.
+pub fn boot_saga_core(
+    env: &CoordinatorEnv,
+    mut config: Config,
+    client: Arc<dyn StepClient>,
+) -> Arc<dyn SagaService> {
+    let definition = env
+        .workload
+        .definition(env.scenario.inventory.honour_client_ref)
+        .expect("Workload::new validated the definition");
+    config.jitter_seed = env.seed;
+    let driver = Driver::boot(
+        definition,
+        config,
+        client,
+        Arc::new(DiskLog(env.disk.clone())),
+        env.clock.clone(),
+    )
+    .expect("scenario validation checks the coordinator config");
+    Arc::new(DriverService(driver))
+}
+
 impl CoordinatorImpl for SagaCoordinator {
     fn name(&self) -> &'static str {
         "saga"
     }
 
     fn boot(&self, env: CoordinatorEnv) -> Arc<dyn SagaService> {
-        let s = &env.scenario;
-        let definition = env
-            .workload
-            .definition(s.inventory.honour_client_ref)
-            .expect("Workload::new validated the definition");
-        let mut config = s.coordinator.clone();
-        config.jitter_seed = env.seed;
+        let config = env.scenario.coordinator.clone();
         let client = Arc::new(glue::OpClient::new(&env));
-        let driver = Driver::boot(
-            definition,
-            config,
-            client,
-            Arc::new(DiskLog(env.disk.clone())),
-            env.clock.clone(),
-        )
-        .expect("scenario validation checks the coordinator config");
-        Arc::new(DriverService(driver))
+        boot_saga_core(&env, config, client)
     }
 
     fn uses_saga_log(&self) -> bool {

@@ -25,16 +25,16 @@ use serde_json::{json, Value};
 
 use sagasim::check::truth::owner_of;
 use sagasim::check::{UserInvariant, Violation};
+use sagasim::reference::boot_saga_core;
 use sagasim::reference::glue::OpClient;
-use sagasim::saga::driver::{BoxFuture, Driver, SagaLog};
-use sagasim::saga::{LogRecord, SagaInput, SagaStatus};
+use sagasim::saga::driver::BoxFuture;
+use sagasim::saga::{SagaInput, SagaStatus};
 use sagasim::scenario::Scenario;
 use sagasim::services::inventory::{HoldStatus, InventoryBody, InventoryRequest};
 use sagasim::services::salesforce::SalesforceRequest;
 use sagasim::services::stripe::{CaptureMethod, PaymentIntentStatus, StripeRequest};
 use sagasim::services::user::{status_of, UserEffect, UserService};
 use sagasim::sim::clock::Clocks;
-use sagasim::sim::disk::Disk;
 use sagasim::workload::{
     Field, HoldSpec, Operation, SfRecord, Step, Workload, META_BUSINESS_KEY, META_STEP,
 };
@@ -211,59 +211,16 @@ pub fn ship_after_authorize() -> UserInvariant {
 /// recovery from the log after a crash.
 pub struct Careful;
 
-struct DiskLog(Disk<LogRecord>);
-
-impl SagaLog for DiskLog {
-    fn append(&self, records: &[LogRecord]) {
-        for r in records {
-            self.0.write(r.clone());
-        }
-    }
-
-    fn sync(&self) -> BoxFuture<()> {
-        let d = self.0.clone();
-        Box::pin(async move { d.fsync().await })
-    }
-
-    fn read(&self) -> Vec<LogRecord> {
-        self.0.read()
-    }
-}
-
-struct CarefulService(Arc<Driver>);
-
-impl SagaService for CarefulService {
-    fn start(&self, input: SagaInput, wait: Duration) -> BoxFuture<SagaStatus> {
-        let d = self.0.clone();
-        Box::pin(async move { d.checkout(input, wait).await })
-    }
-
-    fn is_quiescent(&self) -> bool {
-        self.0.all_finalized()
-    }
-}
-
 impl CoordinatorImpl for Careful {
     fn name(&self) -> &'static str {
         "careful"
     }
 
     fn boot(&self, env: CoordinatorEnv) -> Arc<dyn SagaService> {
-        let definition = env
-            .workload
-            .definition(env.scenario.inventory.honour_client_ref)
-            .expect("valid");
-        let mut config = env.scenario.coordinator.clone();
-        config.jitter_seed = env.seed;
-        let driver = Driver::boot(
-            definition,
-            config,
-            Arc::new(OpClient::new(&env)),
-            Arc::new(DiskLog(env.disk.clone())),
-            env.clock.clone(),
-        )
-        .expect("the scenario's coordinator config is valid");
-        Arc::new(CarefulService(driver))
+        // The scenario's budgets, the reference glue for the service calls.
+        let config = env.scenario.coordinator.clone();
+        let client = Arc::new(OpClient::new(&env));
+        boot_saga_core(&env, config, client)
     }
 
     fn uses_saga_log(&self) -> bool {
