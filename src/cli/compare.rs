@@ -90,9 +90,10 @@ fn run_compare(
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}",
+                "{bar:40} {pos}/{len} seeds  {rate}  eta {eta}",
             )
-            .expect("template"),
+            .expect("template")
+            .with_key("rate", super::fuzz::whole_rate),
         );
         b
     });

@@ -52,7 +52,7 @@ pub fn exec(a: FuzzArgs) -> Result<ExitCode, BadInput> {
     let cfg = fuzz_config(&a.range, a.shard)?;
     stop_on_signal();
     let imp = a.coordinator.resolve()?;
-    let mut summary = run_fuzz(
+    let (mut summary, twice) = run_fuzz(
         &s,
         &imp,
         &cfg,
@@ -86,7 +86,8 @@ pub fn exec(a: FuzzArgs) -> Result<ExitCode, BadInput> {
             Err(BadInput(e)) => errors.push(format!("--report {e}")),
         }
     }
-    print_summary(&summary, a.json, &written);
+    let determinism = a.check_determinism.then_some(twice);
+    print_summary(&summary, a.json, &written, determinism);
     for e in &errors {
         errln!("error: {e} (the run's summary is above)");
     }
@@ -131,15 +132,18 @@ fn run_fuzz(
     json: bool,
     check_determinism: bool,
     stop_on_failure: bool,
-) -> FuzzSummary {
+) -> (FuzzSummary, u64) {
+    // Seeds run a second time by --check-determinism.
+    let twice = std::sync::atomic::AtomicU64::new(0);
     let total = cfg.seed_list().len() as u64;
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} seeds  {per_sec}  {msg}  eta {eta}",
+                "{bar:40} {pos}/{len} seeds  {rate}  {msg}  eta {eta}",
             )
-            .expect("template"),
+            .expect("template")
+            .with_key("rate", whole_rate),
         );
         b
     });
@@ -159,6 +163,7 @@ fn run_fuzz(
             }
             let mut r = fuzz_seed_with(s, seed, imp.clone());
             if check_determinism && r.failure.is_none() {
+                twice.fetch_add(1, Ordering::Relaxed);
                 let again = std::thread::scope(|sc| {
                     sc.spawn(|| fuzz_seed_with(s, seed, imp.clone())).join()
                 })
@@ -185,16 +190,35 @@ fn run_fuzz(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    summary
+    (summary, twice.into_inner())
 }
 
-fn print_summary(summary: &FuzzSummary, json: bool, written: &[&PathBuf]) {
-    for f in summary.failing.iter().take(20) {
-        outln!("seed {}: {}\n  replay: {}", f.seed, f.message, f.replay);
+/// Seeds per second as a whole number (`2,417 seeds/s`), not indicatif's
+/// four decimals.
+pub fn whole_rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{} seeds/s", thousands(state.per_sec().round() as u64));
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
     }
-    if summary.failures > 20 {
-        outln!("… and {} more failing seeds", summary.failures - 20);
-    }
+    out
+}
+
+/// `determinism`: how many seeds were run twice, when `--check-determinism`.
+fn print_summary(
+    summary: &FuzzSummary,
+    json: bool,
+    written: &[&PathBuf],
+    determinism: Option<u64>,
+) {
     if !json {
         outln!("coverage (seeds that hit each path):");
         for point in crate::check::coverage::POINTS {
@@ -221,6 +245,27 @@ fn print_summary(summary: &FuzzSummary, json: bool, written: &[&PathBuf]) {
     }
     for path in written {
         outln!("wrote {}", path.display());
+    }
+    if let Some(twice) = determinism {
+        let mismatched = summary
+            .failing
+            .iter()
+            .filter(|f| f.message.starts_with("determinism:"))
+            .count();
+        outln!(
+            "determinism: {twice} seeds run twice (again on a fresh thread); {}",
+            match mismatched {
+                0 => "every trace hash matched".to_string(),
+                n => format!("{n} trace hash(es) differed (listed below)"),
+            }
+        );
+    }
+    // Failures last, so that they do not scroll away above the coverage.
+    for f in summary.failing.iter().take(20) {
+        outln!("seed {}: {}\n  replay: {}", f.seed, f.message, f.replay);
+    }
+    if summary.failures > 20 {
+        outln!("… and {} more failing seeds", summary.failures - 20);
     }
     outln!(
         "{}: {} seeds, {} failures, {:.1} s, {:.0} seeds/s",

@@ -674,3 +674,27 @@ fn a_regressions_coordinator_is_used_and_never_silently_overridden() {
         "regression is of scenario `hotel-checkout`",
     );
 }
+
+/// Issue 18 (terminal): failures are printed last, after the coverage, so
+/// they do not scroll away; `--check-determinism` says what it compared.
+#[test]
+fn fuzz_prints_failures_after_coverage_and_what_determinism_checked() {
+    let o = sagasim(&["fuzz", "--coordinator", "naive", "--seeds", "12"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let coverage = out
+        .find("coverage (seeds that hit each path)")
+        .expect("coverage");
+    let failure = out.find("\nseed ").expect("a failing seed");
+    assert!(coverage < failure, "{out}");
+    assert!(out.trim_end().lines().last().unwrap().contains("12 seeds"));
+    let o = sagasim(&["fuzz", "--seeds", "7", "--check-determinism"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(
+            "determinism: 7 seeds run twice (again on a fresh thread); every trace hash matched"
+        ),
+        "{out}"
+    );
+    let o = sagasim(&["fuzz", "--seeds", "7"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("determinism:"));
+}
