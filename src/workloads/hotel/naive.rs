@@ -34,22 +34,23 @@
 //! | Stripe create **without an idempotency key**, retried after a timeout or 5xx | the first charge landed, its reply was lost: the retry charges again, and the first charge is never refunded (it does not know it exists) | `no-double-charge`; metric *double charges* |
 //! | **no idempotent start**: every tool call runs the flow again, and the agent calls again after its tool timeout while the first flow still runs | two flows for one reservation: two charges, two holds (starving other guests of rooms), possibly two rooms; the second flow's upsert resets the first one's confirmed CRM records to pending, and if it fails its compensation cancels them | `no-double-charge`; *double charges*, *room booked twice*, *room booked, CRM not confirmed*, *answers contradicted* |
 //! | PMS hold with a **fresh reference per call** (a request id generated inside the retry loop; the PMS cannot deduplicate it) | a retried hold whose first reply was lost holds a second room that nobody releases | *orphaned holds* (until the TTL) |
-//! | Salesforce: the first try is an upsert by external id, a **retry is a plain `Create`** (the "create record" tool reached for when "save" failed) | a retry of a write that landed gets `DUPLICATE_VALUE`, which it takes for failure: it rolls back a checkout whose CRM record exists, and never learns that record's id, so it cannot cancel it (the article's case) | *CRM left open, no room*; *answers contradicted* |
+//! | Salesforce: the first try is an upsert by external id, a **retry is a plain `Create`** (the "create record" tool reached for when "save" failed) | a retry of a write that landed gets `DUPLICATE_VALUE`, which it takes for failure: it rolls back a checkout whose CRM record exists, and never learns that record's id, so it cannot cancel it (the article's case) | `all-or-nothing`; *CRM left open, no room*; *answers contradicted* |
 //! | **compensates on any error it sees, without reconciling** (a timeout is not "failed") | refunds and releases a checkout whose timed-out step landed | *stale state*; *answers contradicted* |
 //! | **no pivot**: a failure after the room is confirmed still rolls back | refunds a confirmed stay; the release of a confirmed hold fails | *room booked, not paid*; *NeedsOperator* |
 //! | compensations **without keys and without checking** what is there (it refunds its own idea of the charge) | a refund whose reply was lost is retried and refused (`charge_already_refunded`): it reports a failed compensation | *NeedsOperator* |
-//! | **no intent log**: it ignores its disk; after a crash it has forgotten every flow in progress | holds never released, charges never refunded, CRM records left pending | *paid, no room*, *orphaned holds*; `log-discipline`, `no-orphan-crm` |
+//! | **no intent log**: it ignores its disk; after a crash it has forgotten every flow in progress | holds never released, charges never refunded, CRM records left pending | *paid, no room*, *orphaned holds*; `all-or-nothing`, `no-orphan-hold` |
 //! | **no reconciliation, no sweep** | nothing ever looks for effects it could not see | everything above stays after quiescence |
 //!
-//! The checkers are not told about it: they read the services' ground
-//! truth as for any coordinator. So that they (and `crate::metrics`) can
-//! attribute its effects, it labels them the way a sensible integration
-//! would — Stripe metadata `business_key`, Salesforce external id
-//! `saga-{business_key}`, PMS reference `saga-{business_key}#{nonce}` — but
-//! writes no durable intent, so `log-discipline`, `no-orphan-crm` and
-//! `terminal` flag every run in which it touched a service: those are the
-//! architecture's own invariants (intent before effect, a durably started
-//! saga behind every record), and the naive orchestrator has none of it.
+//! The checkers are not told about it: they judge it black-box, from the
+//! services' ground truth and what each agent was told, as any
+//! coordinator. So that they (and `crate::metrics`) can attribute its
+//! effects, it labels them as the attribution contract asks (a sensible
+//! integration would too) — Stripe metadata `business_key`, Salesforce
+//! external id `saga-{business_key}`, PMS reference
+//! `saga-{business_key}#{nonce}`. It keeps no saga log, so the `saga-log:*`
+//! checks do not apply to it; the business invariants (`no-double-charge`,
+//! `all-or-nothing`, `caller-told-truth`, `no-orphan-hold`, `at-most-once`)
+//! are what catch it.
 //!
 //! `is_quiescent` is "no flow in progress in this incarnation" (a crashed
 //! incarnation's flows died with it). The tool's `wait` is ignored: the
