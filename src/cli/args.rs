@@ -12,10 +12,8 @@ use clap::Args;
 
 use crate::check::regression::Regression;
 use crate::fuzz::FuzzConfig;
-use crate::harness::known_coordinators;
 use crate::scenario::{self, Scenario, DEFAULT_SCENARIO};
 use crate::sim::FaultPlan;
-use crate::world::run::{plan_for, topology};
 use crate::world::CoordinatorImpl;
 
 #[derive(Args, Clone)]
@@ -121,7 +119,10 @@ pub fn load(arg: &ScenarioArg) -> Result<Scenario, BadInput> {
 pub fn load_from(name_or_path: &str, dir: &Path) -> Result<Scenario, BadInput> {
     let s = Scenario::load(name_or_path, dir)?;
     let path = Scenario::resolve(name_or_path, dir)?;
-    s.check_plan(&topology(&s), &path.display().to_string())?;
+    s.check_plan(
+        &super::registry::get().topology(&s),
+        &path.display().to_string(),
+    )?;
     Ok(s)
 }
 
@@ -186,7 +187,7 @@ pub fn jobs_arg(jobs: Option<usize>) -> Result<usize, BadInput> {
 /// The coordinator implementation called `name`, or the list of known ones.
 /// The one place the CLI looks coordinators up.
 pub fn coordinator(name: &str) -> Result<Arc<dyn CoordinatorImpl>, BadInput> {
-    let known = known_coordinators();
+    let known = super::registry::get().coordinators();
     if let Some(imp) = known.iter().find(|c| c.name() == name) {
         return Ok(imp.clone());
     }
@@ -249,7 +250,7 @@ pub fn seed_or_plan(
                 return Err(BadInput(format!("{verb} needs --seed N or --plan FILE")));
             };
             let s = load(arg)?;
-            let plan = plan_for(&s, seed);
+            let plan = super::registry::get().plan(&s, seed);
             Ok((s, seed, plan, replay_cmd(arg, coord, seed)))
         }
     }
@@ -297,7 +298,7 @@ fn load_plan(
     };
     let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
     let s = load_from(&name, &dir)?;
-    plan.validate(&topology(&s))
+    plan.validate(&super::registry::get().topology(&s))
         .map_err(|e| BadInput(format!("{shown}: {e}")))?;
     Ok((s, seed, plan, coordinator))
 }

@@ -14,8 +14,8 @@ use super::args::{
     ScenarioArg, SeedRangeArg,
 };
 use crate::fuzz::{fuzz, FuzzConfig, FuzzSummary, SeedResult};
-use crate::harness::fuzz_seed_with;
 use crate::scenario::Scenario;
+use crate::trace::TraceMode;
 use crate::world::CoordinatorImpl;
 use std::sync::Arc;
 
@@ -161,13 +161,12 @@ fn run_fuzz(
                     coverage: Default::default(),
                 };
             }
-            let mut r = fuzz_seed_with(s, seed, imp.clone());
+            let mut r = one_seed(s, seed, imp.clone());
             if check_determinism && r.failure.is_none() {
                 twice.fetch_add(1, Ordering::Relaxed);
-                let again = std::thread::scope(|sc| {
-                    sc.spawn(|| fuzz_seed_with(s, seed, imp.clone())).join()
-                })
-                .expect("determinism re-run");
+                let again =
+                    std::thread::scope(|sc| sc.spawn(|| one_seed(s, seed, imp.clone())).join())
+                        .expect("determinism re-run");
                 if again.trace_hash != r.trace_hash {
                     r.failure = Some(format!(
                         "determinism: trace hash {:016x} on a used thread, {:016x} on a fresh one",
@@ -191,6 +190,20 @@ fn run_fuzz(
         b.finish_and_clear();
     }
     (summary, twice.into_inner())
+}
+
+/// Fuzz one seed with the registry's workload and invariants.
+fn one_seed(s: &Scenario, seed: u64, imp: Arc<dyn CoordinatorImpl>) -> SeedResult {
+    let registry = super::registry::get();
+    let plan = registry.plan(s, seed);
+    let c = registry.run(s, seed, &plan, TraceMode::HashOnly, imp);
+    SeedResult {
+        seed,
+        trace_hash: c.trace.hash,
+        failure: c.verdict.first().map(|v| v.to_string()),
+        skipped: false,
+        coverage: crate::check::coverage::coverage(&c.outcome).0,
+    }
 }
 
 /// Seeds per second as a whole number (`2,417 seeds/s`), not indicatif's

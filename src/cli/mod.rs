@@ -37,6 +37,7 @@ mod bench;
 mod compare;
 mod fuzz;
 mod merge;
+pub mod registry;
 mod replay;
 mod report;
 mod run;
@@ -44,6 +45,7 @@ mod scenarios;
 mod shrink;
 
 pub use args::BadInput;
+pub use registry::Registry;
 
 #[derive(Parser)]
 #[command(
@@ -85,6 +87,26 @@ enum Command {
 
 /// The whole command line: parse `std::env::args`, run, return the exit code.
 pub fn main() -> ExitCode {
+    main_with(registry::Registry::new())
+}
+
+/// The whole CLI in a binary of your own: `run`, `fuzz`, `replay`,
+/// `shrink`, `report` and `compare --coordinators` know your coordinators
+/// (`--coordinator NAME`), and every scenario runs your workload, judged
+/// with your invariants too.
+///
+/// ```no_run
+/// # struct Mine;
+/// # impl sagasim::world::CoordinatorImpl for Mine {
+/// #     fn name(&self) -> &'static str { "mine" }
+/// #     fn boot(&self, _: sagasim::world::CoordinatorEnv) -> std::sync::Arc<dyn sagasim::world::SagaService> { unimplemented!() }
+/// # }
+/// fn main() -> std::process::ExitCode {
+///     sagasim::cli::main_with(sagasim::cli::Registry::new().coordinator(Mine))
+/// }
+/// ```
+pub fn main_with(registry: Registry) -> ExitCode {
+    registry::install(registry);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

@@ -12,7 +12,6 @@ use clap::Args;
 use super::args::{
     seed_or_plan, verdict_exit, BadInput, CoordinatorArg, ScenarioArg, SeedOrPlanArg,
 };
-use crate::harness::run_checked;
 use crate::report::{file_stem, Report};
 use crate::trace::TraceMode;
 
@@ -34,7 +33,7 @@ pub struct ReportArgs {
 pub fn exec(a: ReportArgs) -> Result<ExitCode, BadInput> {
     let mut coord = a.coordinator.clone();
     let (s, seed, plan, cmd) = seed_or_plan("report", &a.scenario, &mut coord, &a.run)?;
-    let c = run_checked(&s, seed, &plan, TraceMode::Full, coord.resolve()?);
+    let c = super::registry::get().run(&s, seed, &plan, TraceMode::Full, coord.resolve()?);
     let report = Report::new(&s, &c);
     // A plan file's report is named after the plan too: the seed's own
     // report (`--seed N`) and a plan's for the same seed both survive.

@@ -7,11 +7,9 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::args::{load, replay_cmd, verdict_exit, BadInput, CoordinatorArg, ScenarioArg};
-use crate::harness::run_checked;
 use crate::scenario::Scenario;
 use crate::sim::FaultPlan;
 use crate::trace::TraceMode;
-use crate::world::run::plan_for;
 use crate::world::CoordinatorImpl;
 use std::sync::Arc;
 
@@ -31,7 +29,7 @@ pub struct RunArgs {
 pub fn exec(a: RunArgs) -> Result<ExitCode, BadInput> {
     let s = load(&a.scenario)?;
     let imp = a.coordinator.resolve()?;
-    let plan = plan_for(&s, a.seed);
+    let plan = super::registry::get().plan(&s, a.seed);
     Ok(verdict_exit(show_run(
         &s,
         imp,
@@ -52,7 +50,7 @@ pub fn show_run(
     replay: &str,
 ) -> bool {
     let coordinator = imp.name();
-    let c = run_checked(s, seed, plan, TraceMode::Full, imp);
+    let c = super::registry::get().run(s, seed, plan, TraceMode::Full, imp);
     let mut out = std::io::stdout().lock();
     if trace {
         let _ = write!(out, "{}", c.trace.render());

@@ -9,8 +9,6 @@ use clap::Args;
 
 use super::args::{load, BadInput, CoordinatorArg, ScenarioArg};
 use crate::check::regression::Regression;
-use crate::harness::shrink_failure;
-use crate::world::run::plan_for;
 
 #[derive(Args)]
 pub struct ShrinkArgs {
@@ -38,8 +36,9 @@ pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
     } = a;
     let s = load(&scenario)?;
     let imp = coordinator.resolve()?;
-    let plan = plan_for(&s, seed);
-    let Some((small, invariant, runs)) = shrink_failure(&s, seed, &plan, imp.clone()) else {
+    let registry = super::registry::get();
+    let plan = registry.plan(&s, seed);
+    let Some((small, invariant, runs)) = registry.shrink(&s, seed, &plan, imp.clone()) else {
         outln!(
             "seed {seed} of {} holds every invariant: nothing to shrink",
             s.name
@@ -59,7 +58,7 @@ pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
         invariant: invariant.clone(),
         note,
         plan: small.clone(),
-        workload: None,
+        workload: Some(registry.workload_for(&s).name().to_string()),
         coordinator: Some(imp.name().to_string()),
         sagasim_version: Some(env!("CARGO_PKG_VERSION").to_string()),
     };
