@@ -98,6 +98,11 @@ pub fn fuzz_seed(s: &Scenario, seed: u64) -> SeedResult {
 /// Fuzz one seed of `s` with coordinator `imp`.
 pub fn fuzz_seed_with(s: &Scenario, seed: u64, imp: Arc<dyn CoordinatorImpl>) -> SeedResult {
     let c = run_checked(s, seed, &plan_for(s, seed), TraceMode::HashOnly, imp);
+    seed_result(seed, &c)
+}
+
+/// What the fuzz loop keeps of a checked run.
+pub fn seed_result(seed: u64, c: &Checked) -> SeedResult {
     SeedResult {
         seed,
         trace_hash: c.trace.hash,
@@ -115,9 +120,31 @@ pub fn shrink_failure(
     plan: &FaultPlan,
     imp: Arc<dyn CoordinatorImpl>,
 ) -> Option<(FaultPlan, String, usize)> {
-    let first = run_checked(s, seed, plan, TraceMode::HashOnly, imp.clone());
+    let workload = crate::workloads::for_scenario(s);
+    shrink_failure_with(s, &workload, &[], seed, plan, imp)
+}
+
+/// [`shrink_failure`] for a declared workload judged with `user`'s
+/// invariants too.
+pub fn shrink_failure_with(
+    s: &Scenario,
+    workload: &Arc<Workload>,
+    user: &[UserInvariant],
+    seed: u64,
+    plan: &FaultPlan,
+    imp: Arc<dyn CoordinatorImpl>,
+) -> Option<(FaultPlan, String, usize)> {
+    let first = run_checked_with(
+        s,
+        workload,
+        user,
+        seed,
+        plan,
+        TraceMode::HashOnly,
+        imp.clone(),
+    );
     let invariant = first.verdict.first()?.invariant.clone();
-    shrink_to(s, seed, plan, imp, &invariant)
+    shrink_to_with(s, workload, user, seed, plan, imp, &invariant)
 }
 
 /// Shrink a plan while the run still breaks `invariant`.

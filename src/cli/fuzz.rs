@@ -197,13 +197,7 @@ fn one_seed(s: &Scenario, seed: u64, imp: Arc<dyn CoordinatorImpl>) -> SeedResul
     let registry = super::registry::get();
     let plan = registry.plan(s, seed);
     let c = registry.run(s, seed, &plan, TraceMode::HashOnly, imp);
-    SeedResult {
-        seed,
-        trace_hash: c.trace.hash,
-        failure: c.verdict.first().map(|v| v.to_string()),
-        skipped: false,
-        coverage: crate::check::coverage::coverage(&c.outcome).0,
-    }
+    crate::harness::seed_result(seed, &c)
 }
 
 /// Seeds per second as a whole number (`2,417 seeds/s`), not indicatif's

@@ -9,8 +9,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::check::{UserInvariant, Verdict};
-use crate::harness::{known_coordinators, run_checked_with, shrink_to_with, Checked};
+use crate::check::UserInvariant;
+use crate::harness::{known_coordinators, run_checked_with, shrink_failure_with, Checked};
 use crate::scenario::Scenario;
 use crate::sim::faults::Topology;
 use crate::sim::FaultPlan;
@@ -106,12 +106,8 @@ impl Registry {
         plan: &FaultPlan,
         imp: Arc<dyn CoordinatorImpl>,
     ) -> Option<(FaultPlan, String, usize)> {
-        let first: Verdict = self
-            .run(s, seed, plan, TraceMode::HashOnly, imp.clone())
-            .verdict;
-        let invariant = first.first()?.invariant.clone();
         let w = self.workload_for(s);
-        shrink_to_with(s, &w, &self.invariants, seed, plan, imp, &invariant)
+        shrink_failure_with(s, &w, &self.invariants, seed, plan, imp)
     }
 }
 
