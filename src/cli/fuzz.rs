@@ -194,10 +194,18 @@ fn run_fuzz(
 
 /// Fuzz one seed with the registry's workload and invariants.
 fn one_seed(s: &Scenario, seed: u64, imp: Arc<dyn CoordinatorImpl>) -> SeedResult {
-    let registry = super::registry::get();
-    let plan = registry.plan(s, seed);
-    let c = registry.run(s, seed, &plan, TraceMode::HashOnly, imp);
+    let c = super::registry::get().run_seed(s, seed, TraceMode::HashOnly, imp);
     crate::harness::seed_result(seed, &c)
+}
+
+/// The first 20 failing seeds with their replay commands, and how many more.
+pub fn print_failures(summary: &FuzzSummary) {
+    for f in summary.failing.iter().take(20) {
+        outln!("seed {}: {}\n  replay: {}", f.seed, f.message, f.replay);
+    }
+    if summary.failures > 20 {
+        outln!("… and {} more failing seeds", summary.failures - 20);
+    }
 }
 
 /// Seeds per second as a whole number (`2,417 seeds/s`), not indicatif's
@@ -268,12 +276,7 @@ fn print_summary(
         );
     }
     // Failures last, so that they do not scroll away above the coverage.
-    for f in summary.failing.iter().take(20) {
-        outln!("seed {}: {}\n  replay: {}", f.seed, f.message, f.replay);
-    }
-    if summary.failures > 20 {
-        outln!("… and {} more failing seeds", summary.failures - 20);
-    }
+    print_failures(summary);
     outln!(
         "{}: {} seeds, {} failures, {:.1} s, {:.0} seeds/s",
         summary.scenario,

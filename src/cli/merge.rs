@@ -33,12 +33,7 @@ pub fn exec(a: MergeArgs) -> Result<ExitCode, BadInput> {
         parts.push((shown, part));
     }
     let merged = FuzzSummary::merge(&parts).map_err(BadInput)?;
-    for f in merged.failing.iter().take(20) {
-        outln!("seed {}: {}\n  replay: {}", f.seed, f.message, f.replay);
-    }
-    if merged.failures > 20 {
-        outln!("… and {} more failing seeds", merged.failures - 20);
-    }
+    super::fuzz::print_failures(&merged);
     outln!(
         "{}: {} seeds, {} failures (merged from {} shards)",
         merged.scenario,

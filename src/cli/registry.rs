@@ -97,6 +97,19 @@ impl Registry {
         run_checked_with(s, &w, &self.invariants, seed, plan, mode, imp)
     }
 
+    /// Run and check seed `seed`'s own plan (the workload built once).
+    pub fn run_seed(
+        &self,
+        s: &Scenario,
+        seed: u64,
+        mode: TraceMode,
+        imp: Arc<dyn CoordinatorImpl>,
+    ) -> Checked {
+        let w = self.workload_for(s);
+        let plan = plan_for_with(s, &user_services(&w), seed);
+        run_checked_with(s, &w, &self.invariants, seed, &plan, mode, imp)
+    }
+
     /// Shrink a failing plan: (plan, invariant, runs), or `None` if it
     /// does not fail.
     pub fn shrink(
