@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::check::regression::ReplayHandle;
 use serde::{Deserialize, Serialize};
 
 /// Version of the `--json` summary line's layout. Bumped when a field
@@ -128,6 +129,9 @@ pub struct Failure {
     /// The command that replays this seed (filled in by the CLI).
     #[serde(default)]
     pub replay: String,
+    /// What replays it anywhere (filled in by the CLI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<ReplayHandle>,
 }
 
 impl Failure {
@@ -144,6 +148,7 @@ impl Failure {
             message,
             trace_hash: r.trace_hash,
             replay: String::new(),
+            handle: None,
         })
     }
 }

@@ -43,6 +43,12 @@ pub fn run_checked(
 
 /// Run (scenario, seed, plan) with callers asking for `workload`, with
 /// `imp`, and check it with the built-in invariants and `user`'s.
+///
+/// `plan` must name only nodes and links of this world: check a plan from
+/// a file with [`FaultPlan::validate`] against
+/// [`topology_with`](crate::world::run::topology_with)`(s,
+/// &user_services(workload))` first, as the CLI and
+/// [`FuzzTest`](crate::testing::FuzzTest) do.
 pub fn run_checked_with(
     s: &Scenario,
     workload: &Arc<Workload>,

@@ -38,7 +38,7 @@ use crate::scenario::Scenario;
 use crate::sim::FaultPlan;
 use crate::trace::TraceMode;
 use crate::workload::Workload;
-use crate::world::run::{plan_for_with, user_services};
+use crate::world::run::{plan_for_with, topology_with, user_services};
 use crate::world::CoordinatorImpl;
 
 /// Seeds a test runs when neither the test nor `SAGASIM_SEEDS` says.
@@ -192,8 +192,11 @@ impl FuzzTest {
         }
     }
 
-    /// The committed regressions of this workload and coordinator.
+    /// The committed regressions of this scenario, workload and
+    /// coordinator. A file that does not read, or whose plan names nodes
+    /// or links this world does not have, fails the test with its path.
     fn committed(&self) -> Vec<(PathBuf, Regression)> {
+        let topology = topology_with(&self.scenario, &user_services(&self.workload));
         let Ok(entries) = std::fs::read_dir(&self.regressions) else {
             return Vec::new();
         };
@@ -207,7 +210,13 @@ impl FuzzTest {
             .filter_map(|p| {
                 let r = Regression::load(&p).unwrap_or_else(|e| panic!("{e}"));
                 let mine = r.workload.as_deref() == Some(self.workload.name())
-                    && r.coordinator.as_deref() == Some(self.coordinator.name());
+                    && r.coordinator.as_deref() == Some(self.coordinator.name())
+                    && r.scenario == self.scenario.name;
+                if mine {
+                    r.plan
+                        .validate(&topology)
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                }
                 mine.then_some((p, r))
             })
             .collect()
@@ -284,6 +293,7 @@ impl FuzzTest {
         }
         let r = Regression {
             scenario: self.scenario.name.clone(),
+            scenario_path: None,
             seed,
             invariant,
             note: format!("found by cargo test: {}", f.violation),

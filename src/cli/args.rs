@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use crate::check::regression::Regression;
+use crate::check::regression::{scenario_path_of, Regression, ReplayHandle};
 use crate::fuzz::FuzzConfig;
 use crate::scenario::{self, Scenario, DEFAULT_SCENARIO};
 use crate::sim::FaultPlan;
@@ -201,10 +201,7 @@ pub fn coordinator(name: &str) -> Result<Arc<dyn CoordinatorImpl>, BadInput> {
 /// The command that replays `seed` of the scenario as the user named it
 /// (with `--scenarios DIR` and `--coordinator NAME` when they were given).
 pub fn replay_cmd(arg: &ScenarioArg, coord: &CoordinatorArg, seed: u64) -> String {
-    let dir = arg
-        .scenarios
-        .as_ref()
-        .map_or(String::new(), |d| format!(" --scenarios {}", d.display()));
+    let dir = scenarios_flag(arg);
     format!(
         "cargo run --release -- replay {}{dir}{} --seed {seed}",
         arg.scenario,
@@ -213,20 +210,22 @@ pub fn replay_cmd(arg: &ScenarioArg, coord: &CoordinatorArg, seed: u64) -> Strin
 }
 
 /// What `replay` and `report` run: a seed's own plan (`--seed N`), or a
-/// regression / plan file (`--plan FILE`); with the replay command for it.
-/// The coordinator a regression file's handle names must be the one the
-/// command line names, if it names one: never a silent choice.
+/// regression / plan file (`--plan FILE`); with the replay command and the
+/// replay handle for it. The coordinator a regression file's handle names
+/// must be the one the command line names, if it names one: never a silent
+/// choice.
 pub fn seed_or_plan(
     verb: &str,
     arg: &ScenarioArg,
     coord: &mut CoordinatorArg,
     which: &SeedOrPlanArg,
-) -> Result<(Scenario, u64, FaultPlan, String), BadInput> {
+) -> Result<Run, BadInput> {
     let seed = which.seed;
+    let registry = super::registry::get();
     match which.plan.as_deref() {
         Some(path) => {
-            let (s, seed, plan, handle) = load_plan(arg, path, seed)?;
-            if let Some(named) = handle {
+            let (s, seed, plan, named, scenario_path) = load_plan(arg, path, seed)?;
+            if let Some(named) = named {
                 match &coord.coordinator {
                     Some(c) if *c != named => {
                         return Err(BadInput(format!(
@@ -237,32 +236,95 @@ pub fn seed_or_plan(
                     _ => coord.coordinator = Some(named),
                 }
             }
-            let cmd = format!(
-                "cargo run --release -- replay {}{} --seed {seed} --plan {}",
-                arg.scenario,
+            // The file names its scenario: the command repeats only what
+            // the user typed.
+            let positional = match arg.scenario != DEFAULT_SCENARIO {
+                true => format!(" {}", arg.scenario),
+                false => String::new(),
+            };
+            let command = format!(
+                "cargo run --release -- replay{positional}{}{} --seed {seed} --plan {}",
+                scenarios_flag(arg),
                 coord.flag(),
                 path.display()
             );
-            Ok((s, seed, plan, cmd))
+            let mut handle = ReplayHandle::of_seed(
+                registry.workload_for(&s).name(),
+                &s.name,
+                scenario_path,
+                &coord.name(),
+                seed,
+            );
+            handle.plan = path.display().to_string();
+            Ok(Run {
+                scenario: s,
+                seed,
+                plan,
+                command,
+                handle,
+            })
         }
         None => {
             let Some(seed) = seed else {
                 return Err(BadInput(format!("{verb} needs --seed N or --plan FILE")));
             };
             let s = load(arg)?;
-            let plan = super::registry::get().plan(&s, seed);
-            Ok((s, seed, plan, replay_cmd(arg, coord, seed)))
+            let plan = registry.plan(&s, seed);
+            let handle = handle_of_seed(arg, coord, &s, seed);
+            Ok(Run {
+                command: replay_cmd(arg, coord, seed),
+                scenario: s,
+                seed,
+                plan,
+                handle,
+            })
         }
     }
 }
 
-/// Load a regression file or a bare plan for `replay --plan`.
-/// Also returns the coordinator the file's handle names, if any.
-fn load_plan(
+/// One run `replay` or `report` makes, and how to make it again.
+pub struct Run {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The seed.
+    pub seed: u64,
+    /// The fault plan.
+    pub plan: FaultPlan,
+    /// The command that replays it, runnable as printed.
+    pub command: String,
+    /// Its replay handle.
+    pub handle: ReplayHandle,
+}
+
+/// The replay handle of seed `seed`'s own plan of `s` (loaded from `arg`).
+pub fn handle_of_seed(
     arg: &ScenarioArg,
-    path: &Path,
-    seed: Option<u64>,
-) -> Result<(Scenario, u64, FaultPlan, Option<String>), BadInput> {
+    coord: &CoordinatorArg,
+    s: &Scenario,
+    seed: u64,
+) -> ReplayHandle {
+    ReplayHandle::of_seed(
+        super::registry::get().workload_for(s).name(),
+        &s.name,
+        scenario_path_of(&arg.scenario),
+        &coord.name(),
+        seed,
+    )
+}
+
+fn scenarios_flag(arg: &ScenarioArg) -> String {
+    arg.scenarios
+        .as_ref()
+        .map_or(String::new(), |d| format!(" --scenarios {}", d.display()))
+}
+
+/// What a plan file holds: the scenario, seed and plan to run, the
+/// coordinator its handle names (if any), and the scenario's path (when
+/// it was given by path).
+type PlanFile = (Scenario, u64, FaultPlan, Option<String>, Option<String>);
+
+/// Load a regression file or a bare plan for `replay --plan`.
+fn load_plan(arg: &ScenarioArg, path: &Path, seed: Option<u64>) -> Result<PlanFile, BadInput> {
     let shown = path.display().to_string();
     let text = read_bounded(path)?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
@@ -272,35 +334,51 @@ fn load_plan(
             e.column()
         ))
     })?;
-    let (name, seed, plan, coordinator) = if value.get("plan").is_some() {
+    let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
+    let (s, seed, plan, coordinator, scenario_path) = if value.get("plan").is_some() {
         let reg: Regression =
             serde_json::from_value(value).map_err(|e| BadInput(format!("{shown}: {e}")))?;
-        // A scenario named on the command line must be the file's.
-        if arg.scenario != DEFAULT_SCENARIO
-            && arg.scenario != reg.scenario
-            && !arg.scenario.ends_with(&format!("{}.toml", reg.scenario))
-        {
+        // A scenario named on the command line must be the file's; a
+        // scenario the file names by path is loaded from that path.
+        let named = arg.scenario != DEFAULT_SCENARIO;
+        let s = match (&reg.scenario_path, named) {
+            (_, true) => load_from(&arg.scenario, &dir)?,
+            (Some(p), false) => load_from(p, &dir)?,
+            (None, false) => load_from(&reg.scenario, &dir)?,
+        };
+        if s.name != reg.scenario {
             return Err(BadInput(format!(
                 "{shown}: the regression is of scenario `{}`, but the command names `{}`",
                 reg.scenario, arg.scenario
             )));
         }
-        (
-            reg.scenario,
-            seed.unwrap_or(reg.seed),
-            reg.plan,
-            reg.coordinator,
-        )
+        let registry = super::registry::get();
+        let workload = registry.workload_for(&s);
+        if let Some(w) = reg.workload.as_deref() {
+            if w != workload.name() {
+                return Err(BadInput(format!(
+                    "{shown}: the regression was found with workload `{w}`, but this binary runs `{}` for scenario `{}`",
+                    workload.name(),
+                    s.name
+                )));
+            }
+        }
+        let scenario_path = match named {
+            true => scenario_path_of(&arg.scenario),
+            false => reg.scenario_path.clone(),
+        };
+        let seed = seed.unwrap_or(reg.seed);
+        (s, seed, reg.plan, reg.coordinator, scenario_path)
     } else {
         let plan: FaultPlan =
             serde_json::from_value(value).map_err(|e| BadInput(format!("{shown}: {e}")))?;
-        (arg.scenario.clone(), seed.unwrap_or(0), plan, None)
+        let s = load_from(&arg.scenario, &dir)?;
+        let path = scenario_path_of(&arg.scenario);
+        (s, seed.unwrap_or(0), plan, None, path)
     };
-    let dir = arg.scenarios.clone().unwrap_or_else(scenario::default_dir);
-    let s = load_from(&name, &dir)?;
     plan.validate(&super::registry::get().topology(&s))
         .map_err(|e| BadInput(format!("{shown}: {e}")))?;
-    Ok((s, seed, plan, coordinator))
+    Ok((s, seed, plan, coordinator, scenario_path))
 }
 
 /// A text file of at most `MAX_FILE_BYTES`; errors name the file.

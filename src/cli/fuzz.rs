@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::Args;
 
 use super::args::{
-    fuzz_config, load, parse_shard, replay_cmd, write_atomic, BadInput, CoordinatorArg,
-    ScenarioArg, SeedRangeArg,
+    fuzz_config, handle_of_seed, load, parse_shard, replay_cmd, write_atomic, BadInput,
+    CoordinatorArg, ScenarioArg, SeedRangeArg,
 };
 use crate::fuzz::{fuzz, FuzzConfig, FuzzSummary, SeedResult};
 use crate::scenario::Scenario;
@@ -64,6 +64,7 @@ pub fn exec(a: FuzzArgs) -> Result<ExitCode, BadInput> {
     summary.coordinator = imp.name().to_string();
     for f in &mut summary.failing {
         f.replay = replay_cmd(&a.scenario, &a.coordinator, f.seed);
+        f.handle = Some(handle_of_seed(&a.scenario, &a.coordinator, &s, f.seed));
     }
     // Files first, then the terminal: a bad path loses nothing, the
     // summary and failures are printed whatever happened to the files.

@@ -22,7 +22,15 @@ pub struct ReplayArgs {
 
 pub fn exec(a: ReplayArgs) -> Result<ExitCode, BadInput> {
     let mut coord = a.coordinator;
-    let (s, seed, plan, cmd) = seed_or_plan("replay", &a.scenario, &mut coord, &a.run)?;
+    let run = seed_or_plan("replay", &a.scenario, &mut coord, &a.run)?;
     let imp = coord.resolve()?;
-    Ok(verdict_exit(show_run(&s, imp, seed, &plan, true, &cmd)))
+    let (s, seed, plan) = (&run.scenario, run.seed, &run.plan);
+    Ok(verdict_exit(show_run(
+        s,
+        imp,
+        seed,
+        plan,
+        true,
+        &run.command,
+    )))
 }

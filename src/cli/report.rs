@@ -32,9 +32,10 @@ pub struct ReportArgs {
 /// markdown under `out`, print their paths and the verdict.
 pub fn exec(a: ReportArgs) -> Result<ExitCode, BadInput> {
     let mut coord = a.coordinator.clone();
-    let (s, seed, plan, cmd) = seed_or_plan("report", &a.scenario, &mut coord, &a.run)?;
-    let c = super::registry::get().run(&s, seed, &plan, TraceMode::Full, coord.resolve()?);
-    let report = Report::new(&s, &c);
+    let run = seed_or_plan("report", &a.scenario, &mut coord, &a.run)?;
+    let (s, seed, plan, cmd) = (&run.scenario, run.seed, &run.plan, &run.command);
+    let c = super::registry::get().run(s, seed, plan, TraceMode::Full, coord.resolve()?);
+    let report = Report::new(s, &c).with_replay(cmd, &run.handle);
     // A plan file's report is named after the plan too: the seed's own
     // report (`--seed N`) and a plan's for the same seed both survive.
     // Another coordinator's report is named after it too.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::args::{load, BadInput, CoordinatorArg, ScenarioArg};
-use crate::check::regression::Regression;
+use crate::check::regression::{scenario_path_of, Regression};
 
 #[derive(Args)]
 pub struct ShrinkArgs {
@@ -54,6 +54,7 @@ pub fn exec(a: ShrinkArgs) -> Result<ExitCode, BadInput> {
     let path = out.join(format!("{stem}.json"));
     let reg = Regression {
         scenario: s.name.clone(),
+        scenario_path: scenario_path_of(&scenario.scenario),
         seed,
         invariant: invariant.clone(),
         note,

@@ -79,9 +79,12 @@ pub fn boot_saga_core(
     Arc::new(DriverService(driver))
 }
 
+/// The reference coordinator's name (`--coordinator saga`, the default).
+pub const NAME: &str = "saga";
+
 impl CoordinatorImpl for SagaCoordinator {
     fn name(&self) -> &'static str {
-        "saga"
+        NAME
     }
 
     fn boot(&self, env: CoordinatorEnv) -> Arc<dyn SagaService> {

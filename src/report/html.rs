@@ -265,9 +265,13 @@ pub fn render(r: &Report<'_>) -> String {
     }
     let _ = writeln!(
         h,
-        "<p>Replay: <code>{}</code></p></section>",
+        "<p>Replay: <code>{}</code></p>",
         escape(&r.replay_command())
     );
+    if let Some(handle) = r.handle_json() {
+        let _ = writeln!(h, "<p>Handle: <code>{}</code></p>", escape(&handle));
+    }
+    h.push_str("</section>");
 
     // Timeline.
     h.push_str("<section id=\"timeline\"><h2>Timeline</h2><ul class=\"notes\">");

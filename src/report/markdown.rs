@@ -77,7 +77,11 @@ pub fn render(r: &Report<'_>) -> String {
             "did not converge"
         }
     );
-    let _ = writeln!(m, "- replay: `{}`\n", md(&r.replay_command(), false));
+    let _ = writeln!(m, "- replay: `{}`", md(&r.replay_command(), false));
+    if let Some(handle) = r.handle_json() {
+        let _ = writeln!(m, "- handle: `{}`", md(&handle, false));
+    }
+    m.push('\n');
 
     if n > 0 {
         m.push_str("## Violations\n\n| # | invariant | kind | business key | at ms | facts |\n|---|---|---|---|---:|---|\n");

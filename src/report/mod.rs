@@ -22,6 +22,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::check::regression::ReplayHandle;
 use crate::check::Verdict;
 use crate::harness::Checked;
 use crate::scenario::Scenario;
@@ -64,6 +65,9 @@ pub struct Report<'a> {
     /// Recorded with `TraceMode::Full` (a hash-only trace draws nothing).
     pub trace: &'a Trace,
     pub verdict: &'a Verdict,
+    /// How to run it again, when the caller knows (the CLI does): the
+    /// command, runnable as printed, and the replay handle.
+    pub replay: Option<(&'a str, &'a ReplayHandle)>,
 }
 
 impl<'a> Report<'a> {
@@ -74,7 +78,22 @@ impl<'a> Report<'a> {
             outcome: &checked.outcome,
             trace: &checked.trace,
             verdict: &checked.verdict,
+            replay: None,
         }
+    }
+
+    /// The same report, naming the command and handle that replay it.
+    pub fn with_replay(self, command: &'a str, handle: &'a ReplayHandle) -> Self {
+        Report {
+            replay: Some((command, handle)),
+            ..self
+        }
+    }
+
+    /// The replay handle as one line of JSON, when the caller gave one.
+    pub fn handle_json(&self) -> Option<String> {
+        let (_, h) = self.replay.as_ref()?;
+        Some(serde_json::to_string(h).expect("handles serialise"))
     }
 
     pub fn seed(&self) -> u64 {
@@ -96,15 +115,20 @@ impl<'a> Report<'a> {
         markdown::render(self)
     }
 
-    /// The command that replays this run (names, not paths).
+    /// The command that replays this run: the caller's (see
+    /// [`Report::with_replay`]), else one built from the scenario's name
+    /// and the seed for the bundled binary.
     pub fn replay_command(&self) -> String {
+        if let Some((command, _)) = &self.replay {
+            return command.to_string();
+        }
         let name = &self.scenario.name;
         let seed = self.seed();
         if plan_for(self.scenario, seed) == *self.outcome.plan {
-            format!("sagasim replay {name} --seed {seed}")
+            format!("cargo run --release -- replay {name} --seed {seed}")
         } else {
             format!(
-                "sagasim replay {name} --seed {seed} --plan FILE   (FILE: the fault plan below)"
+                "cargo run --release -- replay {name} --seed {seed} --plan FILE   (FILE: the fault plan below)"
             )
         }
     }

@@ -698,3 +698,93 @@ fn fuzz_prints_failures_after_coverage_and_what_determinism_checked() {
     let o = sagasim(&["fuzz", "--seeds", "7"]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("determinism:"));
 }
+
+/// Issue 17: a scenario given by path. The failure record carries the
+/// whole replay handle; shrink records the path, and both the command it
+/// prints and a bare `replay --plan FILE` load the scenario from there; the
+/// report names the handle too.
+#[test]
+fn a_scenario_given_by_path_replays_from_its_regression_and_handle() {
+    let scenario = "tests/fixtures/my-scenario.toml";
+    let o = sagasim(&[
+        "fuzz",
+        scenario,
+        "--coordinator",
+        "naive",
+        "--seeds",
+        "30",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let json = last_json(&o);
+    let failure = &json["failing"][0];
+    let handle = &failure["handle"];
+    assert_eq!(handle["scenario"], "my-scenario");
+    assert_eq!(handle["scenario_path"], scenario);
+    assert_eq!(handle["coordinator"], "naive");
+    assert_eq!(handle["workload"], "hotel_checkout_automatic");
+    assert_eq!(handle["plan"], "seed");
+    assert_eq!(handle["seed"], failure["seed"]);
+    assert_eq!(handle["sagasim_version"], json["sagasim_version"]);
+
+    let seed = failure["seed"].as_u64().unwrap().to_string();
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("by-path-regressions");
+    let _ = std::fs::remove_dir_all(&out);
+    let shrunk = sagasim(&[
+        "shrink",
+        scenario,
+        "--coordinator",
+        "naive",
+        "--seed",
+        &seed,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(shrunk.status.code(), Some(1), "{shrunk:?}");
+    let file = out.join(format!("my-scenario-naive-{seed}.json"));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["scenario_path"], scenario);
+    let stdout = String::from_utf8_lossy(&shrunk.stdout);
+    let printed = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("replay: cargo run --release -- "))
+        .expect("shrink prints a replay command");
+    let as_printed = sagasim(&printed.split(' ').collect::<Vec<_>>());
+    assert_eq!(as_printed.status.code(), Some(1), "{as_printed:?}");
+    let bare = sagasim(&["replay", "--plan", file.to_str().unwrap()]);
+    assert_eq!(bare.status.code(), Some(1), "{bare:?}");
+    assert_eq!(trace_hash_of(&as_printed), trace_hash_of(&bare));
+
+    let reports = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("by-path-reports");
+    let r = sagasim(&[
+        "report",
+        "--plan",
+        file.to_str().unwrap(),
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
+    let md_path = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .find(|l| l.ends_with(".md"))
+        .expect("report prints its markdown path")
+        .to_string();
+    let md = std::fs::read_to_string(md_path).unwrap();
+    assert!(
+        md.contains("\"scenario_path\":\"tests/fixtures/my-scenario.toml\""),
+        "{md}"
+    );
+    assert!(
+        md.contains("replay: `cargo run --release -- replay --coordinator naive"),
+        "{md}"
+    );
+
+    // A handle naming a workload this binary does not run is refused.
+    let mut other = saved.clone();
+    other["workload"] = "order_flow".into();
+    let other_file = temp_file("other-workload.json", &other.to_string());
+    bad_input(
+        &["replay", "--plan", &other_file],
+        "found with workload `order_flow`",
+    );
+}

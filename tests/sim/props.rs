@@ -165,6 +165,7 @@ fn generated_fault_plans_never_break_an_invariant() {
             let file = dir.join("sagasim-prop-failure.json");
             let reg = sagasim::check::regression::Regression {
                 scenario: s.name.clone(),
+                scenario_path: None,
                 seed,
                 invariant: v.invariant.clone(),
                 note: "found by the property test".into(),
