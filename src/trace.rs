@@ -29,9 +29,9 @@ pub const TARGET: &str = "sagasim";
 #[macro_export]
 macro_rules! emit {
     ($node:expr, $kind:expr, $($arg:tt)+) => {
-        ::tracing::event!(
+        $crate::tracing::event!(
             target: "sagasim",
-            ::tracing::Level::INFO,
+            $crate::tracing::Level::INFO,
             node = %$node,
             kind = $kind,
             message = format_args!($($arg)+)
@@ -47,9 +47,9 @@ macro_rules! emit {
 #[macro_export]
 macro_rules! emit_echo {
     ($node:expr, $kind:expr, $echo:expr, $($arg:tt)+) => {
-        ::tracing::event!(
+        $crate::tracing::event!(
             target: "sagasim",
-            ::tracing::Level::INFO,
+            $crate::tracing::Level::INFO,
             node = %$node,
             kind = $kind,
             message = format_args!($($arg)+),

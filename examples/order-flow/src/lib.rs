@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use sagasim::serde_json::{json, Value};
+use sagasim::tokio;
 
 use sagasim::check::truth::owner_of;
 use sagasim::check::{UserInvariant, Violation};

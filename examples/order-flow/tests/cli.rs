@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use order_flow::{ship_after_authorize, workload, Hasty};
 use sagasim::scenario::Scenario;
+use sagasim::serde_json;
 use sagasim::testing::FuzzTest;
 
 fn cli(args: &[&str]) -> Output {
@@ -43,13 +44,22 @@ fn the_crates_cli_fuzzes_replays_and_shrinks_its_own_coordinator() {
         "--coordinator",
         "hasty",
         "--seeds",
-        "100",
+        "500",
         "--json",
     ]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let json = last_json(&o);
     assert_eq!(json["coordinator"], "hasty");
     let first = &json["failing"][0];
+    // Each failure record carries the replay handle.
+    let handle = &first["handle"];
+    assert_eq!(handle["workload"], "order_flow");
+    assert_eq!(handle["scenario"], "order-flow");
+    assert_eq!(handle["scenario_path"], scenario);
+    assert_eq!(handle["coordinator"], "hasty");
+    assert_eq!(handle["seed"], first["seed"]);
+    assert_eq!(handle["plan"], "seed");
+    assert!(handle["sagasim_version"].is_string());
     let replay = first["replay"].as_str().unwrap();
     assert!(replay.contains("--coordinator hasty"), "{replay}");
     // The printed command, as printed (minus `cargo run --release --`).
@@ -78,11 +88,15 @@ fn the_crates_cli_fuzzes_replays_and_shrinks_its_own_coordinator() {
     ]);
     assert_eq!(shrunk.status.code(), Some(1), "{shrunk:?}");
     let file = dir.join(format!("order-flow-hasty-{seed}.json"));
-    assert!(
-        file.is_file(),
-        "{}",
-        String::from_utf8_lossy(&shrunk.stdout)
-    );
+    let shrink_out = String::from_utf8_lossy(&shrunk.stdout);
+    assert!(file.is_file(), "{shrink_out}");
+    // The replay command shrink printed works as printed.
+    let printed = shrink_out
+        .lines()
+        .find_map(|l| l.strip_prefix("replay: cargo run --release -- "))
+        .expect("shrink prints a replay command");
+    let again = cli(&printed.split(' ').collect::<Vec<_>>());
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
     // ... which the cargo test entry point replays before any new seed.
     let s = Scenario::load(
         scenario,
