@@ -8,7 +8,7 @@
 //! [`is_active`] is a constant `false` and nothing here exists at run time.
 //!
 //! The active mutant is a thread-local set for the duration of one run
-//! ([`with`]): a run is one runtime on one thread, and the guard restores
+//! (`mutants::with`, in the `mutants` build only): a run is one runtime on one thread, and the guard restores
 //! the previous value, so parallel fuzz threads and later runs on the same
 //! thread are unaffected.
 

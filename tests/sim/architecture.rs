@@ -52,3 +52,33 @@ fn the_engine_names_no_workload() {
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
+
+/// README's "Use sagasim from your own crate" shows what the example crate
+/// (which CI builds and tests) really uses, verbatim: its config, its
+/// dependencies, its quick-start test and its CLI binary.
+#[test]
+fn readme_shows_exactly_what_the_example_crate_uses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let example = root.join("examples/order-flow");
+    for file in [".cargo/config.toml", "tests/quickstart.rs", "src/main.rs"] {
+        let text = std::fs::read_to_string(example.join(file)).unwrap();
+        assert!(
+            readme.contains(&text),
+            "README does not show examples/order-flow/{file} verbatim"
+        );
+    }
+    let manifest = std::fs::read_to_string(example.join("Cargo.toml")).unwrap();
+    let deps: Vec<&str> = manifest
+        .lines()
+        .skip_while(|l| *l != "[dependencies]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(deps, ["sagasim = { path = \"../..\" }"], "sagasim alone");
+    assert!(readme.contains("sagasim = { path = \"../..\" }"));
+    assert!(
+        readme.contains("unexpected_cfgs = { level = \"warn\", check-cfg = [\"cfg(madsim)\"] }")
+    );
+}
