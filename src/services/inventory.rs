@@ -874,11 +874,13 @@ impl ServiceModel for Inventory {
         self.tick(now_ms);
         let Pending { request, injected } = self.in_flight.take(ticket);
         match injected {
-            Some(Injected::FailBeforeApply) => InventoryResponse::error(
-                503,
-                PmsErrorCode::ServiceUnavailable,
-                "service unavailable".to_owned(),
-            ),
+            Some(Injected::FailBeforeApply | Injected::EdgeUnavailable) => {
+                InventoryResponse::error(
+                    503,
+                    PmsErrorCode::ServiceUnavailable,
+                    "service unavailable".to_owned(),
+                )
+            }
             Some(Injected::FailAfterApply) => {
                 let _applied = self.execute(now_ms, &request);
                 InventoryResponse::error(

@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 /// | `Throttle`        | 429 `rate_limit`, not stored    | 400 `UNABLE_TO_LOCK_ROW`    | 429      |
 /// | `FailBeforeApply` | 500 `api_error`, stored by key  | 503 `SERVER_UNAVAILABLE`    | 503      |
 /// | `FailAfterApply`  | applied, 500 stored by key      | applied, 500 `UNKNOWN_EXCEPTION` | applied, 500 |
+/// | `EdgeUnavailable` | 503 at the edge, *not* stored   | 503 `SERVER_UNAVAILABLE`    | 503      |
 ///
 /// A throttle is decided when the request arrives (`begin`); the failures
 /// when it commits (`complete`). A request answered at the door (validation
@@ -62,6 +63,13 @@ pub enum Injected {
     FailBeforeApply,
     /// Server error after the request was applied (5xx): the ambiguous case.
     FailAfterApply,
+    /// A 502/503 from the infrastructure in front of the API (load
+    /// balancer, edge): the request never reached the application, so
+    /// nothing is applied and — for Stripe — nothing is stored under its
+    /// `Idempotency-Key` (Stripe docs, Idempotent requests: results are
+    /// saved "only if an API endpoint began executing"). A service without
+    /// idempotency keys answers it like [`Injected::FailBeforeApply`].
+    EdgeUnavailable,
 }
 
 /// One request that a model has accepted ([`ServiceModel::begin`]) and not yet

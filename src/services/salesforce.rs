@@ -957,12 +957,14 @@ impl ServiceModel for Salesforce {
         self.tick(now_ms);
         let pending = self.in_flight.take(ticket);
         match pending.injected {
-            Some(Injected::FailBeforeApply) => SalesforceResponse::error(
-                503,
-                SalesforceErrorCode::ServerUnavailable,
-                "Server unavailable".to_owned(),
-                &[],
-            ),
+            Some(Injected::FailBeforeApply | Injected::EdgeUnavailable) => {
+                SalesforceResponse::error(
+                    503,
+                    SalesforceErrorCode::ServerUnavailable,
+                    "Server unavailable".to_owned(),
+                    &[],
+                )
+            }
             Some(Injected::FailAfterApply) => {
                 let _applied = self.execute(now_ms, &pending);
                 SalesforceResponse::error(

@@ -11,7 +11,9 @@
 //!   nothing is stored for validation 400s, 429 or 409
 //!   `idempotency_key_in_use`; a reused key with other parameters is a 400
 //!   `idempotency_error`; keys are pruned after 24 h, after which a retry
-//!   executes again (the double charge the real Stripe allows);
+//!   executes again (the double charge the real Stripe allows); a 502/503
+//!   from the edge (`Injected::EdgeUnavailable`) never reached the API and
+//!   is not stored, so a retry with the same key executes;
 //! - deterministic declines per customer (`card_declined`, 402);
 //! - lookup by id and listing (by customer, by creation time; strongly
 //!   consistent) and search by metadata (lagging, like the real search
@@ -547,6 +549,17 @@ impl StripeResponse {
             None,
             None,
             "An unknown error occurred".to_owned(),
+        )
+    }
+
+    /// A 503 from the infrastructure in front of the API (never stored).
+    fn edge_unavailable() -> Self {
+        Self::failure(
+            503,
+            StripeErrorType::ApiError,
+            None,
+            None,
+            "Service Unavailable".to_owned(),
         )
     }
 
@@ -1228,6 +1241,12 @@ impl ServiceModel for Stripe {
                 "Too many requests hit the API too quickly.".to_owned(),
             ));
         }
+        // So does the edge: its 502/503 never reached the API, so nothing
+        // executes and nothing is stored under the key; a retry with the
+        // same key executes.
+        if injected == Some(Injected::EdgeUnavailable) {
+            return Begin::Done(StripeResponse::edge_unavailable());
+        }
         if let Err(resp) = Self::validate_key(&req) {
             return Begin::Done(*resp);
         }
@@ -1293,7 +1312,9 @@ impl ServiceModel for Stripe {
                 let _applied = self.execute(now_ms, &request);
                 StripeResponse::api_error()
             }
-            Some(Injected::Throttle) => unreachable!("throttled requests are answered in begin"),
+            Some(Injected::Throttle | Injected::EdgeUnavailable) => {
+                unreachable!("throttled and edge-failed requests are answered in begin")
+            }
             None => self.execute(now_ms, &request),
         };
         if let Some(key) = request.idempotency_key().map(str::to_owned) {

@@ -114,7 +114,10 @@ impl ServiceModel for UserModel {
 
     fn complete(&mut self, now_ms: u64, ticket: Ticket) -> Value {
         let (req, injected) = self.in_flight.take(ticket);
-        if injected == Some(Injected::FailBeforeApply) {
+        if matches!(
+            injected,
+            Some(Injected::FailBeforeApply | Injected::EdgeUnavailable)
+        ) {
             return json!({"status": 503, "error": "service_unavailable"});
         }
         let response = self.inner.handle(now_ms, &req);

@@ -430,11 +430,7 @@ impl FaultPlan {
                             extra_ms: rng.gen_range(1..=max_delay),
                         },
                         _ => CallFaultKind::Inject {
-                            fault: match rng.gen_range(0..3) {
-                                0 => Injected::Throttle,
-                                1 => Injected::FailBeforeApply,
-                                _ => Injected::FailAfterApply,
-                            },
+                            fault: injected_kind(&mut rng),
                         },
                     };
                     out.push(CallFault {
@@ -504,11 +500,7 @@ impl FaultPlan {
                 let from_ms = rng.gen_range(0..safety_ms);
                 let until_ms =
                     from_ms.saturating_add(rng.gen_range(1..=profile.max_window_ms.max(1)));
-                let fault = match rng.gen_range(0..3) {
-                    0 => Injected::Throttle,
-                    1 => Injected::FailBeforeApply,
-                    _ => Injected::FailAfterApply,
-                };
+                let fault = injected_kind(&mut rng);
                 plan.brownouts.push(Brownout {
                     service,
                     from_ms,
@@ -537,6 +529,18 @@ impl FaultPlan {
         plan.normalise();
         debug_assert!(plan.validate(topo).is_ok());
         plan
+    }
+}
+
+/// One injected service error, each kind equally likely: throttled (not
+/// applied), failed before or after applying (Stripe stores both 500s under
+/// the key), or a 502/503 from the edge (not applied, not stored).
+fn injected_kind(rng: &mut super::rng::SimRng) -> Injected {
+    match rng.gen_range(0..4) {
+        0 => Injected::Throttle,
+        1 => Injected::FailBeforeApply,
+        2 => Injected::FailAfterApply,
+        _ => Injected::EdgeUnavailable,
     }
 }
 

@@ -747,7 +747,7 @@ proptest! {
                 let expected = match inj {
                     Some(Injected::Throttle) => 429,
                     _ if is_invalid => 400,
-                    Some(Injected::FailBeforeApply) => 503,
+                    Some(Injected::FailBeforeApply | Injected::EdgeUnavailable) => 503,
                     Some(Injected::FailAfterApply) => {
                         r.apply(now, cmd);
                         500

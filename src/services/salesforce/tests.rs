@@ -846,7 +846,7 @@ impl Reference {
         match injected {
             None => apply(self),
             Some(Injected::Throttle) => 400,
-            Some(Injected::FailBeforeApply) => 503,
+            Some(Injected::FailBeforeApply | Injected::EdgeUnavailable) => 503,
             Some(Injected::FailAfterApply) => {
                 apply(self);
                 500

@@ -622,6 +622,30 @@ fn fail_before_apply_stores_the_500_and_replays_it() {
 }
 
 #[test]
+fn edge_503_is_not_stored_and_a_retry_with_the_same_key_executes() {
+    let mut s = stripe();
+    let r = s.handle(0, charge("k1", 25_000), Some(Injected::EdgeUnavailable));
+    assert_eq!(r.status, 503);
+    assert_eq!(err_type(&r), Some(StripeErrorType::ApiError));
+    assert!(s.ground_truth().payment_intents.is_empty());
+    assert!(!s.has_stored_key("k1"));
+    // Same key: it executes (nothing was stored), unlike after a stored 500.
+    let r2 = s.handle(1, charge("k1", 25_000), None);
+    assert_eq!(r2.status, 200, "{r2:?}");
+    assert!(!r2.idempotent_replayed);
+    assert_eq!(s.ground_truth().captured_cents("cus_a"), 25_000);
+    // Beside it, the stored 500: the same key replays it.
+    s.handle(2, charge("k2", 25_000), Some(Injected::FailBeforeApply));
+    let r3 = s.handle(3, charge("k2", 25_000), None);
+    assert_eq!((r3.status, r3.idempotent_replayed), (500, true));
+    // An edge error in front of a stored result leaves it untouched.
+    let r4 = s.handle(4, charge("k1", 25_000), Some(Injected::EdgeUnavailable));
+    assert_eq!((r4.status, r4.idempotent_replayed), (503, false));
+    assert!(s.handle(5, charge("k1", 25_000), None).idempotent_replayed);
+    assert_eq!(s.ground_truth().payment_intents.len(), 1);
+}
+
+#[test]
 fn fail_after_apply_charges_and_stores_the_500() {
     let mut s = stripe();
     let r = s.handle(0, charge("k1", 25_000), Some(Injected::FailAfterApply));
@@ -937,6 +961,7 @@ fn injected() -> impl Strategy<Value = Option<Injected>> {
         1 => Just(Some(Injected::Throttle)),
         1 => Just(Some(Injected::FailBeforeApply)),
         1 => Just(Some(Injected::FailAfterApply)),
+        1 => Just(Some(Injected::EdgeUnavailable)),
     ]
 }
 
@@ -1182,6 +1207,9 @@ impl Reference {
         self.expire(now);
         let expected = if injected == Some(Injected::Throttle) {
             429
+        } else if injected == Some(Injected::EdgeUnavailable) {
+            assert!(!actual.idempotent_replayed);
+            503
         } else if let Some((stored_req, stored_resp, _)) =
             req.idempotency_key().and_then(|k| self.keys.get(k))
         {
@@ -1376,7 +1404,7 @@ proptest! {
         for (req, inj, dt) in reqs {
             now += dt;
             let r = s.handle(now, req, inj);
-            prop_assert!(matches!(r.status, 200 | 400 | 402 | 404 | 409 | 429 | 500));
+            prop_assert!(matches!(r.status, 200 | 400 | 402 | 404 | 409 | 429 | 500 | 503));
             s.check_invariants();
         }
     }
