@@ -834,6 +834,7 @@ mod tests {
                 fields: [(field.to_string(), json!(value))].into(),
                 created_ms: 0,
                 last_modified_ms: 0,
+                is_deleted: false,
             },
         );
     }

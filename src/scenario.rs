@@ -421,6 +421,7 @@ impl Scenario {
             in_range(&format!("latency.{name}.min_ms"), l.min_ms, 0, l.p50_ms)?;
         }
         self.faults.validate()?;
+        self.salesforce.validate()?;
         let total = self
             .phases
             .safety_ms

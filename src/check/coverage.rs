@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::truth::owner_of;
 use crate::saga::{LogRecord, Op, Outcome, SagaId};
+use crate::scenario::Scenario;
 use crate::sim::clock::Clocks;
 use crate::workload::META_SAGA;
 use crate::world::run::RunOutcome;
@@ -39,7 +40,22 @@ pub const POINTS: &[&str] = &[
     "crash between intent and result",
     "late request landed after its compensation",
     "agent retry deduplicated",
+    "salesforce: a validation rule refused a save",
+    "salesforce: a write waited out another's row lock",
 ];
+
+/// The points `s` cannot reach, each with why: a run reaches them only
+/// where the scenario declares what causes them.
+pub fn unreachable(s: &Scenario) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    if s.salesforce.validation_rules.is_empty() {
+        out.push((
+            "salesforce: a validation rule refused a save",
+            "the scenario declares no salesforce.validation_rules (scenario crm-refuses does)",
+        ));
+    }
+    out
+}
 
 /// Hits per coverage point (every point present, 0 when missed).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +155,14 @@ pub fn coverage(out: &RunOutcome) -> Coverage {
                     .count()
                     == 1
         }),
+    );
+    c.hit(
+        "salesforce: a validation rule refused a save",
+        out.salesforce.validation_refusals > 0,
+    );
+    c.hit(
+        "salesforce: a write waited out another's row lock",
+        out.salesforce.lock_conflicts > 0,
     );
     c
 }

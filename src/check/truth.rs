@@ -248,6 +248,10 @@ impl<'a> Truth<'a> {
                 });
                 continue;
             };
+            if rec.is_deleted {
+                // In the Recycle Bin: no longer a live record of the key.
+                continue;
+            }
             t.keys
                 .get_mut(k)
                 .expect("input")

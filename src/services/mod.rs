@@ -222,6 +222,11 @@ impl<P> InFlight<P> {
         self.pending.get(&ticket)
     }
 
+    /// The requests in flight, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Ticket, &P)> {
+        self.pending.iter()
+    }
+
     pub(crate) fn tickets(&self) -> Vec<Ticket> {
         self.pending.keys().copied().collect()
     }

@@ -16,13 +16,32 @@
 //!   as in the real API;
 //! - transient `UNABLE_TO_LOCK_ROW`, 403 `REQUEST_LIMIT_EXCEEDED` (rolling
 //!   24 h API limit), 503, and 500 after the write landed;
+//! - **row locks**: a write holds its record's lock while it is in flight;
+//!   a second write of the same record that is still waiting when its own
+//!   service time is over fails with `UNABLE_TO_LOCK_ROW`, nothing applied
+//!   (Salesforce waits up to 10 s for a lock — "Record Locking" in the
+//!   Apex/SOAP docs; the model waits only as long as the waiter's own
+//!   service time, never longer: harsher, not kinder);
+//! - **validation rules** declared by the scenario
+//!   ([`SalesforceConfig::validation_rules`]): a save whose resulting record
+//!   matches a rule is refused, definitively, with 400
+//!   `FIELD_CUSTOM_VALIDATION_EXCEPTION` (Salesforce Help, "Validation
+//!   Rules"; the same code a trigger's `addError` gives), nothing applied;
+//! - **delete and undelete**: `DELETE /sobjects/{object}/{id}` moves the
+//!   record to the Recycle Bin; a deleted record answers 404
+//!   `ENTITY_IS_DELETED` to get, update and delete, is no longer matched by
+//!   upsert or query by external id (so an upsert creates a new record),
+//!   and no longer holds its unique external id; undelete restores it, or
+//!   fails with `DUPLICATE_VALUE` when another record took the id
+//!   meanwhile (REST API Developer Guide, "Delete a Record"; SOAP API,
+//!   `undelete()`);
 //! - required fields on insert (`Opportunity`: Name, StageName, CloseDate),
 //!   read-only system fields, malformed ids, unknown objects.
 //!
-//! Deliberately not here: delete / undelete, SOQL beyond lookup by external
-//! id, composite requests, field-level schemas beyond required fields (any
-//! well-formed field name is accepted), triggers and validation rules,
-//! per-user limits, latency (the transport's job).
+//! Deliberately not here: SOQL beyond lookup by external id, composite
+//! requests, field-level schemas beyond required fields (any well-formed
+//! field name is accepted), validation-rule formulas beyond "field equals
+//! one of these values", per-user limits, latency (the transport's job).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -75,6 +94,53 @@ pub const STANDARD_OBJECTS: [(&str, &str, &[&str]); 3] = [
 
 /// Most custom objects an org may declare.
 pub const MAX_CUSTOM_OBJECTS: usize = 20;
+/// Most validation rules a scenario may declare (Salesforce allows 500
+/// active rules per object; a scenario needs a few).
+pub const MAX_VALIDATION_RULES: usize = 100;
+/// Most values one rule may reject.
+pub const MAX_REJECTED_VALUES: usize = 100;
+/// Longest validation-rule error message (Salesforce: 255 characters).
+pub const MAX_RULE_MESSAGE_CHARS: usize = 255;
+
+/// A validation rule of the org, in the one shape the model evaluates: the
+/// save is refused when the record, as it would be after the save, has
+/// `field` equal to one of `rejects` (a JSON number compares by its text:
+/// `"3"` rejects `3`). Declared in the scenario, for inputs that a real
+/// org's rules or triggers refuse (a customer on a do-not-book list, a
+/// booking over a credit limit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationRule {
+    /// The sObject it guards.
+    pub object: String,
+    /// The field it reads.
+    pub field: String,
+    /// The values it refuses.
+    pub rejects: Vec<String>,
+    /// The error message (`message` of the error array).
+    #[serde(default = "default_rule_message")]
+    pub message: String,
+}
+
+fn default_rule_message() -> String {
+    "The record does not pass the org's validation rules.".to_string()
+}
+
+impl ValidationRule {
+    /// Whether a record of `object` with these `fields` breaks the rule.
+    pub fn rejects_record(&self, object: &str, fields: &BTreeMap<String, Value>) -> bool {
+        if object != self.object {
+            return false;
+        }
+        let text = match fields.get(&self.field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => return false,
+        };
+        self.rejects.contains(&text)
+    }
+}
 
 /// Whether `name` is a custom object API name (`Name__c`, 3 to 43
 /// characters from `[A-Za-z0-9_]`, starting with a letter).
@@ -122,6 +188,47 @@ pub struct SalesforceConfig {
     /// [`STANDARD_OBJECTS`]. The world adds every custom object a
     /// workload's steps write.
     pub custom_objects: Vec<String>,
+    /// The org's validation rules (none by default: an org has the rules
+    /// its admins wrote; a scenario declares the ones its inputs meet).
+    pub validation_rules: Vec<ValidationRule>,
+}
+
+impl SalesforceConfig {
+    /// Limits on what a scenario may declare.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.validation_rules.len() > MAX_VALIDATION_RULES {
+            return Err(format!(
+                "salesforce.validation_rules: at most {MAX_VALIDATION_RULES} rules"
+            ));
+        }
+        for (i, r) in self.validation_rules.iter().enumerate() {
+            let at = format!("salesforce.validation_rules[{i}]");
+            let object_ok = valid_custom_object(&r.object)
+                || STANDARD_OBJECTS.iter().any(|(name, ..)| *name == r.object);
+            if !object_ok {
+                return Err(format!("{at}.object `{}` is not an sObject name", r.object));
+            }
+            let field_ok = r.field.len() <= MAX_FIELD_NAME_CHARS
+                && r.field.starts_with(|c: char| c.is_ascii_alphabetic())
+                && r.field
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !field_ok {
+                return Err(format!("{at}.field `{}` is not a field name", r.field));
+            }
+            if r.rejects.is_empty() || r.rejects.len() > MAX_REJECTED_VALUES {
+                return Err(format!(
+                    "{at}.rejects must list 1..={MAX_REJECTED_VALUES} values"
+                ));
+            }
+            if r.message.chars().count() > MAX_RULE_MESSAGE_CHARS {
+                return Err(format!(
+                    "{at}.message is longer than {MAX_RULE_MESSAGE_CHARS} characters"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for SalesforceConfig {
@@ -130,6 +237,7 @@ impl Default for SalesforceConfig {
             daily_api_limit: None,
             external_id_unique: true,
             custom_objects: Vec::new(),
+            validation_rules: Vec::new(),
         }
     }
 }
@@ -174,12 +282,28 @@ pub enum SalesforceRequest {
         /// Record id.
         id: String,
     },
-    /// `SELECT … FROM {object} WHERE ExternalId__c = '{external_id}'`.
+    /// `SELECT … FROM {object} WHERE ExternalId__c = '{external_id}'`
+    /// (deleted records excluded, as `query` does; `queryAll` is not
+    /// modelled).
     QueryByExternalId {
         /// sObject API name.
         object: String,
         /// External id value.
         external_id: String,
+    },
+    /// `DELETE /sobjects/{object}/{id}`: to the Recycle Bin.
+    Delete {
+        /// sObject API name.
+        object: String,
+        /// Record id.
+        id: String,
+    },
+    /// Undelete (SOAP `undelete()`): back from the Recycle Bin.
+    Undelete {
+        /// sObject API name.
+        object: String,
+        /// Record id.
+        id: String,
     },
 }
 
@@ -190,7 +314,9 @@ impl SalesforceRequest {
             | SalesforceRequest::Create { object, .. }
             | SalesforceRequest::Update { object, .. }
             | SalesforceRequest::Get { object, .. }
-            | SalesforceRequest::QueryByExternalId { object, .. } => object,
+            | SalesforceRequest::QueryByExternalId { object, .. }
+            | SalesforceRequest::Delete { object, .. }
+            | SalesforceRequest::Undelete { object, .. } => object,
         }
     }
 }
@@ -201,6 +327,10 @@ impl SalesforceRequest {
 pub enum SalesforceErrorCode {
     /// 400: a unique field already has this value (the upsert race).
     DuplicateValue,
+    /// 404: the record is in the Recycle Bin (get, update, delete).
+    EntityIsDeleted,
+    /// 400: a validation rule or trigger refused the save; definitive.
+    FieldCustomValidationException,
     /// 400: bad field name or value.
     InvalidField,
     /// 400: a read-only field was written.
@@ -221,6 +351,8 @@ pub enum SalesforceErrorCode {
     StringTooLong,
     /// 400: lock contention; transient, nothing applied.
     UnableToLockRow,
+    /// 400: undelete of a record that is not in the Recycle Bin.
+    UndeleteFailed,
     /// 500: internal error; the write may have landed.
     UnknownException,
 }
@@ -251,6 +383,10 @@ pub struct SfRecord {
     pub created_ms: u64,
     /// `LastModifiedDate` (service clock).
     pub last_modified_ms: u64,
+    /// `IsDeleted`: in the Recycle Bin (kept for undelete and for the
+    /// checkers; never matched by upsert or query).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_deleted: bool,
 }
 
 /// Kind of a recorded change.
@@ -261,6 +397,10 @@ pub enum ChangeKind {
     Created,
     /// Updated (by update or upsert).
     Updated,
+    /// Deleted (to the Recycle Bin).
+    Deleted,
+    /// Undeleted (back from the Recycle Bin).
+    Undeleted,
 }
 
 /// One applied write, in commit order.
@@ -292,23 +432,33 @@ pub struct SalesforceGroundTruth {
     /// API requests received (including rejected ones, except those over
     /// the daily limit).
     pub api_calls: u64,
+    /// Saves a validation rule refused.
+    #[serde(default)]
+    pub validation_refusals: u64,
+    /// Writes that failed `UNABLE_TO_LOCK_ROW` waiting on another write's
+    /// row lock (injected throttles not counted).
+    #[serde(default)]
+    pub lock_conflicts: u64,
 }
 
 impl SalesforceGroundTruth {
-    /// Records of `object` with external id `external_id`, in id order.
+    /// Live (not deleted) records of `object` with external id
+    /// `external_id`, in id order.
     pub fn with_external_id<'a>(
         &'a self,
         object: &'a str,
         external_id: &'a str,
     ) -> impl Iterator<Item = &'a SfRecord> {
-        self.records
-            .values()
-            .filter(move |r| r.object == object && r.external_id.as_deref() == Some(external_id))
+        self.records.values().filter(move |r| {
+            !r.is_deleted && r.object == object && r.external_id.as_deref() == Some(external_id)
+        })
     }
 
-    /// Records of `object`, in id order.
+    /// Live (not deleted) records of `object`, in id order.
     pub fn records_of<'a>(&'a self, object: &'a str) -> impl Iterator<Item = &'a SfRecord> {
-        self.records.values().filter(move |r| r.object == object)
+        self.records
+            .values()
+            .filter(move |r| !r.is_deleted && r.object == object)
     }
 
     /// The changes of one record, oldest first.
@@ -410,6 +560,9 @@ struct Pending {
     injected: Option<Injected>,
     /// For upserts: how many records matched when the request started.
     matched_at_begin: usize,
+    /// The existing record this write locks (update, delete, undelete, an
+    /// upsert that matched one record), if any.
+    locks: Option<String>,
 }
 
 /// The simulated Salesforce org.
@@ -472,7 +625,9 @@ impl Salesforce {
                 .filter(|c| c.kind == ChangeKind::Created)
                 .count();
             assert_eq!(created, 1, "record {id} created {created} times");
-            if let (Some(ext), true) = (&r.external_id, self.config.external_id_unique) {
+            if let (Some(ext), true, false) =
+                (&r.external_id, self.config.external_id_unique, r.is_deleted)
+            {
                 let previous = seen.insert((&r.object, ext), id);
                 assert!(
                     previous.is_none(),
@@ -617,7 +772,9 @@ impl Salesforce {
                 Self::validate_id(id)?;
                 Self::validate_fields(fields, true)
             }
-            SalesforceRequest::Get { id, .. } => Self::validate_id(id),
+            SalesforceRequest::Get { id, .. }
+            | SalesforceRequest::Delete { id, .. }
+            | SalesforceRequest::Undelete { id, .. } => Self::validate_id(id),
             SalesforceRequest::QueryByExternalId { .. } => Ok(()),
         }
     }
@@ -661,6 +818,9 @@ impl Salesforce {
                 return dup;
             }
         }
+        if let Some(refused) = self.rule_refuses(object, fields) {
+            return refused;
+        }
         self.last_id += 1;
         let id = format!("{}{:012}", ty.key_prefix, self.last_id);
         let stored: BTreeMap<String, Value> = fields
@@ -675,6 +835,7 @@ impl Salesforce {
             fields: stored.clone(),
             created_ms: now_ms,
             last_modified_ms: now_ms,
+            is_deleted: false,
         };
         self.truth.records.insert(id.clone(), record);
         self.log(
@@ -689,6 +850,26 @@ impl Salesforce {
             status: 201,
             body: SalesforceBody::SaveResult { id, created: true },
         }
+    }
+
+    /// `FIELD_CUSTOM_VALIDATION_EXCEPTION` if a validation rule refuses a
+    /// record of `object` with `fields` (as it would be after the save).
+    fn rule_refuses(
+        &mut self,
+        object: &str,
+        fields: &BTreeMap<String, Value>,
+    ) -> Option<SalesforceResponse> {
+        let rule = self
+            .config
+            .validation_rules
+            .iter()
+            .find(|r| r.rejects_record(object, fields))?;
+        self.truth.validation_refusals += 1;
+        Some(SalesforceResponse::bad(
+            SalesforceErrorCode::FieldCustomValidationException,
+            rule.message.clone(),
+            &[rule.field.as_str()],
+        ))
     }
 
     /// `DUPLICATE_VALUE` if the unique external id is taken by another record.
@@ -768,6 +949,18 @@ impl Salesforce {
             .filter(|(k, _)| k.as_str() != EXTERNAL_ID_FIELD)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let record = &self.truth.records[id];
+        let mut after = record.fields.clone();
+        for (k, v) in &written {
+            match v.is_null() {
+                true => after.remove(k),
+                false => after.insert(k.clone(), v.clone()),
+            };
+        }
+        let object = record.object.clone();
+        if let Some(refused) = self.rule_refuses(&object, &after) {
+            return refused;
+        }
         let record = self.truth.records.get_mut(id).expect("checked above");
         for (k, v) in &written {
             if v.is_null() {
@@ -824,14 +1017,98 @@ impl Salesforce {
         });
     }
 
-    /// The stored record `id` of `object`, or 404.
+    /// The stored live record `id` of `object`, or 404 (`ENTITY_IS_DELETED`
+    /// for a record in the Recycle Bin).
     fn find(&self, object: &str, id: &str) -> Result<String, SalesforceResponse> {
         let id = canonical_id(id).expect("validated");
         match self.truth.records.get(id) {
+            Some(r) if r.object == object && r.is_deleted => Err(SalesforceResponse::error(
+                404,
+                SalesforceErrorCode::EntityIsDeleted,
+                "entity is deleted".to_owned(),
+                &[],
+            )),
             Some(r) if r.object == object => Ok(id.to_owned()),
             _ => Err(SalesforceResponse::not_found(format!(
                 "The requested resource does not exist: {object} {id}"
             ))),
+        }
+    }
+
+    fn delete(&mut self, now_ms: u64, id: &str) -> SalesforceResponse {
+        let record = self.truth.records.get_mut(id).expect("found");
+        record.is_deleted = true;
+        record.last_modified_ms = now_ms;
+        let (object, external_id) = (record.object.clone(), record.external_id.clone());
+        self.log(
+            now_ms,
+            &object,
+            id,
+            ChangeKind::Deleted,
+            external_id,
+            BTreeMap::new(),
+        );
+        SalesforceResponse {
+            status: 204,
+            body: SalesforceBody::NoContent,
+        }
+    }
+
+    fn undelete(&mut self, now_ms: u64, object: &str, id: &str) -> SalesforceResponse {
+        let id = canonical_id(id).expect("validated").to_owned();
+        let record = match self.truth.records.get(&id) {
+            Some(r) if r.object == object => r,
+            _ => {
+                return SalesforceResponse::not_found(format!(
+                    "The requested resource does not exist: {object} {id}"
+                ))
+            }
+        };
+        if !record.is_deleted {
+            return SalesforceResponse::bad(
+                SalesforceErrorCode::UndeleteFailed,
+                "Entity is not in the recycle bin".to_owned(),
+                &[],
+            );
+        }
+        let external_id = record.external_id.clone();
+        if let Some(ext) = &external_id {
+            if let Some(dup) = self.unique_conflict(object, ext, Some(&id)) {
+                return dup;
+            }
+        }
+        let record = self.truth.records.get_mut(&id).expect("found above");
+        record.is_deleted = false;
+        record.last_modified_ms = now_ms;
+        self.log(
+            now_ms,
+            object,
+            &id,
+            ChangeKind::Undeleted,
+            external_id,
+            BTreeMap::new(),
+        );
+        SalesforceResponse {
+            status: 200,
+            body: SalesforceBody::SaveResult { id, created: false },
+        }
+    }
+
+    /// The existing record a write of `req` would lock, as of now.
+    fn lock_target(&self, req: &SalesforceRequest) -> Option<String> {
+        match req {
+            SalesforceRequest::Upsert {
+                object,
+                external_id,
+                ..
+            } => match self.matching(object, external_id).as_slice() {
+                [id] => Some(id.clone()),
+                _ => None,
+            },
+            SalesforceRequest::Update { id, .. }
+            | SalesforceRequest::Delete { id, .. }
+            | SalesforceRequest::Undelete { id, .. } => canonical_id(id).map(str::to_owned),
+            _ => None,
         }
     }
 
@@ -882,6 +1159,11 @@ impl Salesforce {
                 },
                 Err(resp) => resp,
             },
+            SalesforceRequest::Delete { object, id } => match self.find(object, id) {
+                Ok(id) => self.delete(now_ms, &id),
+                Err(resp) => resp,
+            },
+            SalesforceRequest::Undelete { object, id } => self.undelete(now_ms, object, id),
             SalesforceRequest::QueryByExternalId {
                 object,
                 external_id,
@@ -946,16 +1228,34 @@ impl ServiceModel for Salesforce {
             } => self.matching(object, external_id).len(),
             _ => 0,
         };
+        let locks = self.lock_target(&req);
         Begin::Pending(self.in_flight.insert(Pending {
             request: req,
             injected,
             matched_at_begin,
+            locks,
         }))
     }
 
     fn complete(&mut self, now_ms: u64, ticket: Ticket) -> SalesforceResponse {
         self.tick(now_ms);
         let pending = self.in_flight.take(ticket);
+        // An earlier write of the same record still holds its lock: this
+        // one waited its whole service time for it.
+        let locked_out = pending.locks.as_ref().is_some_and(|id| {
+            self.in_flight
+                .iter()
+                .any(|(t, p)| *t < ticket && p.locks.as_ref() == Some(id))
+        });
+        let would_run = matches!(pending.injected, None | Some(Injected::FailAfterApply));
+        if locked_out && would_run {
+            self.truth.lock_conflicts += 1;
+            return SalesforceResponse::bad(
+                SalesforceErrorCode::UnableToLockRow,
+                "unable to obtain exclusive access to this record".to_owned(),
+                &[],
+            );
+        }
         match pending.injected {
             Some(Injected::FailBeforeApply | Injected::EdgeUnavailable) => {
                 SalesforceResponse::error(

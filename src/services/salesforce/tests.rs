@@ -756,6 +756,9 @@ enum Cmd {
     Update {
         record: u8,
     },
+    Delete {
+        record: u8,
+    },
 }
 
 fn cmd() -> impl Strategy<Value = Cmd> {
@@ -769,6 +772,7 @@ fn cmd() -> impl Strategy<Value = Cmd> {
             .prop_map(|(object, ext, complete)| Cmd::Create { object, ext, complete }),
         2 => (object, ext).prop_map(|(object, ext)| Cmd::Race { object, ext }),
         1 => (0u8..8).prop_map(|record| Cmd::Update { record }),
+        1 => (0u8..8).prop_map(|record| Cmd::Delete { record }),
     ]
 }
 
@@ -800,6 +804,8 @@ struct Reference {
     limit: Option<usize>,
     by_ext: BTreeMap<(u8, u8), usize>,
     per_object: [usize; 2],
+    /// Records deleted (still in the org, in the Recycle Bin).
+    deleted: usize,
     calls: Vec<u64>,
 }
 
@@ -891,7 +897,7 @@ proptest! {
             external_id_unique: unique,
             ..config()
         });
-        let mut r = Reference { unique, limit, by_ext: BTreeMap::new(), per_object: [0, 0], calls: vec![] };
+        let mut r = Reference { unique, limit, by_ext: BTreeMap::new(), per_object: [0, 0], deleted: 0, calls: vec![] };
         let mut now = 0u64;
         for (n, (cmd, inj)) in cmds.iter().enumerate() {
             now += 1;
@@ -957,11 +963,36 @@ proptest! {
                     let id = s.ground_truth().records.keys().nth(*record as usize).cloned();
                     let id = id.unwrap_or_else(|| "a0B000000000999".into());
                     let object = s.ground_truth().records.get(&id).map_or(BOOKING, |rec| if rec.object == OPP { OPP } else { BOOKING });
+                    let deleted = s.ground_truth().records.get(&id).is_some_and(|rec| rec.is_deleted);
                     let req = update(object, &id, &[("Step__c", json!(n))], None);
                     let resp = s.handle(now, req, *inj);
-                    let exists = (*record as usize) < r.per_object.iter().sum::<usize>();
+                    let exists = (*record as usize) < r.per_object.iter().sum::<usize>() + r.deleted;
                     let expected = if r.call(now) {
-                        r.with_fault(*inj, |_| if exists { 204 } else { 404 })
+                        r.with_fault(*inj, |_| if exists && !deleted { 204 } else { 404 })
+                    } else {
+                        403
+                    };
+                    prop_assert_eq!(resp.status, expected, "{:?} {:?}", cmd, resp);
+                }
+                Cmd::Delete { record } => {
+                    let id = s.ground_truth().records.keys().nth(*record as usize).cloned();
+                    let id = id.unwrap_or_else(|| "a0B000000000999".into());
+                    let found = s.ground_truth().records.get(&id).cloned();
+                    let object = found.as_ref().map_or(BOOKING, |rec| if rec.object == OPP { OPP } else { BOOKING });
+                    let resp = s.handle(now, SalesforceRequest::Delete { object: object.into(), id }, *inj);
+                    let expected = if r.call(now) {
+                        r.with_fault(*inj, |r| match &found {
+                            Some(rec) if !rec.is_deleted => {
+                                let o = u8::from(rec.object == OPP);
+                                r.per_object[o as usize] -= 1;
+                                r.deleted += 1;
+                                if let Some(e) = rec.external_id.as_deref().and_then(|e| e.strip_prefix("ext-")) {
+                                    *r.by_ext.get_mut(&(o, e.parse().unwrap())).unwrap() -= 1;
+                                }
+                                204
+                            }
+                            _ => 404,
+                        })
                     } else {
                         403
                     };
@@ -1043,6 +1074,10 @@ fn any_request() -> impl Strategy<Value = SalesforceRequest> {
             }
         ),
         (any_string(), any_string()).prop_map(|(object, id)| SalesforceRequest::Get { object, id }),
+        (any_string(), any_string())
+            .prop_map(|(object, id)| SalesforceRequest::Delete { object, id }),
+        (any_string(), any_string())
+            .prop_map(|(object, id)| SalesforceRequest::Undelete { object, id }),
         (any_string(), any_string()).prop_map(|(object, external_id)| {
             SalesforceRequest::QueryByExternalId {
                 object,
@@ -1082,4 +1117,245 @@ fn every_body_serialises_and_round_trips() {
         assert_eq!(back, body);
         assert!(bincode::serialize(&body).is_ok());
     }
+}
+
+// ----- validation rules, delete / undelete, row locks (issue 16) -----
+
+fn strict() -> Salesforce {
+    Salesforce::new(SalesforceConfig {
+        validation_rules: vec![ValidationRule {
+            object: BOOKING.into(),
+            field: "Customer__c".into(),
+            rejects: vec!["cust-3".into(), "7".into()],
+            message: "Customer is on the do-not-book list".into(),
+        }],
+        ..config()
+    })
+}
+
+#[test]
+fn a_validation_rule_refuses_insert_and_update_definitively_and_applies_nothing() {
+    let mut s = strict();
+    let r = s.handle(
+        0,
+        upsert(BOOKING, "saga-3", &[("Customer__c", json!("cust-3"))]),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.error_code(),
+        Some(SalesforceErrorCode::FieldCustomValidationException)
+    );
+    assert_eq!(count(&s, BOOKING, "saga-3"), 0, "nothing inserted");
+    // A number compares by its text; other objects are not guarded.
+    let r = s.handle(1, create(BOOKING, &[("Customer__c", json!(7))]), None);
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = s.handle(
+        2,
+        upsert(OPP, "saga-3", &{
+            let mut f = opp_fields();
+            f.push(("Customer__c", json!("cust-3")));
+            f
+        }),
+        None,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    // An update that would make the record match is refused, and the
+    // record keeps its old values.
+    let r = s.handle(
+        3,
+        upsert(BOOKING, "saga-1", &[("Customer__c", json!("cust-1"))]),
+        None,
+    );
+    assert_eq!(r.status, 201);
+    let r = s.handle(
+        4,
+        upsert(BOOKING, "saga-1", &[("Customer__c", json!("cust-3"))]),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    let rec = s
+        .ground_truth()
+        .with_external_id(BOOKING, "saga-1")
+        .next()
+        .unwrap();
+    assert_eq!(rec.fields["Customer__c"], json!("cust-1"));
+    assert_eq!(s.ground_truth().history.len(), 2, "two inserts, no update");
+    // Retrying does not help: it is definitive.
+    let r = s.handle(
+        5,
+        upsert(BOOKING, "saga-3", &[("Customer__c", json!("cust-3"))]),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    s.check_invariants();
+}
+
+#[test]
+fn validation_rules_are_checked_when_the_scenario_loads() {
+    let rule = |object: &str, field: &str, rejects: Vec<String>| SalesforceConfig {
+        validation_rules: vec![ValidationRule {
+            object: object.into(),
+            field: field.into(),
+            rejects,
+            message: "m".into(),
+        }],
+        ..SalesforceConfig::default()
+    };
+    assert!(rule(BOOKING, "Customer__c", vec!["x".into()])
+        .validate()
+        .is_ok());
+    assert!(rule("Opportunity", "Amount", vec!["1".into()])
+        .validate()
+        .is_ok());
+    let e = rule("Not an object", "F", vec!["x".into()])
+        .validate()
+        .unwrap_err();
+    assert!(e.contains("validation_rules[0].object"), "{e}");
+    let e = rule(BOOKING, "1bad", vec!["x".into()])
+        .validate()
+        .unwrap_err();
+    assert!(e.contains(".field"), "{e}");
+    let e = rule(BOOKING, "F", vec![]).validate().unwrap_err();
+    assert!(e.contains(".rejects"), "{e}");
+}
+
+#[test]
+fn delete_moves_a_record_to_the_recycle_bin_and_undelete_brings_it_back() {
+    let mut s = sf();
+    let r = s.handle(
+        0,
+        upsert(BOOKING, "saga-1", &[("Status__c", json!("Pending"))]),
+        None,
+    );
+    let id = r.id().unwrap().to_string();
+    let del = |id: &str| SalesforceRequest::Delete {
+        object: BOOKING.into(),
+        id: id.into(),
+    };
+    assert_eq!(s.handle(1, del(&id), None).status, 204);
+    // Gone for get, update, delete and query; its external id is free.
+    let r = s.handle(
+        2,
+        SalesforceRequest::Get {
+            object: BOOKING.into(),
+            id: id.clone(),
+        },
+        None,
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, Some(SalesforceErrorCode::EntityIsDeleted))
+    );
+    let r = s.handle(
+        3,
+        update(BOOKING, &id, &[("Status__c", json!("x"))], None),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, Some(SalesforceErrorCode::EntityIsDeleted))
+    );
+    assert_eq!(s.handle(4, del(&id), None).status, 404);
+    assert_eq!(count(&s, BOOKING, "saga-1"), 0);
+    match s.handle(5, query(BOOKING, "saga-1"), None).body {
+        SalesforceBody::QueryResult { total_size, .. } => assert_eq!(total_size, 0),
+        other => panic!("{other:?}"),
+    }
+    // Undelete restores it (and undeleting a live record fails).
+    let undel = |id: &str| SalesforceRequest::Undelete {
+        object: BOOKING.into(),
+        id: id.into(),
+    };
+    assert_eq!(s.handle(6, undel(&id), None).status, 200);
+    assert_eq!(count(&s, BOOKING, "saga-1"), 1);
+    let r = s.handle(7, undel(&id), None);
+    assert_eq!(r.error_code(), Some(SalesforceErrorCode::UndeleteFailed));
+    // Deleted again, an upsert of the same external id makes a new record;
+    // the old one can then not come back over it.
+    assert_eq!(s.handle(8, del(&id), None).status, 204);
+    let r = s.handle(
+        9,
+        upsert(BOOKING, "saga-1", &[("Status__c", json!("New"))]),
+        None,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_ne!(r.id().unwrap(), id);
+    let r = s.handle(10, undel(&id), None);
+    assert_eq!(r.error_code(), Some(SalesforceErrorCode::DuplicateValue));
+    let kinds: Vec<ChangeKind> = s.ground_truth().history_of(&id).map(|c| c.kind).collect();
+    use ChangeKind::*;
+    assert_eq!(kinds, [Created, Deleted, Undeleted, Deleted]);
+    s.check_invariants();
+}
+
+#[test]
+fn a_write_that_waits_on_another_writes_row_lock_fails_unable_to_lock_row() {
+    let mut s = sf();
+    let r = s.handle(
+        0,
+        upsert(BOOKING, "saga-1", &[("Status__c", json!("Pending"))]),
+        None,
+    );
+    let id = r.id().unwrap().to_string();
+    let ticket = |b: Begin<SalesforceResponse>| match b {
+        Begin::Pending(t) => t,
+        Begin::Done(r) => panic!("answered at the door: {r:?}"),
+    };
+    // The first holds the lock past the second's completion.
+    let first = ticket(s.begin(
+        10,
+        update(BOOKING, &id, &[("Status__c", json!("A"))], None),
+        None,
+    ));
+    let second = ticket(s.begin(
+        11,
+        upsert(BOOKING, "saga-1", &[("Status__c", json!("B"))]),
+        None,
+    ));
+    let r = s.complete(12, second);
+    assert_eq!(r.error_code(), Some(SalesforceErrorCode::UnableToLockRow));
+    assert_eq!(s.complete(13, first).status, 204);
+    let rec = &s.ground_truth().records[&id];
+    assert_eq!(
+        rec.fields["Status__c"],
+        json!("A"),
+        "the locked-out write applied nothing"
+    );
+    // Once the first has committed, the next write of the row goes through.
+    let first = ticket(s.begin(
+        20,
+        update(BOOKING, &id, &[("Status__c", json!("C"))], None),
+        None,
+    ));
+    let second = ticket(s.begin(
+        21,
+        update(BOOKING, &id, &[("Status__c", json!("D"))], None),
+        None,
+    ));
+    assert_eq!(s.complete(22, first).status, 204);
+    assert_eq!(s.complete(23, second).status, 204);
+    assert_eq!(
+        s.ground_truth().records[&id].fields["Status__c"],
+        json!("D")
+    );
+    // Writes of different records do not contend.
+    let other = s
+        .handle(30, upsert(BOOKING, "saga-2", &[]), None)
+        .id()
+        .unwrap()
+        .to_string();
+    let a = ticket(s.begin(
+        31,
+        update(BOOKING, &id, &[("Status__c", json!("E"))], None),
+        None,
+    ));
+    let b = ticket(s.begin(
+        32,
+        update(BOOKING, &other, &[("Status__c", json!("F"))], None),
+        None,
+    ));
+    assert_eq!(s.complete(33, b).status, 204);
+    assert_eq!(s.complete(34, a).status, 204);
+    s.check_invariants();
 }
