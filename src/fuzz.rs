@@ -65,7 +65,8 @@ impl Seeds {
         usize::try_from(self.count).unwrap_or(usize::MAX)
     }
 
-    /// No seed at all (a shard of a range shorter than its index).
+    /// No seed at all (an empty range, or a shard whose index is above
+    /// the range's length).
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }

@@ -106,7 +106,7 @@ pub struct Failure {
     pub regression: Option<PathBuf>,
     /// Faults left after shrinking (of how many); `None` when nothing was
     /// shrunk (a committed regression or a determinism mismatch failed, or
-    /// the violation did not come back on a rerun).
+    /// the same invariant did not break again on a rerun).
     pub shrunk: Option<(usize, usize)>,
     /// The workload's name.
     pub workload: String,

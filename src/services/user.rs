@@ -29,7 +29,8 @@ use super::{Begin, InFlight, Injected, ServiceModel, Ticket};
 /// One effect a user service applied, labelled with its business key.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct UserEffect {
-    /// The service's own id of the effect (unique within the service).
+    /// The service's own id of the effect (what reconciliation's `"found"`
+    /// lists and an undo's `"target"` names).
     pub id: String,
     /// The business key's label the request carried (`K`, `saga-K/…`).
     pub label: String,

@@ -607,8 +607,8 @@ impl fmt::Display for FaultPlan {
 #[serde(default, deny_unknown_fields)]
 pub struct SwarmProfile {
     /// Highest per-call probability of each call fault kind, in `[0, 1]`
-    /// (here: [`CallFaultKind::DropRequest`]). The rates of one seed sum to
-    /// at most 0.95.
+    /// (here: [`CallFaultKind::DropRequest`]). However high the rates, a
+    /// call is faulted with probability at most 0.95.
     pub drop_request: f64,
     /// Highest per-call probability of [`CallFaultKind::DropReply`].
     pub drop_reply: f64,

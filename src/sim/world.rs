@@ -78,10 +78,11 @@ pub struct PhaseReport {
     pub end_ms: u64,
     /// Whether the system was done (quiescent) before the liveness limit.
     pub converged: bool,
-    /// Node crashes the nemesis applied (a crash of a node already down
-    /// does not count).
+    /// Node crashes during the run (a crash of a node already down does
+    /// not count).
     pub crashes: u64,
-    /// Node pauses the nemesis applied.
+    /// Node pauses during the run (a pause of a node that is down or
+    /// already paused does not count).
     pub pauses: u64,
 }
 

@@ -68,8 +68,8 @@ pub trait SagaService: Send + Sync + 'static {
 /// A coordinator implementation the world can boot on its node.
 pub trait CoordinatorImpl: Send + Sync + 'static {
     /// The name reports, regressions and `--coordinator` know it by
-    /// (`"reference"`, `"naive"`, …); unique among the coordinators a
-    /// registry serves.
+    /// (`"reference"`, `"naive"`, …). In a CLI registry, a later
+    /// coordinator of the same name replaces an earlier one.
     fn name(&self) -> &'static str;
     /// Boot on the coordinator node: at start and after every restart.
     fn boot(&self, env: CoordinatorEnv) -> Arc<dyn SagaService>;
