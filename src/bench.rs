@@ -29,19 +29,34 @@ use crate::world::run::plan_for;
 /// The figures of one bench run.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
+    /// The scenario's name.
     pub scenario: String,
+    /// Seeds timed per measurement (seeds `0..seeds`).
     pub seeds: u64,
+    /// Threads of the "all jobs" measurements.
     pub jobs: usize,
+    /// Scenario seeds per wall second, on `jobs` threads.
     pub seeds_per_s: f64,
+    /// Scenario seeds per wall second, on 1 thread.
     pub seeds_per_s_1_thread: f64,
+    /// Empty-world seeds per wall second, on `jobs` threads.
     pub baseline_seeds_per_s: f64,
+    /// Empty-world seeds per wall second, on 1 thread.
     pub baseline_seeds_per_s_1_thread: f64,
     /// Cost of a real seed over an empty-world seed (1 thread).
     pub ratio: f64,
+    /// Requests plus replies per scenario seed (mean over the first 200
+    /// seeds at most).
     pub messages_per_seed: f64,
+    /// Wall µs per message on 1 thread (a whole seed's time over its
+    /// messages, models and checks included).
     pub us_per_message: f64,
+    /// Simulated seconds run per wall second, on `jobs` threads.
     pub sim_s_per_wall_s: f64,
+    /// Seeds of the RSS run (the seeds after the timed ones).
     pub rss_seeds: u64,
+    /// Peak RSS of the process at the end of the RSS run, in MiB (0 where
+    /// `/proc/self/status` is not readable).
     pub peak_rss_mib: f64,
     /// Peak RSS after the first tenth of the RSS run (growth shows as a
     /// difference to `peak_rss_mib`).

@@ -39,8 +39,12 @@ pub fn interrupted() -> bool {
 /// Which seeds to run and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FuzzConfig {
+    /// The first seed of the range.
     pub start: u64,
+    /// How many seeds the range holds (all shards together);
+    /// `start + seeds` must fit in a `u64`.
     pub seeds: u64,
+    /// Threads to run seeds on (at least 1 is used, at most one per seed).
     pub jobs: usize,
     /// `(k, n)`: run only shard k of n (1-based).
     pub shard: Option<(u64, u64)>,
@@ -61,6 +65,8 @@ impl Seeds {
         usize::try_from(self.count).unwrap_or(usize::MAX)
     }
 
+    /// No seed at all (an empty range, or a shard whose index is above
+    /// the range's length).
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -99,7 +105,10 @@ impl FuzzConfig {
 /// The verdict of one seed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedResult {
+    /// The seed.
     pub seed: u64,
+    /// The run's trace hash (equal on every replay of the seed; JSON: 16
+    /// hex digits).
     #[serde(with = "hex_u64")]
     pub trace_hash: u64,
     /// `None` when every check held; else what failed.
@@ -116,6 +125,7 @@ pub struct SeedResult {
 /// A failing seed as the summary and the `--failures` file show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// The failing seed.
     pub seed: u64,
     /// The first violated invariant's name (`determinism` for a trace-hash
     /// mismatch).
@@ -170,7 +180,9 @@ mod hex_u64 {
 /// Shard `index` of `count` (1-based), as the JSON line shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Shard {
+    /// Which shard, 1-based (`1..=count`).
     pub index: u64,
+    /// How many shards the range is split into.
     pub count: u64,
 }
 
@@ -182,6 +194,7 @@ pub struct FuzzSummary {
     pub schema: u32,
     /// The sagasim version that ran it (`merge` refuses to mix versions).
     pub sagasim_version: String,
+    /// The scenario's name.
     pub scenario: String,
     /// The scenario as given on the command line (name or path).
     #[serde(default)]
@@ -192,17 +205,24 @@ pub struct FuzzSummary {
     /// The seed range of the whole run, `start .. start + range_seeds`
     /// (of which this shard ran its part).
     pub start: u64,
+    /// How many seeds the whole range holds.
     pub range_seeds: u64,
     /// `None`: the whole range.
     pub shard: Option<Shard>,
+    /// Threads used (after `merge`: the sum over the shards).
     pub jobs: usize,
     /// Seeds run (skipped ones excluded).
     pub seeds: u64,
+    /// Seeds that failed: exact, even beyond [`MAX_KEPT_FAILURES`].
     pub failures: u64,
+    /// The lowest failing seed; `None` if every seed passed.
     pub first_failing_seed: Option<u64>,
     /// Stopped by Ctrl-C / SIGTERM before every seed ran.
     pub interrupted: bool,
+    /// Wall-clock seconds the seed loop took (after `merge`: the longest
+    /// shard's).
     pub elapsed_s: f64,
+    /// `seeds / elapsed_s` (0 when no time was measured).
     pub seeds_per_s: f64,
     /// The failing seeds with their reason, in seed order: the lowest
     /// [`MAX_KEPT_FAILURES`] of them (`failures` counts all).

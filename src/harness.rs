@@ -23,8 +23,12 @@ use crate::world::CoordinatorImpl;
 
 /// A finished, checked run.
 pub struct Checked {
+    /// What the run left: ground truth, callers' records, the log.
     pub outcome: RunOutcome,
+    /// The run's trace (events only with [`TraceMode::Full`]; the hash
+    /// always).
     pub trace: Trace,
+    /// The built-in invariants' and the user's verdict on `outcome`.
     pub verdict: Verdict,
 }
 
@@ -49,6 +53,44 @@ pub fn run_checked(
 /// [`topology_with`](crate::world::run::topology_with)`(s,
 /// &user_services(workload))` first, as the CLI and
 /// [`FuzzTest`](crate::testing::FuzzTest) do.
+///
+/// One seed of the bundled hotel checkout, with an invariant of the
+/// user's own (four agents, three rooms: at most three stays are sold):
+///
+/// ```rust
+/// use sagasim::check::{UserInvariant, Violation};
+/// use sagasim::harness::{reference, run_checked_with};
+/// use sagasim::saga::SagaStatus;
+/// use sagasim::scenario::{default_dir, Scenario};
+/// use sagasim::trace::TraceMode;
+/// use sagasim::world::run::{plan_for_with, user_services};
+///
+/// let s = Scenario::load("hotel-checkout", &default_dir())?;
+/// let workload = sagasim::workloads::for_scenario(&s);
+/// let three_rooms = UserInvariant::new("at-most-three-stays", |out| {
+///     let sold = out.agents.iter().filter(|a| a.answer == Some(SagaStatus::Completed)).count();
+///     match sold {
+///         0..=3 => vec![],
+///         _ => vec![Violation {
+///             invariant: String::new(), // filled in: "at-most-three-stays"
+///             business_key: String::new(),
+///             at_ms: out.phases.end_ms,
+///             facts: format!("{sold} callers were told their stay is booked"),
+///         }],
+///     }
+/// });
+/// let seed = 7;
+/// // The seed's swarm plan (or the scenario's fixed `[plan]`).
+/// let plan = plan_for_with(&s, &user_services(&workload), seed);
+/// let run = |mode| {
+///     run_checked_with(&s, &workload, &[three_rooms.clone()], seed, &plan, mode, reference())
+/// };
+/// let checked = run(TraceMode::HashOnly);
+/// assert!(checked.verdict.ok(), "{:?}", checked.verdict.first());
+/// // A run is a pure function of its inputs: same seed and plan, same trace.
+/// assert_eq!(run(TraceMode::Full).trace.hash, checked.trace.hash);
+/// # Ok::<(), sagasim::scenario::ScenarioError>(())
+/// ```
 pub fn run_checked_with(
     s: &Scenario,
     workload: &Arc<Workload>,

@@ -48,6 +48,29 @@ pub const DEFAULT_SEEDS: u64 = 100;
 pub const SEEDS_MAX: u64 = 1_000_000;
 
 /// A fuzz test of one workload with one coordinator.
+///
+/// The bundled hotel checkout with the reference coordinator, over a
+/// handful of seeds (a test of your own would run a few hundred):
+///
+/// ```rust
+/// use sagasim::harness::reference;
+/// use sagasim::scenario::{default_dir, Scenario};
+/// use sagasim::testing::FuzzTest;
+///
+/// let scenario = Scenario::load("hotel-checkout", &default_dir())?;
+/// let workload = sagasim::workloads::for_scenario(&scenario);
+/// let passed = FuzzTest::new(scenario, workload, reference())
+///     .seeds(4)
+///     .run(); // on a failure: panics with the invariant, seed and replay command
+/// println!(
+///     "{} regression(s) and {} seed(s) passed",
+///     passed.regressions, passed.seeds
+/// );
+/// # Ok::<(), sagasim::scenario::ScenarioError>(())
+/// ```
+///
+/// [`FuzzTest::check`] returns the [`Failure`] instead of panicking, for a
+/// test that expects one.
 pub struct FuzzTest {
     scenario: Scenario,
     workload: Arc<Workload>,
@@ -61,21 +84,33 @@ pub struct FuzzTest {
 /// What a passing test ran.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Passed {
+    /// Committed regression files replayed (those of this scenario,
+    /// workload and coordinator).
     pub regressions: usize,
+    /// New seeds fuzzed.
     pub seeds: u64,
+    /// Whether each seed ran twice with equal trace hashes
+    /// (`SAGASIM_CHECK_DETERMINISM`).
     pub determinism_checked: bool,
 }
 
 /// Why a fuzz test failed.
 #[derive(Clone, Debug)]
 pub struct Failure {
+    /// The failing seed (the replay command's `SAGASIM_SEED`).
     pub seed: u64,
+    /// The first violation (safety first); `determinism` for a
+    /// trace-hash mismatch.
     pub violation: Violation,
     /// The regression file it failed on, or the one written for it.
     pub regression: Option<PathBuf>,
-    /// Faults left after shrinking (of how many).
+    /// Faults left after shrinking (of how many); `None` when nothing was
+    /// shrunk (a committed regression or a determinism mismatch failed, or
+    /// the same invariant did not break again on a rerun).
     pub shrunk: Option<(usize, usize)>,
+    /// The workload's name.
     pub workload: String,
+    /// The coordinator's name.
     pub coordinator: String,
     /// Set when the failure is a determinism mismatch, not an invariant.
     pub nondeterministic: bool,

@@ -104,8 +104,13 @@ fn digesting<R>(f: impl FnOnce() -> R) -> R {
 pub struct TraceEvent {
     /// Simulated time since the start of the run, in microseconds.
     pub t_us: u64,
+    /// The node it happened on (`"world"` for the supervisor; a disk is
+    /// `"{node}/disk"`).
     pub node: String,
+    /// A short fixed word: `send`, `deliver`, `drop-reply`, `crash`, …
     pub kind: String,
+    /// The formatted message (with ` {echo:?}` appended for an
+    /// [`emit_echo!`](crate::emit_echo) event).
     pub text: String,
 }
 
@@ -151,6 +156,8 @@ impl Trace {
 /// Whether a recorder keeps the events or only hashes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceMode {
+    /// Keep every event (reports, replays, tests that read the trace), and
+    /// hash them.
     Full,
     /// Fuzzing: count and hash, keep nothing (no allocation per event).
     HashOnly,
@@ -320,6 +327,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// An empty recorder that keeps events or only hashes them, per `mode`.
     pub fn new(mode: TraceMode) -> Self {
         Recorder {
             state: Arc::new(Mutex::new(State {

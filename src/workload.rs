@@ -44,12 +44,16 @@ use crate::scenario::Scenario;
 use crate::services::salesforce::{valid_custom_object, STANDARD_OBJECTS};
 use crate::services::user::UserService;
 
-/// Stripe metadata keys of the attribution contract.
+/// Stripe metadata key of the attribution contract: the business key `K`
+/// a PaymentIntent belongs to.
 pub const META_BUSINESS_KEY: &str = "business_key";
+/// Stripe metadata key of the attribution contract: the step that created
+/// a PaymentIntent (needed when a workload has more than one Stripe step).
 pub const META_STEP: &str = "step";
 /// Stripe metadata the reference glue adds: the step's idempotency key
-/// (what reconciliation searches by) and the saga id.
+/// (what reconciliation filters the customer's intents by).
 pub const META_STEP_KEY: &str = "step_key";
+/// Stripe metadata the reference glue adds: the saga id (`saga-K`).
 pub const META_SAGA: &str = "saga_id";
 
 /// A value in a request, derived from the saga's input.
@@ -75,6 +79,7 @@ pub enum Field {
 }
 
 impl Field {
+    /// [`Field::Text`] of `s`.
     pub fn text(s: &str) -> Field {
         Field::Text(s.to_string())
     }
@@ -152,11 +157,17 @@ fn param_int(input: &SagaInput, name: &str) -> i64 {
 /// external id is the saga's label (see the attribution contract).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SfRecord {
+    /// The sObject: a standard object of the simulated org (`Account`,
+    /// `Contact`, `Opportunity`) or a custom one (`Name__c`).
     pub object: String,
+    /// Field name to value; the constant ones ([`Field::literal`]) are what
+    /// the checkers compare a stored record against.
     pub fields: BTreeMap<String, Field>,
 }
 
 impl SfRecord {
+    /// A record of `object` with `fields` (a later duplicate field name
+    /// replaces an earlier one).
     pub fn new(object: &str, fields: &[(&str, Field)]) -> SfRecord {
         SfRecord {
             object: object.to_string(),
@@ -201,7 +212,9 @@ impl SfRecord {
 pub struct HoldSpec {
     /// The unit type (a room type; a SKU for stock).
     pub room_type: Field,
+    /// The first night held, as a night number (an integer field).
     pub first_night: Field,
+    /// How many nights, from `first_night` on (as an integer field).
     pub nights: Field,
 }
 
@@ -228,19 +241,29 @@ pub enum Operation {
     StripeAuthorize,
     /// Stripe: capture the PaymentIntent step `authorization` created. No
     /// undo.
-    StripeCapture { authorization: String },
+    StripeCapture {
+        /// The name of an earlier [`Operation::StripeAuthorize`] step.
+        authorization: String,
+    },
     /// PMS: hold one unit (a TTL hold with the step's key as client ref).
     /// Undo: release.
     PmsHold(HoldSpec),
     /// PMS: confirm the hold step `hold` made into a booking. No undo.
-    PmsConfirm { hold: String },
+    PmsConfirm {
+        /// The name of an earlier [`Operation::PmsHold`] step.
+        hold: String,
+    },
     /// Salesforce: upsert `records` by external id. Undo (if not empty):
     /// upsert `undo`. `create_only`: never update an existing record
     /// (`If-Unmodified-Since` at the epoch), so a late copy of the request
     /// cannot set a later state back.
     SalesforceUpsert {
+        /// The records written forward (at least one).
         records: Vec<SfRecord>,
+        /// The records written to undo (empty: the step has no undo).
         undo: Vec<SfRecord>,
+        /// The forward write never updates a record that exists already
+        /// (see above); the undo always may.
         create_only: bool,
     },
     /// A call to a user service (declared with [`Workload::with_service`]).
@@ -255,8 +278,12 @@ pub enum Operation {
     /// answer 2xx when there is nothing to undo. Effects must carry the
     /// request's `key` (or the business key) as their label.
     Call {
+        /// The user service's name (its node), as given to
+        /// [`Workload::with_service`].
         service: String,
+        /// The request's `"op"`.
         action: String,
+        /// The undo request's `"op"`; `None`: the step has no undo.
         undo: Option<String>,
     },
 }
@@ -264,8 +291,11 @@ pub enum Operation {
 /// Which service an operation talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum ServiceKind {
+    /// The simulated Stripe (node `stripe`).
     Stripe,
+    /// The simulated Salesforce (node `salesforce`).
     Salesforce,
+    /// The simulated PMS (node `inventory`).
     Pms,
     /// A user service, by node name.
     User,
@@ -283,6 +313,7 @@ impl fmt::Display for ServiceKind {
 }
 
 impl Operation {
+    /// The service the operation's requests go to.
     pub fn service(&self) -> ServiceKind {
         match self {
             Operation::StripeCharge
@@ -319,7 +350,9 @@ impl Operation {
 pub struct Step {
     /// `[a-z0-9_]+`, used in idempotency keys.
     pub name: String,
+    /// Where the step stands relative to the pivot.
     pub kind: StepKind,
+    /// What the step does, and its undo.
     pub op: Operation,
     /// Override of the derived sweep policy (see [`Workload::definition`]).
     pub sweep: Option<SweepPolicy>,
@@ -350,6 +383,9 @@ impl Step {
         }
     }
 
+    /// The step with its sweep policy set by hand instead of derived (see
+    /// [`Workload::definition`]). [`SweepPolicy::Always`] on a step without
+    /// a compensation is refused by [`Workload::new`].
     pub fn with_sweep(mut self, sweep: SweepPolicy) -> Step {
         self.sweep = Some(sweep);
         self
@@ -372,7 +408,9 @@ pub type ServiceFactory = Arc<dyn Fn() -> Box<dyn UserService> + Send + Sync>;
 /// `timeouts.inventory_ms`), faulted like every other service.
 #[derive(Clone)]
 pub struct UserServiceSpec {
+    /// The service's name, which is also its node's name.
     pub name: String,
+    /// Builds the service's state for one run.
     pub make: ServiceFactory,
 }
 
@@ -382,20 +420,46 @@ pub const RESERVED_NODES: &[&str] = &["coordinator", "stripe", "salesforce", "in
 /// Why a declaration is not a workload.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WorkloadError {
+    /// The steps do not make a saga (no steps, bad or duplicate names, not
+    /// exactly one pivot, a kind on the wrong side of it, …).
     #[error(transparent)]
     Definition(#[from] DefinitionError),
+    /// A capture or confirm names no earlier authorize or hold step.
     #[error(
         "step `{step}` acts on `{target}`, which is not an earlier step of the right operation"
     )]
-    BadDependency { step: String, target: String },
+    BadDependency {
+        /// The capture or confirm step.
+        step: String,
+        /// The step name it gave.
+        target: String,
+    },
+    /// A Salesforce upsert with no forward record.
     #[error("step `{step}` writes no Salesforce record")]
-    EmptyUpsert { step: String },
+    EmptyUpsert {
+        /// The upsert step.
+        step: String,
+    },
+    /// A Salesforce record of an object the simulated org cannot hold.
     #[error("step `{step}` writes `{object}`, which is neither a standard object of the simulated org (Account, Contact, Opportunity) nor a custom object name (`Name__c`)")]
-    BadObject { step: String, object: String },
+    BadObject {
+        /// The upsert step.
+        step: String,
+        /// The object it names.
+        object: String,
+    },
+    /// A user service name that is not `[a-z0-9-]{1,32}`, is taken by a
+    /// built-in node or `agent-N`, or is declared twice.
     #[error("service name `{0}` is not valid: use 1 to 32 characters from [a-z0-9-], not a built-in node name nor agent-N")]
     BadServiceName(String),
+    /// An [`Operation::Call`] to a service the workload does not declare.
     #[error("step `{step}` calls service `{service}`, which the workload does not declare")]
-    UnknownService { step: String, service: String },
+    UnknownService {
+        /// The calling step.
+        step: String,
+        /// The undeclared service name.
+        service: String,
+    },
 }
 
 /// A declared saga: steps bound to operations, and how callers build their
@@ -424,7 +488,48 @@ impl fmt::Debug for Workload {
 impl Workload {
     /// Validates the declaration: the step kinds make a saga (exactly one
     /// pivot, compensatable steps before it, retriable after), every
-    /// capture or confirm acts on an earlier authorize or hold.
+    /// capture or confirm acts on an earlier authorize or hold, every
+    /// Salesforce upsert writes at least one record of a valid object.
+    /// `input` builds what caller `n` (1-based) asks for.
+    ///
+    /// A user service a step calls is added afterwards with
+    /// [`Workload::with_service`], then checked with
+    /// [`Workload::validate_services`].
+    ///
+    /// ```rust
+    /// use std::sync::Arc;
+    ///
+    /// use sagasim::saga::SagaInput;
+    /// use sagasim::scenario::Scenario;
+    /// use sagasim::workload::{HoldSpec, Operation, Step, Workload, WorkloadError};
+    ///
+    /// // Hold a room, charge the card, then confirm the hold: the point of
+    /// // no return. A failure before it releases the hold and refunds.
+    /// let steps = vec![
+    ///     Step::compensatable("hold_room", Operation::PmsHold(HoldSpec::from_params())),
+    ///     Step::compensatable("charge", Operation::StripeCharge),
+    ///     Step::pivot("confirm_room", Operation::PmsConfirm { hold: "hold_room".into() }),
+    /// ];
+    /// // Caller n books one night of the scenario's room type, at its price.
+    /// let input = Arc::new(|s: &Scenario, n: u32| {
+    ///     let (key, customer) = (Scenario::business_key(n), Scenario::customer(n));
+    ///     SagaInput::new(&key, &customer, s.workload.price_cents)
+    ///         .with_param("room_type", &s.workload.room_type)
+    ///         .with_param("first_night", s.workload.first_night)
+    ///         .with_param("nights", 1)
+    /// });
+    /// let workload = Workload::new("book_a_room", steps, input.clone())?;
+    /// assert!(workload.step("hold_room").is_some_and(|s| s.compensated()));
+    ///
+    /// // A confirm must name an earlier hold step.
+    /// let confirm = Operation::PmsConfirm { hold: "nope".into() };
+    /// let orphan = vec![Step::pivot("confirm_room", confirm)];
+    /// assert!(matches!(
+    ///     Workload::new("broken", orphan, input),
+    ///     Err(WorkloadError::BadDependency { .. })
+    /// ));
+    /// # Ok::<(), WorkloadError>(())
+    /// ```
     pub fn new(name: &str, steps: Vec<Step>, input: InputFn) -> Result<Workload, WorkloadError> {
         let w = Workload {
             name: name.to_string(),
@@ -518,14 +623,17 @@ impl Workload {
         &self.services
     }
 
+    /// The workload's name (regressions and replay handles carry it).
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The declared steps, in saga order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }
 
+    /// The step named `name`, if declared.
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.name == name)
     }

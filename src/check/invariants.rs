@@ -57,6 +57,7 @@ pub struct Violation {
     pub business_key: String,
     /// Simulated ms at which it was seen.
     pub at_ms: u64,
+    /// What was seen, in one line for a human (amounts, ids, statuses).
     pub facts: String,
 }
 
@@ -80,11 +81,15 @@ impl fmt::Display for Violation {
 /// The verdict of one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
+    /// Broken safety invariants and user invariants, sorted.
     pub safety: Vec<Violation>,
+    /// Broken "eventually" invariants, sorted; after a run that did not
+    /// converge, the one `liveness` violation instead.
     pub liveness: Vec<Violation>,
 }
 
 impl Verdict {
+    /// No violation of either kind: the run passed.
     pub fn ok(&self) -> bool {
         self.safety.is_empty() && self.liveness.is_empty()
     }
@@ -105,12 +110,16 @@ impl Verdict {
 /// shrunk and replayed like the built-in ones.
 #[derive(Clone)]
 pub struct UserInvariant {
+    /// The name its violations carry when they leave `invariant` empty.
     pub name: String,
+    /// The check: every violation it finds in the run (empty: it holds).
     #[allow(clippy::type_complexity)]
     pub check: Arc<dyn Fn(&RunOutcome) -> Vec<Violation> + Send + Sync>,
 }
 
 impl UserInvariant {
+    /// A user invariant named `name`. A [`Violation`] it returns with an
+    /// empty `invariant` is given `name`; all count as safety violations.
     pub fn new(
         name: &str,
         check: impl Fn(&RunOutcome) -> Vec<Violation> + Send + Sync + 'static,

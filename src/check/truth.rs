@@ -50,8 +50,12 @@ pub struct Unattributed {
 /// The first time a business key's running net exceeded its amount.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Overcharge {
+    /// Run time (ms since start) of the ledger entry, off Stripe's clock.
     pub at_ms: u64,
+    /// The running net (cents) just after that entry, above the amount.
     pub net_cents: i64,
+    /// The ledger entry that crossed it (`ledger entry #… (Capture … on
+    /// pi_…)`).
     pub entry: String,
 }
 
@@ -65,15 +69,21 @@ pub struct KeyTruth<'a> {
     pub amount_cents: i64,
     /// Captured or charged − refunded.
     pub net_cents: i64,
+    /// The highest `net_cents` reached at any point of the ledger.
     pub peak_net_cents: i64,
     /// Authorized, not captured nor released.
     pub held_cents: i64,
+    /// When the net first went above `amount_cents`; `None` if it never
+    /// did.
     pub overcharge: Option<Overcharge>,
     /// PaymentIntents refunded above what they received.
     pub over_refunded: Vec<String>,
     /// Live PaymentIntents, by the step that made them.
     pub live_intents: BTreeMap<String, Vec<String>>,
+    /// Ids of PMS holds still `Active` in the ground truth at the end of
+    /// the run.
     pub active_holds: Vec<String>,
+    /// Ids of PMS bookings (confirmed holds).
     pub bookings: Vec<String>,
     /// Salesforce records, by object.
     pub records: BTreeMap<&'a str, Vec<RecordState<'a>>>,
@@ -102,7 +112,9 @@ pub enum Progress {
 /// A saga's state across every resource its steps touch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SagaState {
+    /// Every resource [`Progress::Done`].
     All,
+    /// Every resource [`Progress::Nothing`].
     Nothing,
     /// Resources that are neither, described.
     Partial(Vec<String>),
@@ -121,7 +133,10 @@ impl fmt::Display for SagaState {
 /// The run's ground truth by business key.
 #[derive(Clone, Debug, Default)]
 pub struct Truth<'a> {
+    /// One entry per business key of the run's inputs (also those nothing
+    /// was applied for).
     pub keys: BTreeMap<String, KeyTruth<'a>>,
+    /// Effects whose label names no business key of the run, sorted.
     pub unattributed: Vec<Unattributed>,
 }
 
@@ -306,6 +321,8 @@ enum PaymentEnd {
 }
 
 impl<'w> Expectations<'w> {
+    /// Read the declaration: which resources its steps touch and what each
+    /// ends as when every step is done.
     pub fn of(w: &'w Workload) -> Expectations<'w> {
         let mut payment = None;
         let mut pms = None;

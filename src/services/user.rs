@@ -29,6 +29,8 @@ use super::{Begin, InFlight, Injected, ServiceModel, Ticket};
 /// One effect a user service applied, labelled with its business key.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct UserEffect {
+    /// The service's own id of the effect (what reconciliation's `"found"`
+    /// lists and an undo's `"target"` names).
     pub id: String,
     /// The business key's label the request carried (`K`, `saga-K/…`).
     pub label: String,
@@ -53,7 +55,9 @@ pub trait UserService: Send + 'static {
 /// What the checkers read of a user service.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserGroundTruth {
+    /// The service's name (its node's name).
     pub service: String,
+    /// Every effect it applied, sorted (live or undone).
     pub effects: Vec<UserEffect>,
 }
 
@@ -71,6 +75,7 @@ impl fmt::Debug for UserModel {
 }
 
 impl UserModel {
+    /// Serve `inner` as the service named `service` (its node's name).
     pub fn new(service: &str, inner: Box<dyn UserService>) -> UserModel {
         let mut m = UserModel {
             inner,

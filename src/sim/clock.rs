@@ -19,6 +19,7 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 /// One node's clock error.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ClockSkew {
+    /// The node whose clock is off (a name of the world's topology).
     pub node: String,
     /// Constant offset, positive = the node's clock runs ahead.
     #[serde(default)]
@@ -35,6 +36,8 @@ pub struct Clocks {
 }
 
 impl Clocks {
+    /// The clocks of one run; a node without a skew reads true simulated
+    /// time. A later skew for the same node replaces an earlier one.
     pub fn new(skews: &[ClockSkew]) -> Self {
         let mut map = BTreeMap::new();
         for s in skews {

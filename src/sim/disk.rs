@@ -18,7 +18,10 @@ use std::time::Duration;
 /// A record made durable, with the simulated time (µs) its fsync finished.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Durable<T> {
+    /// The record as written.
     pub record: T,
+    /// Simulated time (µs since the run began) when the fsync that made
+    /// it durable completed.
     pub synced_at_us: u64,
 }
 
@@ -49,6 +52,8 @@ impl<T> Clone for Disk<T> {
 }
 
 impl<T: Clone + std::fmt::Debug> Disk<T> {
+    /// An empty disk. `name` labels its trace events (the node's name);
+    /// every [`Disk::fsync`] takes `fsync_latency` of simulated time.
     pub fn new(name: impl Into<String>, fsync_latency: Duration) -> Self {
         Disk {
             name: name.into(),

@@ -67,24 +67,41 @@ pub enum CallFaultKind {
     /// out although the effect happened.
     DropReply,
     /// The request is delivered twice, the copy `gap_ms` after the first.
-    Duplicate { gap_ms: u64 },
+    Duplicate {
+        /// Extra latency of the copy over the first, in ms.
+        gap_ms: u64,
+    },
     /// The request arrives `extra_ms` after the caller's timeout: the caller
     /// has given up when it is applied ("hanging" request).
-    DelayPastTimeout { extra_ms: u64 },
+    DelayPastTimeout {
+        /// How long after the caller's timeout the request lands, in ms.
+        extra_ms: u64,
+    },
     /// Extra latency on the request (reordering; may or may not exceed the
     /// caller's timeout).
-    Delay { extra_ms: u64 },
+    Delay {
+        /// Added to the request leg's drawn latency, in ms.
+        extra_ms: u64,
+    },
     /// The callee fails this request (brown-out), with the given semantics.
-    Inject { fault: Injected },
+    Inject {
+        /// Whether the failure is a throttle, or a 5xx before or after
+        /// applying the request.
+        fault: Injected,
+    },
 }
 
 /// A fault on one call, addressed by the caller's per-link call counter.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CallFault {
+    /// The calling node.
     pub from: String,
+    /// The called node.
     pub to: String,
     /// 0-based index of the call on the link `from -> to`.
     pub index: u32,
+    /// What happens to that call (flattened: `"kind"` sits beside `index`
+    /// in JSON).
     #[serde(flatten)]
     pub fault: CallFaultKind,
 }
@@ -93,8 +110,12 @@ pub struct CallFault {
 /// the liveness phase when `down_ms` is absent).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Crash {
+    /// The node to crash.
     pub node: String,
+    /// When, in simulated ms since the start of the run.
     pub at_ms: u64,
+    /// How long it stays down, in ms; `None`: until the liveness phase
+    /// restarts it.
     #[serde(default)]
     pub down_ms: Option<u64>,
 }
@@ -102,26 +123,39 @@ pub struct Crash {
 /// Stall every task of a node (GC pause, VM migration) for `for_ms`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Pause {
+    /// The node to stall (it stays up: calls to it are not refused).
     pub node: String,
+    /// When the pause begins, in simulated ms since the start of the run.
     pub at_ms: u64,
+    /// How long it lasts, in ms (cut short by the liveness phase).
     pub for_ms: u64,
 }
 
 /// Cut the link between `a` and `b`, both ways, during `[from_ms, until_ms)`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Partition {
+    /// One end of the link.
     pub a: String,
+    /// The other end (the order of `a` and `b` does not matter).
     pub b: String,
+    /// Start of the window, in simulated ms (inclusive).
     pub from_ms: u64,
+    /// End of the window, in simulated ms (exclusive; the liveness phase
+    /// ends it early).
     pub until_ms: u64,
 }
 
 /// A service fails a share of its requests during `[from_ms, until_ms)`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Brownout {
+    /// The service node whose requests fail.
     pub service: String,
+    /// Start of the window, in simulated ms (inclusive), judged when a
+    /// request arrives.
     pub from_ms: u64,
+    /// End of the window, in simulated ms (exclusive).
     pub until_ms: u64,
+    /// How the failed requests fail.
     pub fault: Injected,
     /// Share of requests failed, in thousandths (1000 = all).
     pub permille: u16,
@@ -131,16 +165,23 @@ pub struct Brownout {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultPlan {
+    /// Per-call delivery faults, by `(from, to, index)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<CallFault>,
+    /// Node crashes (and their restarts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub crashes: Vec<Crash>,
+    /// Node stalls.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pauses: Vec<Pause>,
+    /// Windows during which a link loses traffic both ways.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<Partition>,
+    /// Windows during which a service fails a share of its requests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub brownouts: Vec<Brownout>,
+    /// Skewed node clocks, at most one per node in a swarm plan (unlike the
+    /// other faults, these last the whole run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clocks: Vec<ClockSkew>,
 }
@@ -161,20 +202,30 @@ pub struct Topology {
 /// Why a plan is not acceptable for a topology.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
+    /// More than [`MAX_PLAN_FAULTS`] fault events (the count is given).
     #[error("plan has {0} faults, more than the limit of {MAX_PLAN_FAULTS}")]
     TooLarge(usize),
+    /// A fault names a node the topology does not have.
     #[error("{what} names unknown node `{node}` (known: {known})")]
     UnknownNode {
+        /// The kind of fault (`"crash"`, `"call fault"`, …).
         what: &'static str,
+        /// The unknown name.
         node: String,
+        /// The topology's nodes, comma-separated.
         known: String,
     },
+    /// A partition or brown-out window that ends before it starts.
     #[error("{what}: window ends ({until_ms} ms) before it starts ({from_ms} ms)")]
     EmptyWindow {
+        /// `"partition"` or `"brownout"`.
         what: &'static str,
+        /// The window's start, in ms.
         from_ms: u64,
+        /// The window's end, in ms (below `from_ms`).
         until_ms: u64,
     },
+    /// A brown-out's `permille` above 1000 (the value is given).
     #[error("brownout permille {0} is above 1000")]
     Permille(u16),
     /// A time, drift or rate outside its documented limit.
@@ -193,6 +244,7 @@ impl FaultPlan {
             + self.clocks.len()
     }
 
+    /// No fault at all: the run sees only latency and scheduling.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -558,31 +610,48 @@ impl fmt::Display for FaultPlan {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SwarmProfile {
-    /// Highest per-call probability of each call fault kind.
+    /// Highest per-call probability of each call fault kind, in `[0, 1]`
+    /// (here: [`CallFaultKind::DropRequest`]). However high the rates, a
+    /// call is faulted with probability at most 0.95.
     pub drop_request: f64,
+    /// Highest per-call probability of [`CallFaultKind::DropReply`].
     pub drop_reply: f64,
+    /// Highest per-call probability of [`CallFaultKind::Duplicate`].
     pub duplicate: f64,
+    /// Highest per-call probability of [`CallFaultKind::DelayPastTimeout`].
     pub delay_past_timeout: f64,
+    /// Highest per-call probability of [`CallFaultKind::Delay`].
     pub delay: f64,
+    /// Highest per-call probability of [`CallFaultKind::Inject`].
     pub inject: f64,
-    /// Longest extra delay of a delayed or duplicated request.
+    /// Longest extra delay of a delayed or duplicated request, in ms.
     pub max_delay_ms: u64,
     /// Per-call faults are drawn for this many calls per link (later
     /// calls get none). The default, 128, is twice the most calls any link
     /// made in 11,000 seeds over the shipped scenarios (66); drawing faults
     /// for calls that never happen cost a tenth of fuzzing time at 256.
     pub calls_per_link: u32,
-    /// Most crashes, pauses, partitions, brown-outs, skewed clocks per run.
+    /// Most node crashes per run (at most [`MAX_FAULTS_PER_KIND`]).
     pub crashes: u32,
+    /// Most node pauses per run.
     pub pauses: u32,
+    /// Most partition windows per run.
     pub partitions: u32,
+    /// Most brown-out windows per run.
     pub brownouts: u32,
+    /// Most skewed clocks per run (one per node at most).
     pub clock_skews: u32,
+    /// Longest time a crashed node stays down, in ms (a tenth of crashes
+    /// stay down until the liveness phase instead).
     pub max_down_ms: u64,
+    /// Longest pause, in ms.
     pub max_pause_ms: u64,
-    /// Longest partition or brown-out window.
+    /// Longest partition or brown-out window, in ms.
     pub max_window_ms: u64,
+    /// Largest clock offset either way, in ms.
     pub max_clock_offset_ms: i64,
+    /// Largest clock drift either way, in parts per million (at most
+    /// [`MAX_DRIFT_PPM`]).
     pub max_drift_ppm: i64,
 }
 

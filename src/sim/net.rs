@@ -71,7 +71,9 @@ pub enum CallError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetConfig {
+    /// Shortest one-way latency of a leg, in ms.
     pub min_ms: u64,
+    /// Longest one-way latency of a leg, in ms (inclusive).
     pub max_ms: u64,
 }
 
@@ -87,17 +89,30 @@ impl Default for NetConfig {
 /// Counters of what the transport did (for tests and coverage).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetStats {
+    /// Calls made, whatever their end.
     pub calls: u64,
+    /// Requests (copies included) handed to the callee's handler.
     pub delivered: u64,
+    /// Replies that reached a caller still waiting for them.
     pub replies: u64,
+    /// Requests the plan dropped (`DropRequest`).
     pub dropped_requests: u64,
+    /// Replies the plan dropped after the callee applied the request.
     pub dropped_replies: u64,
+    /// Calls the plan duplicated (each counts once, not per copy).
     pub duplicated: u64,
+    /// Requests the plan delayed past the caller's timeout.
     pub delayed_past_timeout: u64,
+    /// Requests the plan delayed by a fixed extra (`Delay`).
     pub delayed: u64,
+    /// Deliveries that carried an injected service error (per call or
+    /// brown-out window).
     pub injected: u64,
+    /// Requests or replies lost to a partition window (each leg counts).
     pub partitioned: u64,
+    /// Calls refused because the callee was down when they were made.
     pub refused: u64,
+    /// Calls that ended in [`CallError::Timeout`].
     pub timeouts: u64,
     /// Requests that arrived after their caller had already timed out.
     pub late_arrivals: u64,

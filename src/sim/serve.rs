@@ -24,8 +24,12 @@ use crate::services::{Begin, ServiceModel, Ticket};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceLatency {
+    /// Fastest processing time, in ms.
     pub min_ms: u64,
+    /// Median processing time, in ms (at or below `min_ms`: always
+    /// `min_ms`).
     pub p50_ms: u64,
+    /// Cap on the processing time, in ms (`min_ms` if below it).
     pub max_ms: u64,
 }
 

@@ -78,8 +78,11 @@ pub struct PhaseReport {
     pub end_ms: u64,
     /// Whether the system was done (quiescent) before the liveness limit.
     pub converged: bool,
-    /// Node crashes and pauses that happened.
+    /// Node crashes during the run (a crash of a node already down does
+    /// not count).
     pub crashes: u64,
+    /// Node pauses during the run (a pause of a node that is down or
+    /// already paused does not count).
     pub pauses: u64,
 }
 
@@ -111,10 +114,12 @@ impl World {
         }
     }
 
+    /// The run's seed (every latency and processing time mixes it in).
     pub fn seed(&self) -> u64 {
         self.inner.seed
     }
 
+    /// The fault plan this world applies.
     pub fn plan(&self) -> &FaultPlan {
         &self.inner.plan
     }
@@ -183,6 +188,8 @@ impl World {
         self.inner.names.iter().position(|n| n == node)
     }
 
+    /// Whether `node` is started and not crashed (a paused node is up).
+    /// False for a name the world does not know.
     pub fn is_up(&self, node: &str) -> bool {
         self.position(node).is_some_and(|i| self.is_up_by_index(i))
     }
@@ -262,6 +269,7 @@ impl World {
         Handle::current().pause(id);
     }
 
+    /// Let a paused node's tasks run again. No-op if it is not paused.
     pub fn resume(&self, node: &str) {
         let id = {
             let mut nodes = self.inner.nodes.lock().expect("world lock");

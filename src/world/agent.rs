@@ -21,16 +21,25 @@ use crate::sim::Net;
 /// What one agent experienced (across its restarts).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRecord {
+    /// The agent's number (1-based; its node is `agent-{n}`).
     pub agent: u32,
+    /// The business key it asks for on every call.
     pub business_key: String,
     /// Simulated ms of its first tool call.
     pub first_call_ms: Option<u64>,
     /// Simulated ms of its last decided answer.
     pub answered_ms: Option<u64>,
+    /// The decided status it was told last; `None` if it never got one
+    /// (every call timed out or answered "running").
     pub answer: Option<SagaStatus>,
+    /// Tool calls made, over all incarnations.
     pub calls: u32,
+    /// Tool calls that ended without a reply (timeout or refused).
     pub timeouts: u32,
+    /// Incarnations: 1, plus one per restart after a crash.
     pub boots: u32,
+    /// Whether an incarnation used up `attempts_max` calls without a
+    /// decided answer.
     pub gave_up: bool,
     /// Whether the current incarnation is done (answered or gave up).
     pub finished: bool,
@@ -39,11 +48,19 @@ pub struct AgentRecord {
 /// How an agent behaves.
 #[derive(Clone, Debug)]
 pub struct AgentPlan {
+    /// The agent's node name (`agent-{n}`).
     pub name: String,
+    /// What it asks the saga tool for, the same on every call.
     pub input: SagaInput,
+    /// Simulated ms before its first call (a restarted agent that is past
+    /// it calls at once).
     pub start_at_ms: u64,
+    /// How long it waits for one tool call's reply.
     pub timeout: Duration,
+    /// Pause between a call without a decided answer and the next.
     pub retry: Duration,
+    /// Most calls per incarnation before it gives up (a restart starts the
+    /// count again).
     pub attempts_max: u32,
 }
 

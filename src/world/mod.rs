@@ -37,14 +37,20 @@ use wire::{Request, Response};
 pub struct CoordinatorEnv {
     /// This node's name (calls go out from it).
     pub node: String,
+    /// The run's transport: every call it makes goes through the fault
+    /// plan (wrap it in [`wire::Services`] for typed service calls).
     pub net: Net<Request, Response>,
     /// The node's durable log (survives crashes; loses unsynced writes).
     pub disk: Disk<LogRecord>,
     /// The node's own clock (ms since the Unix epoch, possibly skewed).
     pub clock: ClockFn,
+    /// The scenario being run (timeouts, coordinator settings, workload
+    /// parameters).
     pub scenario: Arc<Scenario>,
     /// The saga the callers ask for.
     pub workload: Arc<Workload>,
+    /// The run's seed, for a coordinator that needs seeded jitter (it must
+    /// not use any other randomness).
     pub seed: u64,
 }
 
@@ -61,6 +67,9 @@ pub trait SagaService: Send + Sync + 'static {
 
 /// A coordinator implementation the world can boot on its node.
 pub trait CoordinatorImpl: Send + Sync + 'static {
+    /// The name reports, regressions and `--coordinator` know it by
+    /// (`"reference"`, `"naive"`, …). In a CLI registry, a later
+    /// coordinator of the same name replaces an earlier one.
     fn name(&self) -> &'static str;
     /// Boot on the coordinator node: at start and after every restart.
     fn boot(&self, env: CoordinatorEnv) -> Arc<dyn SagaService>;

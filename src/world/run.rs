@@ -34,6 +34,7 @@ use crate::workload::{Operation, Workload};
 /// Everything a run leaves for the checkers and reports.
 #[derive(Clone, Debug)]
 pub struct RunOutcome {
+    /// The scenario's name.
     pub scenario: String,
     /// The declared saga the callers asked for.
     pub workload: Arc<Workload>,
@@ -42,20 +43,28 @@ pub struct RunOutcome {
     /// Whether the coordinator keeps sagasim's saga log (`log` is then
     /// judged by the `saga-log:*` checks).
     pub uses_saga_log: bool,
+    /// The seed the run was a function of.
     pub seed: u64,
     /// Shared with the world that ran it (plans run to hundreds of faults).
     pub plan: Arc<FaultPlan>,
+    /// When the phases ended, whether the run converged, crash and pause
+    /// counts.
     pub phases: PhaseReport,
+    /// What Stripe applied, at the end of the run.
     pub stripe: StripeGroundTruth,
+    /// What Salesforce applied, at the end of the run.
     pub salesforce: SalesforceGroundTruth,
+    /// What the PMS applied (holds, bookings), at the end of the run.
     pub inventory: InventoryGroundTruth,
     /// Each user service's ground truth, in the workload's order.
     pub user: Vec<UserGroundTruth>,
     /// The coordinator's durable log, with fsync times.
     pub log: Vec<Durable<LogRecord>>,
+    /// What each caller was told, by agent number order.
     pub agents: Vec<AgentRecord>,
     /// What each agent asked for, by agent number order.
     pub inputs: Vec<SagaInput>,
+    /// What the transport did (calls, drops, duplicates, timeouts…).
     pub net: NetStats,
     /// Whether the coordinator reported itself quiescent at the end.
     pub coordinator_quiescent: bool,

@@ -10,10 +10,14 @@ use crate::services::stripe::{StripeRequest, StripeResponse};
 use crate::sim::{CallError, Net};
 use serde::Serialize;
 
-/// Node names.
+/// Name of the coordinator node (the one node that boots a
+/// [`super::CoordinatorImpl`]).
 pub const COORDINATOR: &str = "coordinator";
+/// Name of the node serving the simulated Stripe.
 pub const STRIPE: &str = "stripe";
+/// Name of the node serving the simulated Salesforce.
 pub const SALESFORCE: &str = "salesforce";
+/// Name of the node serving the simulated PMS (room inventory).
 pub const INVENTORY: &str = "inventory";
 
 /// Name of agent `n` (1-based).
@@ -21,10 +25,15 @@ pub fn agent(n: u32) -> String {
     format!("agent-{n}")
 }
 
+/// A request between two nodes: a coordinator to a service, or an agent to
+/// the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Request {
+    /// To the Stripe node.
     Stripe(StripeRequest),
+    /// To the Salesforce node.
     Salesforce(SalesforceRequest),
+    /// To the PMS node.
     Inventory(InventoryRequest),
     /// A request to a user service (the node it is sent to).
     User(serde_json::Value),
@@ -32,12 +41,20 @@ pub enum Request {
     Start(SagaInput),
 }
 
+/// The reply to a [`Request`], of the matching variant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Response {
+    /// From the Stripe node.
     Stripe(StripeResponse),
+    /// From the Salesforce node.
     Salesforce(SalesforceResponse),
+    /// From the PMS node.
     Inventory(InventoryResponse),
+    /// From a user service: its JSON response, or the injected failure
+    /// (`{"status": 429 | 500 | 503, …}`).
     User(serde_json::Value),
+    /// The coordinator's answer to [`Request::Start`]: decided, or still
+    /// running when the tool's wait ran out.
     Status(SagaStatus),
     /// The request went to a node that does not serve it (a wiring bug).
     Misrouted,
@@ -47,7 +64,9 @@ pub enum Response {
 /// timeout from the scenario. Shared by every coordinator implementation.
 #[derive(Clone)]
 pub struct Services {
+    /// The calling node (the coordinator's name).
     pub node: String,
+    /// The transport the calls go through.
     pub net: Net<Request, Response>,
     stripe_timeout: Duration,
     salesforce_timeout: Duration,
@@ -55,6 +74,7 @@ pub struct Services {
 }
 
 impl Services {
+    /// Calls from `env.node`, with the timeouts of `env.scenario`.
     pub fn new(env: &super::CoordinatorEnv) -> Self {
         let t = &env.scenario.timeouts;
         Services {
@@ -66,6 +86,8 @@ impl Services {
         }
     }
 
+    /// A request to Stripe, with `timeouts.stripe_ms`. Panics if the node
+    /// answers with another service's response (a wiring bug).
     pub async fn stripe(&self, req: StripeRequest) -> Result<StripeResponse, CallError> {
         let to = self.stripe_timeout;
         match self
@@ -78,6 +100,8 @@ impl Services {
         }
     }
 
+    /// A request to Salesforce, with `timeouts.salesforce_ms`. Panics on a
+    /// response of another kind.
     pub async fn salesforce(
         &self,
         req: SalesforceRequest,
@@ -111,6 +135,8 @@ impl Services {
         }
     }
 
+    /// A request to the PMS, with `timeouts.inventory_ms`. Panics on a
+    /// response of another kind.
     pub async fn inventory(&self, req: InventoryRequest) -> Result<InventoryResponse, CallError> {
         let to = self.inventory_timeout;
         match self

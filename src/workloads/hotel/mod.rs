@@ -25,16 +25,25 @@ use crate::saga::SagaInput;
 use crate::scenario::Scenario;
 use crate::workload::{Field, HoldSpec, Operation, SfRecord, Step, Workload};
 
-/// Salesforce objects and the values the checkout writes.
+/// The Salesforce custom object of a stay (see [`booking`]).
 pub const BOOKING: &str = "Booking__c";
+/// The Salesforce object of the sale (see [`opportunity`]).
 pub const OPPORTUNITY: &str = "Opportunity";
+/// The booking's status field.
 pub const BOOKING_STATUS: &str = "Status__c";
+/// Booking status written by `crm_record`, before the pivot.
 pub const STATUS_PENDING: &str = "Pending";
+/// Booking status written by `crm_close_won`, after the pivot.
 pub const STATUS_CONFIRMED: &str = "Confirmed";
+/// Booking status written when `crm_record` is compensated.
 pub const STATUS_CANCELLED: &str = "Cancelled";
+/// The opportunity's stage field.
 pub const STAGE: &str = "StageName";
+/// Opportunity stage written by `crm_record`.
 pub const STAGE_OPEN: &str = "Prospecting";
+/// Opportunity stage written by `crm_close_won`.
 pub const STAGE_WON: &str = "Closed Won";
+/// Opportunity stage written when `crm_record` is compensated.
 pub const STAGE_LOST: &str = "Closed Lost";
 
 /// How the hotel checkout takes the money.
