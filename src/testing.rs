@@ -232,6 +232,7 @@ impl FuzzTest {
     /// or links this world does not have, fails the test with its path.
     fn committed(&self) -> Vec<(PathBuf, Regression)> {
         let topology = topology_with(&self.scenario, &user_services(&self.workload));
+        let bundled = crate::workloads::for_scenario(&self.scenario);
         let Ok(entries) = std::fs::read_dir(&self.regressions) else {
             return Vec::new();
         };
@@ -244,9 +245,12 @@ impl FuzzTest {
             .into_iter()
             .filter_map(|p| {
                 let r = Regression::load(&p).unwrap_or_else(|e| panic!("{e}"));
-                let mine = r.workload.as_deref() == Some(self.workload.name())
-                    && r.coordinator.as_deref() == Some(self.coordinator.name())
-                    && r.scenario == self.scenario.name;
+                // A file that names no workload or coordinator was written
+                // for the scenario's bundled workload and the reference.
+                let h = r.handle(&p, bundled.name());
+                let mine = h.workload == self.workload.name()
+                    && h.coordinator == self.coordinator.name()
+                    && h.scenario == self.scenario.name;
                 if mine {
                     r.plan
                         .validate(&topology)

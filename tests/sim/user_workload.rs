@@ -185,3 +185,39 @@ fn fuzz_test_persists_a_shrunk_failure_and_replays_it_first() {
     assert_eq!(again.seed, first.seed);
     assert!(again.to_string().contains(&written.display().to_string()));
 }
+
+/// The committed regressions written before files named their workload
+/// and coordinator are the bundled workload's and the reference's: a
+/// `FuzzTest` of that pair replays them (and only those of its scenario).
+#[test]
+fn fuzz_test_replays_committed_regressions_that_name_no_workload() {
+    let s = scenario("hotel-checkout");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let expected = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.ok()?.path()).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let ours = v["scenario"] == "hotel-checkout"
+                && v.get("workload")
+                    .is_none_or(|w| w == "hotel_checkout_automatic")
+                && v.get("coordinator").is_none_or(|c| c == "saga");
+            ours.then_some(())
+        })
+        .count();
+    assert!(
+        expected >= 2,
+        "the hotel-checkout regressions are committed"
+    );
+    let passed = sagasim::testing::FuzzTest::new(
+        s.clone(),
+        sagasim::workloads::for_scenario(&s),
+        reference(),
+    )
+    .seeds(1)
+    .regressions(&dir)
+    .without_writing_regressions()
+    .check()
+    .expect("the reference holds on its regressions");
+    assert_eq!(passed.regressions, expected);
+}
