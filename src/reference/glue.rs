@@ -13,8 +13,12 @@
 //! consistent; search lags and is never used), PMS list by `client_ref`,
 //! Salesforce query by external id.
 //!
-//! Keys: a PaymentIntent create always carries the step's stable key (a new
-//! key could charge twice). Refund, cancel and capture first *retrieve* the
+//! Keys: a PaymentIntent create carries the step's stable key (a new key
+//! could charge twice) until Stripe replays a stored 5xx under it: then it
+//! reports `KeyPoisoned`, and the core reconciles (consistent list) and, if
+//! nothing is live, sends the next attempt under a fresh key it logged
+//! first (`{key}#{n}`); `metadata.step_key` stays the base key, so
+//! reconciliation finds every generation's intent. Refund, cancel and capture first *retrieve* the
 //! intent and act only on what is still to do; Stripe itself bounds them
 //! (no refund above the captured amount, no second capture), so they use
 //! `{key}#{attempt}`: a key that once got a 500 is poisoned (Stripe replays
@@ -296,8 +300,10 @@ impl OpClient {
     // ---- Stripe ----------------------------------------------------------
 
     async fn create_intent(&self, call: &StepCall, capture: CaptureMethod) -> Outcome {
+        // `step_key` is the step's base key whatever key generation this
+        // attempt carries: reconciliation finds every attempt's intent.
         let metadata: BTreeMap<String, String> = [
-            (META_STEP_KEY.to_string(), call.key.clone()),
+            (META_STEP_KEY.to_string(), action_key(call)),
             (META_SAGA.to_string(), call.saga.as_str().to_string()),
             (
                 META_BUSINESS_KEY.to_string(),
@@ -323,6 +329,12 @@ impl OpClient {
                 Some(pi) => {
                     Outcome::rejected(&format!("payment intent {} is {:?}", pi.id, pi.status))
                 }
+                // A replayed 5xx: Stripe stored it under this key and will
+                // replay it to every retry (Stripe docs, Idempotent
+                // requests). The core reconciles, then uses a fresh key.
+                None if r.idempotent_replayed && r.status >= 500 => Outcome::key_poisoned(
+                    &format!("stripe {} replayed under key {}", r.status, call.key),
+                ),
                 None => classify_stripe(&r),
             },
         }
@@ -370,7 +382,10 @@ impl OpClient {
     }
 
     async fn find_intents(&self, call: &StepCall) -> Outcome {
-        match self.intents_of(&call.input.customer, &call.key).await {
+        match self
+            .intents_of(&call.input.customer, &action_key(call))
+            .await
+        {
             Err(o) => reconcile_failure(o),
             Ok(list) => found(
                 list.iter()

@@ -239,6 +239,10 @@ pub struct StripeGroundTruth {
     /// that did not execute again).
     #[serde(default)]
     pub idempotent_replays: u64,
+    /// Requests answered 503 by the edge (`Injected::EdgeUnavailable`):
+    /// never executed, nothing stored under their key.
+    #[serde(default)]
+    pub edge_errors: u64,
 }
 
 impl StripeGroundTruth {
@@ -1245,6 +1249,7 @@ impl ServiceModel for Stripe {
         // executes and nothing is stored under the key; a retry with the
         // same key executes.
         if injected == Some(Injected::EdgeUnavailable) {
+            self.truth.edge_errors += 1;
             return Begin::Done(StripeResponse::edge_unavailable());
         }
         if let Err(resp) = Self::validate_key(&req) {
