@@ -393,6 +393,8 @@ impl Scenario {
                 "stripe.authorization_ttl_ms",
                 self.stripe.authorization_ttl_ms,
             ),
+            ("stripe.refund_settle_ms", self.stripe.refund_settle_ms),
+            ("stripe.processing_ms", self.stripe.processing_ms),
             (
                 "inventory.default_hold_ttl_ms",
                 self.inventory.default_hold_ttl_ms,

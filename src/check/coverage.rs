@@ -42,6 +42,8 @@ pub const POINTS: &[&str] = &[
     "agent retry deduplicated",
     "salesforce: a validation rule refused a save",
     "salesforce: a write waited out another's row lock",
+    "stripe: edge 503 not stored under the key",
+    "stripe: poisoned key retried under a fresh logged key",
 ];
 
 /// The points `s` cannot reach, each with why: a run reaches them only
@@ -164,7 +166,44 @@ pub fn coverage(out: &RunOutcome) -> Coverage {
         "salesforce: a write waited out another's row lock",
         out.salesforce.lock_conflicts > 0,
     );
+    c.hit(
+        "stripe: edge 503 not stored under the key",
+        out.stripe.edge_errors > 0,
+    );
+    c.hit(
+        "stripe: poisoned key retried under a fresh logged key",
+        retried_after_poisoned_key(&log),
+    );
     c
+}
+
+/// An action's key was poisoned (`Outcome::KeyPoisoned`) and the step was
+/// sent again (under the fresh key its intent names).
+fn retried_after_poisoned_key(log: &[&LogRecord]) -> bool {
+    let mut poisoned: Vec<(&SagaId, usize)> = Vec::new();
+    for r in log {
+        match r {
+            LogRecord::Result {
+                saga,
+                step,
+                op: Op::Action,
+                outcome: Outcome::KeyPoisoned { .. },
+                ..
+            } => poisoned.push((saga, *step)),
+            LogRecord::Intent {
+                saga,
+                step,
+                op: Op::Action,
+                key,
+                ..
+            } if poisoned.contains(&(saga, *step)) => {
+                debug_assert!(key.contains('#'), "a poisoned key is never reused: {key}");
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// A step's action timed out, reconciliation found it applied (the reply

@@ -21,7 +21,9 @@
 //! - `caller-told-truth`: the answer agrees with which one it is;
 //! - `no-orphan-hold`: no hold left active where the workload confirms its
 //!   holds;
-//! - `needs-operator`: only where the scenario allows it, with a reason.
+//! - `needs-operator`: only where the scenario allows it or Stripe failed
+//!   a refund of the key's charge (nobody can return that money), with a
+//!   reason.
 //!
 //! Log checks, only for a coordinator that keeps sagasim's saga log
 //! ([`crate::world::CoordinatorImpl::uses_saga_log`]), named `saga-log:*`:
@@ -196,7 +198,7 @@ pub fn check(scenario: &Scenario, out: &RunOutcome) -> Verdict {
     } else {
         eventual(&mut cx, scenario, &truth, &expect);
         if out.uses_saga_log {
-            log_terminal(&mut cx, scenario);
+            log_terminal(&mut cx, scenario, &truth);
         }
     }
     let mut verdict = cx.verdict;
@@ -453,7 +455,7 @@ fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expec
         let answer = answers.get(key.as_str()).copied().flatten();
         match answer {
             Some(SagaStatus::NeedsOperator { reason }) => {
-                if !scenario.checks.needs_operator_allowed {
+                if !needs_operator_allowed(scenario, truth, key) {
                     cx.eventually(
                         "needs-operator",
                         key,
@@ -494,6 +496,19 @@ fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expec
     }
 }
 
+/// Whether `key` may end `NeedsOperator`: where the scenario allows it, or
+/// where Stripe failed a refund of the key's charge (a closed card: no
+/// coordinator can give that money back; the ledger still counts it as
+/// taken, so a coordinator that claims anything else is caught by
+/// `all-or-nothing`).
+fn needs_operator_allowed(scenario: &Scenario, truth: &Truth, key: &str) -> bool {
+    scenario.checks.needs_operator_allowed
+        || truth
+            .keys
+            .get(key)
+            .is_some_and(|t| !t.failed_refunds.is_empty())
+}
+
 fn label(answer: Option<&SagaStatus>) -> &'static str {
     match answer {
         Some(SagaStatus::Compensated { .. }) => "compensated",
@@ -507,7 +522,7 @@ fn label(answer: Option<&SagaStatus>) -> &'static str {
 /// The log's own account: every durably started saga finalized (a
 /// NeedsOperator decision only where allowed), and every caller answered
 /// has a durably started saga.
-fn log_terminal(cx: &mut Ctx<'_>, scenario: &Scenario) {
+fn log_terminal(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth) {
     let out = cx.out;
     let mut started: BTreeMap<&SagaId, &str> = BTreeMap::new();
     let mut finals: BTreeMap<&SagaId, &Decision> = BTreeMap::new();
@@ -529,7 +544,9 @@ fn log_terminal(cx: &mut Ctx<'_>, scenario: &Scenario) {
                 key,
                 format!("{} is not finalized in the log", saga.as_str()),
             ),
-            Some(Decision::NeedsOperator { reason }) if !scenario.checks.needs_operator_allowed => {
+            Some(Decision::NeedsOperator { reason })
+                if !needs_operator_allowed(scenario, truth, key) =>
+            {
                 cx.eventually(
                     "needs-operator",
                     key,

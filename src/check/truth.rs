@@ -14,7 +14,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::services::inventory::HoldStatus;
-use crate::services::stripe::{Movement, PaymentIntent, PaymentIntentStatus};
+use crate::services::stripe::{Movement, PaymentIntent, PaymentIntentStatus, RefundStatus};
 use crate::sim::clock::Clocks;
 use crate::workload::{Operation, SfRecord, Workload, META_BUSINESS_KEY, META_STEP};
 use crate::world::run::RunOutcome;
@@ -80,6 +80,10 @@ pub struct KeyTruth<'a> {
     pub over_refunded: Vec<String>,
     /// Live PaymentIntents, by the step that made them.
     pub live_intents: BTreeMap<String, Vec<String>>,
+    /// Refunds Stripe failed (a closed card): their money was never
+    /// returned — the ledger has no `Refund` line for them, so `net_cents`
+    /// still counts it as taken.
+    pub failed_refunds: Vec<String>,
     /// Ids of PMS holds still `Active` in the ground truth at the end of
     /// the run.
     pub active_holds: Vec<String>,
@@ -219,6 +223,17 @@ impl<'a> Truth<'a> {
                         e.seq, e.movement, e.amount_cents, e.payment_intent
                     ),
                 });
+            }
+        }
+        for re in out.stripe.refunds.values() {
+            if re.status != RefundStatus::Failed {
+                continue;
+            }
+            if let Some(kt) = intent_owner
+                .get(re.payment_intent.as_str())
+                .and_then(|k| t.keys.get_mut(*k))
+            {
+                kt.failed_refunds.push(re.id.clone());
             }
         }
 

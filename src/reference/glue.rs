@@ -13,8 +13,12 @@
 //! consistent; search lags and is never used), PMS list by `client_ref`,
 //! Salesforce query by external id.
 //!
-//! Keys: a PaymentIntent create always carries the step's stable key (a new
-//! key could charge twice). Refund, cancel and capture first *retrieve* the
+//! Keys: a PaymentIntent create carries the step's stable key (a new key
+//! could charge twice) until Stripe replays a stored 5xx under it: then it
+//! reports `KeyPoisoned`, and the core reconciles (consistent list) and, if
+//! nothing is live, sends the next attempt under a fresh key it logged
+//! first (`{key}#{n}`); `metadata.step_key` stays the base key, so
+//! reconciliation finds every generation's intent. Refund, cancel and capture first *retrieve* the
 //! intent and act only on what is still to do; Stripe itself bounds them
 //! (no refund above the captured amount, no second capture), so they use
 //! `{key}#{attempt}`: a key that once got a 500 is poisoned (Stripe replays
@@ -43,8 +47,8 @@ use crate::services::salesforce::{
     SalesforceBody, SalesforceErrorCode, SalesforceRequest, SalesforceResponse,
 };
 use crate::services::stripe::{
-    CaptureMethod, PaymentIntent, PaymentIntentStatus, StripeBody, StripeErrorCode, StripeRequest,
-    StripeResponse, LIST_LIMIT_MAX,
+    CaptureMethod, PaymentIntent, PaymentIntentStatus, Refund, RefundStatus, StripeBody,
+    StripeErrorCode, StripeRequest, StripeResponse, LIST_LIMIT_MAX,
 };
 use crate::services::user::status_of;
 use crate::sim::CallError;
@@ -296,8 +300,10 @@ impl OpClient {
     // ---- Stripe ----------------------------------------------------------
 
     async fn create_intent(&self, call: &StepCall, capture: CaptureMethod) -> Outcome {
+        // `step_key` is the step's base key whatever key generation this
+        // attempt carries: reconciliation finds every attempt's intent.
         let metadata: BTreeMap<String, String> = [
-            (META_STEP_KEY.to_string(), call.key.clone()),
+            (META_STEP_KEY.to_string(), action_key(call)),
             (META_SAGA.to_string(), call.saga.as_str().to_string()),
             (
                 META_BUSINESS_KEY.to_string(),
@@ -319,12 +325,59 @@ impl OpClient {
         match self.stripe(req).await {
             Err(e) => net_outcome(e),
             Ok(r) => match r.payment_intent() {
-                Some(pi) if is_live(pi) => Outcome::applied(&pi.id),
-                Some(pi) => {
-                    Outcome::rejected(&format!("payment intent {} is {:?}", pi.id, pi.status))
-                }
+                // A replay shows the intent as it was created: read where
+                // it stands now (by id, consistent).
+                Some(pi) if r.idempotent_replayed => match self.retrieve(&pi.id).await {
+                    Err(o) => reconcile_failure(o),
+                    Ok(None) => Outcome::unknown(&format!("payment intent {} vanished", pi.id)),
+                    Ok(Some(now)) => self.created_intent(call, &now).await,
+                },
+                Some(pi) => self.created_intent(call, pi).await,
+                // A replayed 5xx: Stripe stored it under this key and will
+                // replay it to every retry (Stripe docs, Idempotent
+                // requests). The core reconciles, then uses a fresh key.
+                None if r.idempotent_replayed && r.status >= 500 => Outcome::key_poisoned(
+                    &format!("stripe {} replayed under key {}", r.status, call.key),
+                ),
                 None => classify_stripe(&r),
             },
+        }
+    }
+
+    /// The outcome of a charge or authorization whose PaymentIntent is
+    /// `pi`: live = applied; `processing` = not known yet (the core
+    /// reconciles until it settles, a bounded wait); `requires_action`
+    /// (3-D Secure) = a definite rejection the agent can act on, after
+    /// canceling the intent so that nothing is left behind; otherwise
+    /// (declined, canceled) rejected.
+    async fn created_intent(&self, call: &StepCall, pi: &PaymentIntent) -> Outcome {
+        match pi.status {
+            _ if is_live(pi) => Outcome::applied(&pi.id),
+            PaymentIntentStatus::Processing => {
+                Outcome::unknown(&format!("payment intent {} processing", pi.id))
+            }
+            PaymentIntentStatus::RequiresAction => {
+                let cancel = StripeRequest::CancelPaymentIntent {
+                    idempotency_key: Some(format!("{}/cancel#{}", call.key, call.attempt)),
+                    id: pi.id.clone(),
+                };
+                match self.stripe(cancel).await {
+                    Err(e) => net_outcome(e),
+                    Ok(r)
+                        if r.is_success()
+                            || r.error_code()
+                                == Some(StripeErrorCode::PaymentIntentUnexpectedState) =>
+                    {
+                        Outcome::rejected(&format!(
+                            "{REQUIRES_ACTION}: payment intent {} needs the customer to \
+                             authenticate (3-D Secure); canceled, nothing charged",
+                            pi.id
+                        ))
+                    }
+                    Ok(r) => classify_stripe(&r),
+                }
+            }
+            other => Outcome::rejected(&format!("payment intent {} is {other:?}", pi.id)),
         }
     }
 
@@ -370,8 +423,19 @@ impl OpClient {
     }
 
     async fn find_intents(&self, call: &StepCall) -> Outcome {
-        match self.intents_of(&call.input.customer, &call.key).await {
+        match self
+            .intents_of(&call.input.customer, &action_key(call))
+            .await
+        {
             Err(o) => reconcile_failure(o),
+            // Still settling: neither found nor absent yet.
+            Ok(list)
+                if list
+                    .iter()
+                    .any(|pi| pi.status == PaymentIntentStatus::Processing) =>
+            {
+                Outcome::unknown("a payment intent is still processing")
+            }
             Ok(list) => found(
                 list.iter()
                     .filter(|pi| is_live(pi))
@@ -404,7 +468,11 @@ impl OpClient {
                 .await
             {
                 Err(o) => return o,
-                Ok(list) => list.into_iter().filter(is_live).map(|pi| pi.id).collect(),
+                Ok(list) => list
+                    .into_iter()
+                    .filter(|pi| is_live(pi) || may_still_take_money(pi))
+                    .map(|pi| pi.id)
+                    .collect(),
             },
         };
         let nothing_to_undo_is_error = mutants::is_active(Mutant::NullCompensationIsError);
@@ -419,16 +487,19 @@ impl OpClient {
             let req = match pi.status {
                 PaymentIntentStatus::RequiresCapture
                 | PaymentIntentStatus::RequiresConfirmation
-                | PaymentIntentStatus::RequiresPaymentMethod => {
-                    if pi.status == PaymentIntentStatus::RequiresPaymentMethod {
-                        continue; // declined: nothing was taken
-                    }
-                    StripeRequest::CancelPaymentIntent {
-                        idempotency_key: Some(key),
-                        id: id.clone(),
-                    }
-                }
+                | PaymentIntentStatus::RequiresAction
+                | PaymentIntentStatus::Processing => StripeRequest::CancelPaymentIntent {
+                    idempotency_key: Some(key),
+                    id: id.clone(),
+                },
+                PaymentIntentStatus::RequiresPaymentMethod => continue, // declined: nothing taken
                 PaymentIntentStatus::Succeeded => {
+                    // Earlier refunds first: one still pending is awaited,
+                    // one that failed is for an operator.
+                    match self.refund_state(&pi).await {
+                        RefundState::Settled => {}
+                        RefundState::Pending(o) | RefundState::Failed(o) => return o,
+                    }
                     if pi.amount_received_cents <= pi.amount_refunded_cents {
                         if nothing_to_undo_is_error {
                             return Outcome::rejected("charge already refunded");
@@ -445,6 +516,15 @@ impl OpClient {
             };
             match self.stripe(req).await {
                 Err(e) => return net_outcome(e),
+                // The refund settles later: await it (the next attempt
+                // reads its status), or hand a failed one to an operator.
+                Ok(r)
+                    if r.refund()
+                        .is_some_and(|re| re.status != RefundStatus::Succeeded) =>
+                {
+                    let re = r.refund().expect("checked");
+                    return refund_outcome(re);
+                }
                 Ok(r) if r.is_success() => {}
                 Ok(r) => match r.error_code() {
                     Some(StripeErrorCode::ChargeAlreadyRefunded) => {}
@@ -458,6 +538,37 @@ impl OpClient {
             }
         }
         Outcome::Applied { reference: None }
+    }
+
+    /// Where the refunds of a captured `pi` stand (list by PaymentIntent,
+    /// consistent): one pending is awaited, a failed one whose money is
+    /// still taken is for an operator. At most one page of 100 refunds.
+    async fn refund_state(&self, pi: &PaymentIntent) -> RefundState {
+        let req = StripeRequest::ListRefunds {
+            payment_intent: pi.id.clone(),
+            limit: Some(LIST_LIMIT_MAX),
+        };
+        let refunds = match self.stripe(req).await {
+            Err(e) => return RefundState::Pending(net_outcome(e)),
+            Ok(r) => match r.body {
+                StripeBody::RefundList { data, has_more } if !has_more => data,
+                StripeBody::RefundList { .. } => {
+                    return RefundState::Failed(Outcome::rejected(&format!(
+                        "more than {LIST_LIMIT_MAX} refunds of {}",
+                        pi.id
+                    )))
+                }
+                _ => return RefundState::Pending(classify_stripe(&r)),
+            },
+        };
+        if let Some(re) = refunds.iter().find(|re| re.status == RefundStatus::Pending) {
+            return RefundState::Pending(refund_outcome(re));
+        }
+        let still_taken = pi.amount_received_cents > pi.amount_refunded_cents;
+        match refunds.iter().find(|re| re.status == RefundStatus::Failed) {
+            Some(re) if still_taken => RefundState::Failed(refund_outcome(re)),
+            _ => RefundState::Settled,
+        }
     }
 
     async fn capture(&self, call: &StepCall, authorization: &str) -> Outcome {
@@ -690,6 +801,51 @@ fn reconcile_failure(o: Outcome) -> Outcome {
         | Outcome::Rejected { reason } => Outcome::Unknown { reason },
         other => other,
     }
+}
+
+/// What the reason of a 3-D Secure rejection starts with (the agent's
+/// cue: the customer must authenticate, then check out again).
+pub const REQUIRES_ACTION: &str = "requires_action";
+
+/// Reason prefix of a compensation waiting for a pending refund.
+pub const REFUND_PENDING: &str = "refund pending";
+/// Reason prefix of a refund Stripe failed (the saga ends NeedsOperator).
+pub const REFUND_FAILED: &str = "refund failed";
+
+/// Where a captured intent's refunds stand (see `OpClient::refund_state`).
+enum RefundState {
+    /// Nothing pending, nothing failed with money still taken.
+    Settled,
+    /// A refund is still pending (or the list could not be read): try
+    /// again later.
+    Pending(Outcome),
+    /// A refund failed and the money is still taken: an operator's case.
+    Failed(Outcome),
+}
+
+/// A refund that did not succeed (yet): pending → `Transient` (the core
+/// sends the compensation again after a backoff, which reads the refund's
+/// status: bounded polling); failed → `Rejected` with Stripe's reason, which
+/// the core turns into `NeedsOperator`.
+fn refund_outcome(re: &Refund) -> Outcome {
+    match re.status {
+        RefundStatus::Pending => Outcome::transient(&format!("{REFUND_PENDING}: {}", re.id)),
+        RefundStatus::Failed => Outcome::rejected(&format!(
+            "{REFUND_FAILED}: {} of {} cents on {} ({:?}); the money is still taken",
+            re.id, re.amount_cents, re.payment_intent, re.failure_reason
+        )),
+        RefundStatus::Succeeded => Outcome::Applied { reference: None },
+    }
+}
+
+/// An intent that holds no money yet but may still take some: settling
+/// (`processing`) or waiting for the customer (`requires_action`). A
+/// compensation cancels it.
+fn may_still_take_money(pi: &PaymentIntent) -> bool {
+    matches!(
+        pi.status,
+        PaymentIntentStatus::Processing | PaymentIntentStatus::RequiresAction
+    )
 }
 
 /// A PaymentIntent that holds or took money (and still does).

@@ -40,7 +40,7 @@ impl Op {
 /// The driver's classification of a call's result.
 ///
 /// For `Action` and `Compensate`: `Applied`, `Rejected`, `Transient` or
-/// `Unknown`. For `Reconcile`: `Found`, `NotFound` or `Unknown` (a
+/// `Unknown` (and for `Action`, `KeyPoisoned`). For `Reconcile`: `Found`, `NotFound` or `Unknown` (a
 /// reconcile answered `Transient` or `Rejected` is treated as `Unknown`:
 /// "could not find out").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +59,13 @@ pub enum Outcome {
     /// Maybe applied: timeout, connection reset, 5xx after the request was
     /// sent. Resolved by reconciliation, never by blind retry or compensation.
     Unknown { reason: String },
+    /// An action's key can never execute again: the service replayed a
+    /// failure it stored under it (Stripe keeps a 5xx under its
+    /// `Idempotency-Key` for 24 h and replays it to every retry). Maybe
+    /// applied, like `Unknown`: the step is reconciled, and if nothing is
+    /// live the next attempt carries a fresh key (`{key}#{n}`), logged in its
+    /// `Intent` before it is sent. Only for `Action` calls.
+    KeyPoisoned { reason: String },
     /// Reconcile: the action is applied. `references` lists its *live*
     /// (not compensated) effects — several if a non-idempotent service got
     /// duplicates; empty if the effect has no reference.
@@ -85,6 +92,12 @@ impl Outcome {
     }
     pub fn unknown(reason: &str) -> Outcome {
         Outcome::Unknown {
+            reason: reason.to_string(),
+        }
+    }
+    /// [`Outcome::KeyPoisoned`] with `reason`.
+    pub fn key_poisoned(reason: &str) -> Outcome {
+        Outcome::KeyPoisoned {
             reason: reason.to_string(),
         }
     }
@@ -120,7 +133,9 @@ pub enum LogRecord {
         at_ms: u64,
     },
     /// About to call the service (`op` is `Action` or `Compensate`) with this
-    /// idempotency key. `attempt` counts from 1 and is *not* part of the key.
+    /// idempotency key. `attempt` counts from 1 and is *not* part of the key;
+    /// an action's key changes only after the service poisoned the previous
+    /// one (`Outcome::KeyPoisoned`), so the log names every key ever sent.
     Intent {
         saga: SagaId,
         step: usize,

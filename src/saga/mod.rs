@@ -57,7 +57,11 @@
 //!   hear of it.
 //! - **Keys**: action `{saga}/{step}`, compensation `{saga}/{step}/undo`,
 //!   sweep compensation of a specific effect `{saga}/{step}/undo/{ref}`.
-//!   Never the attempt number.
+//!   Never the attempt number. A key the service *poisoned*
+//!   (`Outcome::KeyPoisoned`: it replays a stored failure to every retry)
+//!   is reconciled like `Unknown`; if nothing is live, the next attempt
+//!   carries generation `n` of the key, `{saga}/{step}#{n}`, in its durable
+//!   `Intent` — so the log names every key that may have charged.
 //! - **Unknown is reconciled**, never retried or compensated blindly:
 //!   `Unknown` → (backoff) `Reconcile` → `Found` = applied / `NotFound` =
 //!   send again with the same key (an attempt) / `Unknown` = reconcile again.

@@ -30,8 +30,8 @@ use super::coordinator::{Command, Coordinator};
 use super::definition::{SagaDefinition, SagaId};
 use super::log::{LogRecord, Op};
 use super::state::{
-    attempts_exhausted, deadline_reason, gave_up_reason, ActionState, Saga, Stage, StepRun, Sweep,
-    UndoState,
+    attempts_exhausted, deadline_reason, gave_up_reason, key_generation_of, ActionState, Saga,
+    Stage, StepRun, Sweep, UndoState,
 };
 
 impl Coordinator {
@@ -97,6 +97,7 @@ fn fold(
         LogRecord::Intent {
             step,
             op,
+            key,
             attempt,
             at_ms,
             ..
@@ -106,6 +107,9 @@ fn fold(
             };
             match (&saga.stage, op) {
                 (Stage::Forward, Op::Action) => {
+                    // A fresh key once sent stays in use until poisoned too.
+                    let generation = key_generation_of(&saga.id, &def.step(*step).name, key);
+                    run.key_generation = run.key_generation.max(generation);
                     run.attempts = run.attempts.max(*attempt);
                     if run.attempts > 1 {
                         run.ambiguous = true;

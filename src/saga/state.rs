@@ -11,7 +11,8 @@
 //! small named function: [`on_unknown_action`], [`attempts_exhausted`],
 //! [`next_to_compensate`], [`StepRun::apply_undo`] (null compensation),
 //! [`sweep_steps`] (late actions), [`Saga::fence_pivot`] (late pivot),
-//! [`attempt_key`] (one key for all attempts); plus
+//! [`attempt_key`] (one key for all attempts until the service poisons
+//! it); plus
 //! `Coordinator::persist_then` (intent before effect) and
 //! `Coordinator::route_start` (idempotent start).
 
@@ -81,6 +82,10 @@ pub(super) struct StepRun {
     /// again.
     pub(super) fence: Option<Fence>,
     pub(super) action: ActionState,
+    /// Keys of this action the service poisoned (a replayed stored 5xx):
+    /// the next attempt's key is generation `key_generation`
+    /// ([`attempt_key`]). Rebuilt from the log's intents and results.
+    pub(super) key_generation: u32,
     pub(super) undo_attempts: u32,
     pub(super) undo: UndoState,
 }
@@ -247,9 +252,27 @@ pub(super) fn on_unknown_action(reason: String) -> ActionState {
 }
 
 /// Decision point ("retry without the idempotency key"): every attempt of
-/// an action carries the same key, whatever `attempt` is.
-pub(super) fn attempt_key(saga: &SagaId, step_name: &str, _attempt: u32) -> String {
-    action_key(saga, step_name)
+/// an action carries the same key, whatever its attempt number — until the
+/// service poisoned that key (`Outcome::KeyPoisoned`) and reconciliation
+/// found nothing live: then generation `n` is `{saga}/{step}#{n}`, written
+/// in the attempt's `Intent` before it is sent.
+pub(super) fn attempt_key(saga: &SagaId, step_name: &str, generation: u32) -> String {
+    let key = action_key(saga, step_name);
+    if generation == 0 {
+        key
+    } else {
+        format!("{key}#{generation}")
+    }
+}
+
+/// The key generation of an action `key` of `saga`'s step `step_name` (the
+/// inverse of [`attempt_key`]; 0 for anything else).
+pub(super) fn key_generation_of(saga: &SagaId, step_name: &str, key: &str) -> u32 {
+    let base = action_key(saga, step_name);
+    key.strip_prefix(base.as_str())
+        .and_then(|rest| rest.strip_prefix('#'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Decision point ("retry forever"): whether `done` sends exhaust `max`.
@@ -385,6 +408,14 @@ impl StepRun {
                 self.action = on_unknown_action(format!("unknown: {reason}"));
                 true
             }
+            Outcome::KeyPoisoned { reason } => {
+                // Maybe applied (a stored 500 may follow an applied
+                // request): reconcile first; a retry then needs a new key.
+                self.ambiguous = true;
+                self.key_generation += 1;
+                self.action = on_unknown_action(format!("key poisoned: {reason}"));
+                true
+            }
             Outcome::Found { .. } | Outcome::NotFound => contract_violation(Op::Action, outcome),
         }
     }
@@ -460,7 +491,9 @@ impl StepRun {
                 };
                 true
             }
-            Outcome::Applied { .. } => contract_violation(Op::Reconcile, outcome),
+            Outcome::Applied { .. } | Outcome::KeyPoisoned { .. } => {
+                contract_violation(Op::Reconcile, outcome)
+            }
         }
     }
 
@@ -489,7 +522,7 @@ impl StepRun {
                 };
                 true
             }
-            Outcome::Found { .. } | Outcome::NotFound => {
+            Outcome::Found { .. } | Outcome::NotFound | Outcome::KeyPoisoned { .. } => {
                 contract_violation(Op::Compensate, outcome)
             }
         }
@@ -808,7 +841,7 @@ impl Saga {
             run.ambiguous = true;
         }
         run.action = ActionState::InFlight;
-        let key = attempt_key(&self.id, &def.step(i).name, run.attempts);
+        let key = attempt_key(&self.id, &def.step(i).name, run.key_generation);
         self.unpersisted.push(LogRecord::Intent {
             saga: self.id.clone(),
             step: i,

@@ -70,6 +70,37 @@ pub struct StripeConfig {
     /// during incidents. Default: that bound, 60 s. Retrieve by id and the
     /// list endpoints are always consistent.
     pub search_index_delay_ms: u64,
+    /// Customers whose card can no longer take money back (closed or
+    /// expired card): their refunds end `failed` with `failure_reason =
+    /// expired_or_canceled_card`, and the PaymentIntent's
+    /// `amount_refunded` goes back down (Stripe docs, Refunds: "Refunds to
+    /// expired or canceled cards… the refund fails"; Refund object:
+    /// `failure_reason` ∈ `lost_or_stolen_card`, `expired_or_canceled_card`,
+    /// `unknown`).
+    pub refund_failing_customers: BTreeSet<String>,
+    /// How long a refund stays `pending` before it becomes `succeeded` or
+    /// `failed` (Refund object: `status` ∈ `pending`, `requires_action`,
+    /// `succeeded`, `failed`, `canceled`). Default 0: a card refund is
+    /// normally `succeeded` in the create response (the API reference's
+    /// example Refund object), and a failing one is `failed` at once.
+    pub refund_settle_ms: u64,
+    /// Customers whose card asks for 3-D Secure: confirm answers 200 with
+    /// status `requires_action` and moves no money; the intent can be
+    /// canceled (Stripe docs, PaymentIntent lifecycle: "If the payment
+    /// requires additional actions, such as authenticating with 3D Secure,
+    /// the PaymentIntent has a status of requires_action").
+    pub requires_action_customers: BTreeSet<String>,
+    /// Customers whose payment confirms asynchronously: confirm answers 200
+    /// with status `processing`, and `processing_ms` later the intent
+    /// succeeds (or, for a declining customer, falls back to
+    /// `requires_payment_method`).
+    pub processing_customers: BTreeSet<String>,
+    /// How long a `processing` intent takes to settle. Stripe docs,
+    /// PaymentIntent lifecycle: "for some payment methods (for example,
+    /// cards) processing can be quick, other types of payment methods can
+    /// take up to a few days"; default: ACH Direct Debit's "up to 4
+    /// business days", as 4 days.
+    pub processing_ms: u64,
 }
 
 impl Default for StripeConfig {
@@ -79,6 +110,11 @@ impl Default for StripeConfig {
             idempotency_key_ttl_ms: 24 * HOUR_MS,
             authorization_ttl_ms: 7 * 24 * HOUR_MS,
             search_index_delay_ms: 60_000,
+            refund_failing_customers: BTreeSet::new(),
+            refund_settle_ms: 0,
+            requires_action_customers: BTreeSet::new(),
+            processing_customers: BTreeSet::new(),
+            processing_ms: 4 * 24 * HOUR_MS,
         }
     }
 }
@@ -101,6 +137,11 @@ pub enum PaymentIntentStatus {
     RequiresPaymentMethod,
     /// Created without `confirm`.
     RequiresConfirmation,
+    /// The customer must act (3-D Secure); no money moved; can be canceled.
+    RequiresAction,
+    /// Confirmed, settling asynchronously; no money moved yet; can be
+    /// canceled.
+    Processing,
     /// Authorized (manual capture), waiting for capture.
     RequiresCapture,
     /// Money captured.
@@ -114,6 +155,8 @@ impl PaymentIntentStatus {
         match self {
             PaymentIntentStatus::RequiresPaymentMethod => "requires_payment_method",
             PaymentIntentStatus::RequiresConfirmation => "requires_confirmation",
+            PaymentIntentStatus::RequiresAction => "requires_action",
+            PaymentIntentStatus::Processing => "processing",
             PaymentIntentStatus::RequiresCapture => "requires_capture",
             PaymentIntentStatus::Succeeded => "succeeded",
             PaymentIntentStatus::Canceled => "canceled",
@@ -172,6 +215,28 @@ pub struct PaymentIntent {
     pub declined_attempts: u32,
 }
 
+/// `status` of a Refund (the ones the model produces; Stripe also has
+/// `requires_action` and `canceled` for other payment methods).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Accepted, not settled: counts in `amount_refunded`, no money back yet.
+    Pending,
+    /// The money went back to the customer.
+    Succeeded,
+    /// The card refused it: nothing went back, `amount_refunded` was
+    /// lowered again.
+    Failed,
+}
+
+/// `failure_reason` of a failed Refund.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundFailureReason {
+    /// The card was closed or has expired.
+    ExpiredOrCanceledCard,
+}
+
 /// A Refund object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
@@ -187,6 +252,12 @@ pub struct Refund {
     pub created_ms: u64,
     /// The `Idempotency-Key` of the request that created it.
     pub idempotency_key: Option<String>,
+    /// Pending, succeeded or failed.
+    pub status: RefundStatus,
+    /// Why it failed.
+    pub failure_reason: Option<RefundFailureReason>,
+    /// When it left `pending` (service clock).
+    pub settled_ms: Option<u64>,
 }
 
 /// Kind of one money movement in the ledger.
@@ -202,7 +273,8 @@ pub enum Movement {
     /// Held funds released (cancel, expiry, or the uncaptured rest of a
     /// partial capture).
     Release,
-    /// Captured funds returned.
+    /// Captured funds returned (recorded when the refund *succeeds*; a
+    /// pending or failed refund moved no money).
     Refund,
 }
 
@@ -239,6 +311,10 @@ pub struct StripeGroundTruth {
     /// that did not execute again).
     #[serde(default)]
     pub idempotent_replays: u64,
+    /// Requests answered 503 by the edge (`Injected::EdgeUnavailable`):
+    /// never executed, nothing stored under their key.
+    #[serde(default)]
+    pub edge_errors: u64,
 }
 
 impl StripeGroundTruth {
@@ -348,6 +424,19 @@ pub enum StripeRequest {
         /// PaymentIntent id.
         id: String,
     },
+    /// `GET /v1/refunds/{id}`.
+    RetrieveRefund {
+        /// Refund id.
+        id: String,
+    },
+    /// `GET /v1/refunds?payment_intent=…&limit=…`: the PaymentIntent's
+    /// refunds, newest first, strongly consistent, one page.
+    ListRefunds {
+        /// The refunded PaymentIntent.
+        payment_intent: String,
+        /// Page size, 1..=100 (default 10).
+        limit: Option<u32>,
+    },
     /// `GET /v1/payment_intents/search?query=metadata['key']:'value'`.
     SearchPaymentIntents {
         /// Metadata key.
@@ -391,7 +480,9 @@ impl StripeRequest {
             } => idempotency_key.as_deref(),
             StripeRequest::RetrievePaymentIntent { .. }
             | StripeRequest::SearchPaymentIntents { .. }
-            | StripeRequest::ListPaymentIntents { .. } => None,
+            | StripeRequest::ListPaymentIntents { .. }
+            | StripeRequest::RetrieveRefund { .. }
+            | StripeRequest::ListRefunds { .. } => None,
         }
     }
 
@@ -402,6 +493,8 @@ impl StripeRequest {
             StripeRequest::RetrievePaymentIntent { .. }
                 | StripeRequest::SearchPaymentIntents { .. }
                 | StripeRequest::ListPaymentIntents { .. }
+                | StripeRequest::RetrieveRefund { .. }
+                | StripeRequest::ListRefunds { .. }
         )
     }
 }
@@ -478,6 +571,13 @@ pub enum StripeBody {
         /// Matching PaymentIntents (at most [`SEARCH_LIMIT`]).
         data: Vec<PaymentIntent>,
         /// More matched than were returned.
+        has_more: bool,
+    },
+    /// A page of refunds, newest first.
+    RefundList {
+        /// At most the request's `limit`.
+        data: Vec<Refund>,
+        /// More follow.
         has_more: bool,
     },
     /// A list page, newest first.
@@ -605,6 +705,17 @@ fn reject(code: Option<StripeErrorCode>, param: Option<&str>, message: String) -
     Box::new(StripeResponse::invalid(code, param, message))
 }
 
+/// A time-driven transition of one object (by id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// An uncaptured authorization expires.
+    AuthorizationExpiry,
+    /// A `processing` intent settles.
+    Processing,
+    /// A `pending` refund settles.
+    Refund,
+}
+
 /// A stored idempotent result.
 #[derive(Clone, Debug)]
 struct StoredResult {
@@ -631,8 +742,9 @@ pub struct Stripe {
     /// Keys whose first request is executing.
     keys_in_flight: BTreeMap<String, Ticket>,
     in_flight: InFlight<Pending>,
-    /// (expires_ms, intent id) of authorizations awaiting capture.
-    authorization_expiry: BTreeSet<(u64, String)>,
+    /// Time-driven transitions, in time order: authorization expiry,
+    /// refund and `processing` settlement.
+    due: BTreeSet<(u64, Due, String)>,
     /// Creation order of intents, for search ordering.
     creation_seq: BTreeMap<String, u64>,
     last_intent: u64,
@@ -649,7 +761,7 @@ impl Stripe {
             stored_expiry: BTreeSet::new(),
             keys_in_flight: BTreeMap::new(),
             in_flight: InFlight::default(),
-            authorization_expiry: BTreeSet::new(),
+            due: BTreeSet::new(),
             creation_seq: BTreeMap::new(),
             last_intent: 0,
             last_refund: 0,
@@ -707,18 +819,25 @@ impl Stripe {
                 of_pi(Movement::Charge) + of_pi(Movement::Capture),
                 pi.amount_received_cents
             );
-            assert_eq!(of_pi(Movement::Refund), pi.amount_refunded_cents);
             assert_eq!(
                 of_pi(Movement::Authorize) - of_pi(Movement::Capture) - of_pi(Movement::Release),
                 pi.amount_capturable_cents
             );
-            let refunds: i64 = t
-                .refunds
-                .values()
-                .filter(|r| r.payment_intent == pi.id)
-                .map(|r| r.amount_cents)
-                .sum();
-            assert_eq!(refunds, pi.amount_refunded_cents);
+            // amount_refunded counts pending and succeeded refunds; the
+            // ledger only the succeeded ones (a pending refund moved no
+            // money yet, a failed one never will).
+            let refunds = |statuses: &[RefundStatus]| -> i64 {
+                t.refunds
+                    .values()
+                    .filter(|r| r.payment_intent == pi.id && statuses.contains(&r.status))
+                    .map(|r| r.amount_cents)
+                    .sum()
+            };
+            assert_eq!(
+                refunds(&[RefundStatus::Pending, RefundStatus::Succeeded]),
+                pi.amount_refunded_cents
+            );
+            assert_eq!(refunds(&[RefundStatus::Succeeded]), of_pi(Movement::Refund));
         }
         for (i, e) in t.ledger.iter().enumerate() {
             assert_eq!(e.seq, i as u64);
@@ -833,6 +952,7 @@ impl Stripe {
                 ..
             } => positive(*v, "amount")?,
             StripeRequest::ListPaymentIntents { limit: Some(l), .. }
+            | StripeRequest::ListRefunds { limit: Some(l), .. }
                 if !(1..=LIST_LIMIT_MAX).contains(l) =>
             {
                 return Err(reject(
@@ -856,7 +976,9 @@ impl Stripe {
             | StripeRequest::ConfirmPaymentIntent { .. }
             | StripeRequest::CancelPaymentIntent { .. }
             | StripeRequest::RetrievePaymentIntent { .. }
-            | StripeRequest::ListPaymentIntents { .. } => {}
+            | StripeRequest::ListPaymentIntents { .. }
+            | StripeRequest::RetrieveRefund { .. }
+            | StripeRequest::ListRefunds { .. } => {}
         }
         Ok(())
     }
@@ -1023,6 +1145,8 @@ impl Stripe {
                 match pi.status {
                     PaymentIntentStatus::RequiresPaymentMethod
                     | PaymentIntentStatus::RequiresConfirmation
+                    | PaymentIntentStatus::RequiresAction
+                    | PaymentIntentStatus::Processing
                     | PaymentIntentStatus::RequiresCapture => {
                         let held = pi.amount_capturable_cents;
                         pi.status = PaymentIntentStatus::Canceled;
@@ -1040,7 +1164,8 @@ impl Stripe {
                         Self::unexpected_state(
                             pi,
                             "cancel",
-                            "canceled: requires_payment_method, requires_confirmation, requires_capture",
+                            "canceled: requires_payment_method, requires_confirmation, requires_action, \
+                             processing, requires_capture",
                         )
                     }
                 }
@@ -1091,23 +1216,57 @@ impl Stripe {
                     amount_cents: amount,
                     created_ms: now_ms,
                     idempotency_key: idempotency_key.clone(),
+                    status: RefundStatus::Pending,
+                    failure_reason: None,
+                    settled_ms: None,
                 };
+                let id = refund.id.clone();
                 let pi = self
                     .truth
                     .payment_intents
                     .get_mut(payment_intent)
                     .expect("checked above");
+                // A pending refund counts in amount_refunded at once.
                 pi.amount_refunded_cents += amount;
                 assert!(pi.amount_refunded_cents <= pi.amount_received_cents);
-                self.record(
-                    now_ms,
-                    payment_intent,
-                    Some(&refund.id),
-                    Movement::Refund,
-                    amount,
-                );
-                self.truth.refunds.insert(refund.id.clone(), refund.clone());
-                StripeResponse::ok(StripeBody::Refund(refund))
+                self.truth.refunds.insert(id.clone(), refund);
+                if self.config.refund_settle_ms == 0 {
+                    self.settle_refund(now_ms, &id);
+                } else {
+                    let at_ms = now_ms.saturating_add(self.config.refund_settle_ms);
+                    self.due.insert((at_ms, Due::Refund, id.clone()));
+                }
+                StripeResponse::ok(StripeBody::Refund(self.truth.refunds[&id].clone()))
+            }
+            StripeRequest::RetrieveRefund { id } => match self.truth.refunds.get(id) {
+                Some(r) => StripeResponse::ok(StripeBody::Refund(r.clone())),
+                None => StripeResponse::failure(
+                    404,
+                    StripeErrorType::InvalidRequestError,
+                    Some(StripeErrorCode::ResourceMissing),
+                    Some("id"),
+                    format!("No such refund: '{id}'"),
+                ),
+            },
+            StripeRequest::ListRefunds {
+                payment_intent,
+                limit,
+            } => {
+                if !self.truth.payment_intents.contains_key(payment_intent) {
+                    return Self::intent_missing(payment_intent, "payment_intent");
+                }
+                // Ids are a counter: newest first is reverse id order.
+                let all: Vec<&Refund> = self
+                    .truth
+                    .refunds
+                    .values()
+                    .rev()
+                    .filter(|r| &r.payment_intent == payment_intent)
+                    .collect();
+                let limit = limit.unwrap_or(LIST_LIMIT_DEFAULT) as usize;
+                let has_more = all.len() > limit;
+                let data = all.into_iter().take(limit).cloned().collect();
+                StripeResponse::ok(StripeBody::RefundList { data, has_more })
             }
             StripeRequest::RetrievePaymentIntent { id } => match self.truth.payment_intents.get(id)
             {
@@ -1179,6 +1338,20 @@ impl Stripe {
             pi.status,
             PaymentIntentStatus::RequiresConfirmation | PaymentIntentStatus::RequiresPaymentMethod
         ));
+        let customer = pi.customer.clone();
+        if self.config.requires_action_customers.contains(&customer) {
+            // 3-D Secure: the customer must authenticate; nothing moves.
+            pi.status = PaymentIntentStatus::RequiresAction;
+            return StripeResponse::ok(StripeBody::PaymentIntent(pi.clone()));
+        }
+        if self.config.processing_customers.contains(&customer) {
+            pi.status = PaymentIntentStatus::Processing;
+            let at_ms = now_ms.saturating_add(self.config.processing_ms);
+            self.due.insert((at_ms, Due::Processing, id.to_owned()));
+            return StripeResponse::ok(StripeBody::PaymentIntent(
+                self.truth.payment_intents[id].clone(),
+            ));
+        }
         if declines {
             pi.status = PaymentIntentStatus::RequiresPaymentMethod;
             pi.declined_attempts += 1;
@@ -1195,6 +1368,20 @@ impl Stripe {
                 }),
             };
         }
+        self.move_confirmed(now_ms, id);
+        StripeResponse::ok(StripeBody::PaymentIntent(
+            self.truth.payment_intents[id].clone(),
+        ))
+    }
+
+    /// A confirmation that went through moves the money: charge
+    /// (automatic capture) or authorize (manual).
+    fn move_confirmed(&mut self, now_ms: u64, id: &str) {
+        let pi = self
+            .truth
+            .payment_intents
+            .get_mut(id)
+            .expect("caller checked");
         let amount = pi.amount_cents;
         match pi.capture_method {
             CaptureMethod::Automatic => {
@@ -1208,14 +1395,85 @@ impl Stripe {
                 pi.amount_capturable_cents = amount;
                 pi.authorized_ms = Some(now_ms);
                 pi.authorization_expires_ms = Some(expires_ms);
-                self.authorization_expiry
-                    .insert((expires_ms, id.to_owned()));
+                self.due
+                    .insert((expires_ms, Due::AuthorizationExpiry, id.to_owned()));
                 self.record(now_ms, id, None, Movement::Authorize, amount);
             }
         }
-        StripeResponse::ok(StripeBody::PaymentIntent(
-            self.truth.payment_intents[id].clone(),
-        ))
+    }
+
+    /// An uncaptured authorization expires at `at_ms` (Stripe cancels it,
+    /// `cancellation_reason = automatic`).
+    fn expire_authorization(&mut self, at_ms: u64, id: &str) {
+        let pi = self
+            .truth
+            .payment_intents
+            .get_mut(id)
+            .expect("expiry of unknown intent");
+        if pi.status != PaymentIntentStatus::RequiresCapture {
+            return; // captured or canceled meanwhile
+        }
+        let held = pi.amount_capturable_cents;
+        pi.status = PaymentIntentStatus::Canceled;
+        pi.amount_capturable_cents = 0;
+        pi.canceled_ms = Some(at_ms);
+        pi.cancellation_reason = Some(CancellationReason::Automatic);
+        self.record(at_ms, id, None, Movement::Release, held);
+    }
+
+    /// A `processing` intent settles at `at_ms`: the money moves, or a
+    /// declining customer's payment fails (`requires_payment_method`).
+    fn settle_processing(&mut self, at_ms: u64, id: &str) {
+        let pi = self
+            .truth
+            .payment_intents
+            .get_mut(id)
+            .expect("settlement of an unknown intent");
+        if pi.status != PaymentIntentStatus::Processing {
+            return; // canceled meanwhile
+        }
+        if self.config.declining_customers.contains(&pi.customer) {
+            pi.status = PaymentIntentStatus::RequiresPaymentMethod;
+            pi.declined_attempts += 1;
+            return;
+        }
+        self.move_confirmed(at_ms, id);
+    }
+
+    /// A `pending` refund settles at `at_ms`: the money goes back
+    /// (`succeeded`, a ledger line), or the card refuses it (`failed`:
+    /// nothing moved, `amount_refunded` lowered again).
+    fn settle_refund(&mut self, at_ms: u64, id: &str) {
+        let refund = self
+            .truth
+            .refunds
+            .get_mut(id)
+            .expect("settling an unknown refund");
+        assert_eq!(
+            refund.status,
+            RefundStatus::Pending,
+            "a refund settles once"
+        );
+        refund.settled_ms = Some(at_ms);
+        let (pi_id, amount) = (refund.payment_intent.clone(), refund.amount_cents);
+        if self
+            .config
+            .refund_failing_customers
+            .contains(&refund.customer)
+        {
+            refund.status = RefundStatus::Failed;
+            refund.failure_reason = Some(RefundFailureReason::ExpiredOrCanceledCard);
+            let pi = self
+                .truth
+                .payment_intents
+                .get_mut(&pi_id)
+                .expect("refund of an intent");
+            pi.amount_refunded_cents -= amount;
+            assert!(pi.amount_refunded_cents >= 0);
+        } else {
+            refund.status = RefundStatus::Succeeded;
+            self.record(at_ms, &pi_id, Some(id), Movement::Refund, amount);
+        }
     }
 }
 
@@ -1245,6 +1503,7 @@ impl ServiceModel for Stripe {
         // executes and nothing is stored under the key; a retry with the
         // same key executes.
         if injected == Some(Injected::EdgeUnavailable) {
+            self.truth.edge_errors += 1;
             return Begin::Done(StripeResponse::edge_unavailable());
         }
         if let Err(resp) = Self::validate_key(&req) {
@@ -1352,27 +1611,18 @@ impl ServiceModel for Stripe {
     }
 
     fn tick(&mut self, now_ms: u64) {
-        // Authorizations expire in expiry order, stamped with their expiry
-        // instant, so the ledger stays ordered by time.
-        while let Some((expires_ms, id)) = self.authorization_expiry.first().cloned() {
-            if expires_ms > now_ms {
+        // Due transitions in time order, each stamped with its own instant,
+        // so the ledger stays ordered by time.
+        while let Some((at_ms, due, id)) = self.due.first().cloned() {
+            if at_ms > now_ms {
                 break;
             }
-            self.authorization_expiry.pop_first();
-            let pi = self
-                .truth
-                .payment_intents
-                .get_mut(&id)
-                .expect("expiry of unknown intent");
-            if pi.status != PaymentIntentStatus::RequiresCapture {
-                continue; // captured or canceled meanwhile
+            self.due.pop_first();
+            match due {
+                Due::AuthorizationExpiry => self.expire_authorization(at_ms, &id),
+                Due::Processing => self.settle_processing(at_ms, &id),
+                Due::Refund => self.settle_refund(at_ms, &id),
             }
-            let held = pi.amount_capturable_cents;
-            pi.status = PaymentIntentStatus::Canceled;
-            pi.amount_capturable_cents = 0;
-            pi.canceled_ms = Some(expires_ms);
-            pi.cancellation_reason = Some(CancellationReason::Automatic);
-            self.record(expires_ms, &id, None, Movement::Release, held);
         }
         while let Some((expires_ms, key)) = self.stored_expiry.first().cloned() {
             if expires_ms > now_ms {

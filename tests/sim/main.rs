@@ -18,5 +18,6 @@ mod props;
 mod regressions;
 mod report;
 mod scenarios;
+mod stripe;
 mod transport;
 mod user_workload;

@@ -671,6 +671,7 @@ fn render_outcome(outcome: &Outcome) -> String {
         Outcome::Rejected { reason } => format!("rejected({reason})"),
         Outcome::Transient { reason } => format!("transient({reason})"),
         Outcome::Unknown { reason } => format!("unknown({reason})"),
+        Outcome::KeyPoisoned { reason } => format!("key_poisoned({reason})"),
         Outcome::Found { references } => format!("found({})", references.join(",")),
         Outcome::NotFound => "not_found".to_string(),
     }

@@ -641,3 +641,84 @@ mod fence {
         assert_eq!((s.attempts, s.reconciles), (2, budget + 2));
     }
 }
+
+/// A key the service poisoned is never sent again, live or after a crash:
+/// recovery rebuilds the key generation from the log's intents and
+/// results, so the next charge attempt carries `#2` after `#1` was
+/// poisoned too, and its intent is persisted before the call.
+#[test]
+fn recovery_keeps_the_fresh_key_generation_of_a_poisoned_key() {
+    let def = saga_definition(CaptureMode::Automatic, true);
+    let saga = SagaId::for_business_key(KEY);
+    let charge = def.steps().iter().position(|s| s.name == "charge").unwrap();
+    let hold = def
+        .steps()
+        .iter()
+        .position(|s| s.name == "hold_room")
+        .unwrap();
+    let intent = |step: usize, key: &str, attempt: u32| LogRecord::Intent {
+        saga: saga.clone(),
+        step,
+        op: Op::Action,
+        key: key.into(),
+        attempt,
+        target_ref: None,
+        at_ms: 1,
+    };
+    let result = |step: usize, op: Op, outcome: Outcome| LogRecord::Result {
+        saga: saga.clone(),
+        step,
+        op,
+        target_ref: None,
+        outcome,
+        at_ms: 2,
+    };
+    let base = format!("{}/charge", saga.as_str());
+    let records = vec![
+        LogRecord::SagaStarted {
+            saga: saga.clone(),
+            input: input(KEY),
+            at_ms: 0,
+        },
+        intent(hold, &format!("{}/hold_room", saga.as_str()), 1),
+        result(hold, Op::Action, Outcome::applied("hold-1")),
+        intent(charge, &base, 1),
+        result(charge, Op::Action, Outcome::key_poisoned("500 replayed")),
+        result(charge, Op::Reconcile, Outcome::NotFound),
+        intent(charge, &format!("{base}#1"), 2),
+        result(charge, Op::Action, Outcome::key_poisoned("500 replayed")),
+    ];
+    let (mut c, cmds) = Coordinator::recover(def, small_budgets(), 10, &records).unwrap();
+    // First a reconcile (the poisoned attempt may have applied), by the base key.
+    let call = cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::Call(call) => Some(call.clone()),
+            _ => None,
+        })
+        .expect("a reconcile first");
+    assert_eq!((call.op, call.key.as_str()), (Op::Reconcile, base.as_str()));
+    let cmds = c.on_event(
+        20,
+        Event::CallDone {
+            call_id: call.call_id,
+            outcome: Outcome::NotFound,
+        },
+    );
+    // Then the intent of generation 2, persisted before any call.
+    let Some(Command::Persist { token, records }) = cmds.first() else {
+        panic!("expected the intent persisted first: {cmds:?}");
+    };
+    assert!(
+        records.iter().any(|r| matches!(
+            r,
+            LogRecord::Intent { op: Op::Action, key, attempt: 3, .. } if *key == format!("{base}#2")
+        )),
+        "{records:?}"
+    );
+    assert!(!cmds.iter().any(|c| matches!(c, Command::Call(_))));
+    let cmds = c.on_event(30, Event::Persisted { token: *token });
+    assert!(cmds.iter().any(
+        |c| matches!(c, Command::Call(call) if call.op == Op::Action && call.key == format!("{base}#2"))
+    ));
+}

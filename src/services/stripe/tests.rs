@@ -9,6 +9,7 @@ const DAY_MS: u64 = 24 * HOUR_MS;
 fn stripe() -> Stripe {
     Stripe::new(StripeConfig {
         declining_customers: ["cus_decline".to_owned()].into(),
+        refund_failing_customers: ["cus_b".to_owned()].into(),
         ..StripeConfig::default()
     })
 }
@@ -1123,7 +1124,11 @@ impl Reference {
                     if left == 0 || a > left {
                         400
                     } else {
-                        i.refunded += a;
+                        // cus_b's card is closed: the refund is created,
+                        // fails at once, and nothing comes off.
+                        if i.customer != "cus_b" {
+                            i.refunded += a;
+                        }
                         if apply {
                             self.refunds += 1;
                         }
@@ -1139,6 +1144,26 @@ impl Reference {
                 }
             }
             StripeRequest::SearchPaymentIntents { .. } => 200,
+            StripeRequest::RetrieveRefund { id } => {
+                let n = id.strip_prefix("re_").and_then(|n| n.parse::<usize>().ok());
+                if n.is_some_and(|n| n >= 1 && n <= self.refunds) {
+                    200
+                } else {
+                    404
+                }
+            }
+            StripeRequest::ListRefunds {
+                payment_intent,
+                limit,
+            } => {
+                if limit.is_some_and(|l| !(1..=LIST_LIMIT_MAX).contains(&l)) {
+                    400
+                } else if index(payment_intent).is_none_or(|i| i >= self.intents.len()) {
+                    404
+                } else {
+                    200
+                }
+            }
             StripeRequest::ListPaymentIntents {
                 limit,
                 starting_after,
@@ -1514,5 +1539,202 @@ fn any_request() -> impl Strategy<Value = StripeRequest> {
                     starting_after,
                 }
             }),
+        any_string().prop_map(|id| StripeRequest::RetrieveRefund { id }),
+        (any_string(), proptest::option::of(0u32..120)).prop_map(|(payment_intent, limit)| {
+            StripeRequest::ListRefunds {
+                payment_intent,
+                limit,
+            }
+        }),
     ]
+}
+
+// ----- asynchronous refunds, 3-D Secure, processing (issue 16) -----
+
+fn async_stripe() -> Stripe {
+    Stripe::new(StripeConfig {
+        declining_customers: ["cus_late_decline".to_owned()].into(),
+        refund_failing_customers: ["cus_closed".to_owned()].into(),
+        refund_settle_ms: 10_000,
+        requires_action_customers: ["cus_3ds".to_owned()].into(),
+        processing_customers: ["cus_slow".to_owned(), "cus_late_decline".to_owned()].into(),
+        processing_ms: 20_000,
+        ..StripeConfig::default()
+    })
+}
+
+fn refund_of(r: &StripeResponse) -> Refund {
+    r.refund()
+        .cloned()
+        .unwrap_or_else(|| panic!("a refund: {r:?}"))
+}
+
+fn get_refund(s: &mut Stripe, now_ms: u64, id: &str) -> Refund {
+    refund_of(&s.handle(
+        now_ms,
+        StripeRequest::RetrieveRefund { id: id.to_owned() },
+        None,
+    ))
+}
+
+#[test]
+fn a_refund_is_pending_then_succeeds_and_only_then_moves_money() {
+    let mut s = async_stripe();
+    s.handle(
+        0,
+        create(Some("k"), "cus_a", 5_000, CaptureMethod::Automatic),
+        None,
+    );
+    let re = refund_of(&s.handle(1, refund("r", "pi_0001", None), None));
+    assert_eq!(
+        (re.status, re.failure_reason),
+        (RefundStatus::Pending, None)
+    );
+    // Pending counts in amount_refunded at once, but no money came back.
+    assert_eq!(retrieve(&mut s, 2, "pi_0001").amount_refunded_cents, 5_000);
+    assert_eq!(s.ground_truth().net_cents("cus_a"), 5_000);
+    s.check_invariants();
+    assert_eq!(
+        get_refund(&mut s, 10_000, &re.id).status,
+        RefundStatus::Pending
+    );
+    let settled = get_refund(&mut s, 10_001, &re.id);
+    assert_eq!(
+        (settled.status, settled.settled_ms),
+        (RefundStatus::Succeeded, Some(10_001))
+    );
+    assert_eq!(s.ground_truth().net_cents("cus_a"), 0);
+    let last = s.ground_truth().ledger.last().unwrap();
+    assert_eq!((last.movement, last.at_ms), (Movement::Refund, 10_001));
+    s.check_invariants();
+}
+
+#[test]
+fn a_refund_to_a_closed_card_fails_later_and_the_money_stays_taken() {
+    let mut s = async_stripe();
+    s.handle(
+        0,
+        create(Some("k"), "cus_closed", 5_000, CaptureMethod::Automatic),
+        None,
+    );
+    let re = refund_of(&s.handle(1, refund("r", "pi_0001", None), None));
+    assert_eq!(re.status, RefundStatus::Pending);
+    let failed = get_refund(&mut s, 20_000, &re.id);
+    assert_eq!(failed.status, RefundStatus::Failed);
+    assert_eq!(
+        failed.failure_reason,
+        Some(RefundFailureReason::ExpiredOrCanceledCard)
+    );
+    // Visible on the intent: amount_refunded went back down.
+    assert_eq!(retrieve(&mut s, 20_001, "pi_0001").amount_refunded_cents, 0);
+    assert_eq!(s.ground_truth().net_cents("cus_closed"), 5_000);
+    // The consistent list shows it too.
+    let r = s.handle(
+        20_002,
+        StripeRequest::ListRefunds {
+            payment_intent: "pi_0001".into(),
+            limit: None,
+        },
+        None,
+    );
+    match r.body {
+        StripeBody::RefundList { data, has_more } => {
+            assert!(!has_more);
+            assert_eq!(data, vec![failed]);
+        }
+        other => panic!("{other:?}"),
+    }
+    s.check_invariants();
+}
+
+#[test]
+fn refund_reads_of_unknown_objects_are_404_and_bad_limits_400() {
+    let mut s = async_stripe();
+    let get = StripeRequest::RetrieveRefund {
+        id: "re_0001".into(),
+    };
+    assert_eq!(s.handle(0, get, None).status, 404);
+    let list = |pi: &str, limit| StripeRequest::ListRefunds {
+        payment_intent: pi.into(),
+        limit,
+    };
+    assert_eq!(s.handle(0, list("pi_0001", None), None).status, 404);
+    s.handle(0, charge("k", 5_000), None);
+    assert_eq!(s.handle(1, list("pi_0001", Some(0)), None).status, 400);
+    assert_eq!(s.handle(1, list("pi_0001", Some(1)), None).status, 200);
+}
+
+#[test]
+fn three_d_secure_confirms_to_requires_action_moves_nothing_and_can_be_canceled() {
+    let mut s = async_stripe();
+    let r = s.handle(
+        0,
+        create(Some("k"), "cus_3ds", 5_000, CaptureMethod::Automatic),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let pi = r.payment_intent().unwrap().clone();
+    assert_eq!(pi.status, PaymentIntentStatus::RequiresAction);
+    assert!(s.ground_truth().ledger.is_empty());
+    let c = s.handle(1, cancel("c", &pi.id), None);
+    assert_eq!(
+        c.payment_intent().map(|p| p.status),
+        Some(PaymentIntentStatus::Canceled)
+    );
+    assert!(s.ground_truth().ledger.is_empty());
+    s.check_invariants();
+}
+
+#[test]
+fn processing_settles_later_into_a_charge_or_a_decline() {
+    let mut s = async_stripe();
+    let r = s.handle(
+        0,
+        create(Some("k1"), "cus_slow", 5_000, CaptureMethod::Automatic),
+        None,
+    );
+    assert_eq!(
+        r.payment_intent().map(|p| p.status),
+        Some(PaymentIntentStatus::Processing)
+    );
+    s.handle(
+        0,
+        create(
+            Some("k2"),
+            "cus_late_decline",
+            5_000,
+            CaptureMethod::Automatic,
+        ),
+        None,
+    );
+    assert!(
+        s.ground_truth().ledger.is_empty(),
+        "processing moved no money yet"
+    );
+    assert_eq!(
+        retrieve(&mut s, 19_999, "pi_0001").status,
+        PaymentIntentStatus::Processing
+    );
+    assert_eq!(
+        retrieve(&mut s, 20_000, "pi_0001").status,
+        PaymentIntentStatus::Succeeded
+    );
+    assert_eq!(s.ground_truth().net_cents("cus_slow"), 5_000);
+    assert_eq!(s.ground_truth().ledger[0].at_ms, 20_000);
+    let declined = retrieve(&mut s, 20_000, "pi_0002");
+    assert_eq!(declined.status, PaymentIntentStatus::RequiresPaymentMethod);
+    assert_eq!(s.ground_truth().net_cents("cus_late_decline"), 0);
+    // A processing intent can be canceled before it settles.
+    s.handle(
+        30_000,
+        create(Some("k3"), "cus_slow", 5_000, CaptureMethod::Automatic),
+        None,
+    );
+    s.handle(30_001, cancel("c3", "pi_0003"), None);
+    assert_eq!(
+        retrieve(&mut s, 60_000, "pi_0003").status,
+        PaymentIntentStatus::Canceled
+    );
+    assert_eq!(s.ground_truth().net_cents("cus_slow"), 5_000);
+    s.check_invariants();
 }
