@@ -28,6 +28,7 @@ pub mod saga;
 pub mod scenario;
 pub mod services;
 pub mod sim;
+pub mod study;
 pub mod testing;
 pub mod trace;
 pub mod workload;
