@@ -64,6 +64,8 @@ pub mod services;
 #[cfg(madsim)]
 pub mod sim;
 #[cfg(madsim)]
+pub mod study;
+#[cfg(madsim)]
 pub mod testing;
 #[cfg(madsim)]
 pub mod trace;

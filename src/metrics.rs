@@ -32,6 +32,15 @@
 //!   `Rejected` while something is left (money taken or held, a room, a live
 //!   CRM record). Success rate = completed / started (as told) and verified
 //!   / started (as true).
+//! - **could succeed** (the ceiling): checkouts that a perfect coordinator
+//!   would complete — started by an agent whose card does not decline,
+//!   at most as many as the room type has sellable rooms (capacity +
+//!   overbooking limit, none if out of order). A declined card and a
+//!   sold-out room are correct failures, not lost sales: with 4 agents, 3
+//!   rooms and one declining card the ceiling is 75 %. Success among them
+//!   = verified / could succeed; **lost sales** = could succeed − verified.
+//!   Set by [`RunMetrics::with_ceiling`] from the scenario (the run alone
+//!   does not say which cards decline).
 //! - **latency**: `answered_ms − first_call_ms` of each answered checkout,
 //!   simulated ms, as the agent sees it (retries included).
 //! - **double charge**: a business key whose running net (charged +
@@ -47,7 +56,9 @@
 //! - **violations**: the checkers' verdict, by invariant.
 //!
 //! [`Aggregate`] sums these over runs and takes latency percentiles over
-//! all answered checkouts (nearest rank). Rates are fractions of started
+//! all answered checkouts (nearest rank). It also keeps, per failing
+//! metric ([`FailingMetric`]), the lowest seed that shows it: an example
+//! to replay and look at. Rates are fractions of started
 //! checkouts. Aggregates of the same runs are equal whatever the order or
 //! thread count.
 //!
@@ -75,6 +86,7 @@ use crate::workloads::hotel::{
     BOOKING, BOOKING_STATUS, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_WON, STATUS_CANCELLED,
     STATUS_CONFIRMED,
 };
+use crate::world::agent::AgentRecord;
 use crate::world::run::{plan_for, RunOutcome};
 use crate::world::CoordinatorImpl;
 
@@ -152,6 +164,84 @@ pub struct RunMetrics {
     pub unattributed_effects: u32,
     /// The checkers' violations, by invariant.
     pub violations: BTreeMap<String, u32>,
+    /// Checkouts that could succeed (the ceiling; 0 until
+    /// [`RunMetrics::with_ceiling`]).
+    #[serde(default)]
+    pub could_succeed: u32,
+}
+
+/// A business metric that a run can fail on; [`Aggregate::examples`] keeps
+/// the lowest seed that shows each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailingMetric {
+    /// A checkout that could succeed did not end verified (a lost sale).
+    LostSale,
+    /// The ground truth contradicts what a caller was told.
+    Contradicted,
+    /// A checkout was charged more than its price at some point.
+    DoubleCharge,
+    /// Cross-system state disagrees after quiescence.
+    Stale,
+    /// A hold is still active at the end.
+    OrphanHold,
+    /// A checkout ended waiting for an operator.
+    NeedsOperator,
+    /// An agent gave up without a decided answer.
+    Unanswered,
+    /// The checkers flagged an invariant.
+    Violation,
+}
+
+impl FailingMetric {
+    /// Every failing metric, in table order.
+    pub const ALL: [FailingMetric; 8] = [
+        FailingMetric::LostSale,
+        FailingMetric::Contradicted,
+        FailingMetric::DoubleCharge,
+        FailingMetric::Stale,
+        FailingMetric::OrphanHold,
+        FailingMetric::NeedsOperator,
+        FailingMetric::Unanswered,
+        FailingMetric::Violation,
+    ];
+
+    /// Human label for tables and pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailingMetric::LostSale => "lost sale (could succeed, did not)",
+            FailingMetric::Contradicted => "answer contradicted by ground truth",
+            FailingMetric::DoubleCharge => "double charge",
+            FailingMetric::Stale => "stale state after quiescence",
+            FailingMetric::OrphanHold => "orphaned active hold",
+            FailingMetric::NeedsOperator => "needs an operator",
+            FailingMetric::Unanswered => "unanswered (agent gave up)",
+            FailingMetric::Violation => "invariant violated",
+        }
+    }
+}
+
+/// How many checkouts of `out` could succeed under scenario `s` (the
+/// hotel workload's ceiling; see the module doc): started agents whose card
+/// does not decline, capped by the sellable rooms of the room type.
+pub fn could_succeed(s: &Scenario, agents: &[AgentRecord]) -> u32 {
+    let willing = agents
+        .iter()
+        .filter(|a| a.first_call_ms.is_some())
+        .filter(|a| !s.workload.declining_agents.contains(&a.agent))
+        .count();
+    let room_type = &s.workload.room_type;
+    let rooms = if s.inventory.out_of_order.contains(room_type) {
+        0
+    } else {
+        s.inventory
+            .room_types
+            .get(room_type)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(s.inventory.overbooking_limit)
+    };
+    u32::try_from(willing).unwrap_or(u32::MAX).min(rooms)
 }
 
 /// What the services hold for one business key at the end.
@@ -340,6 +430,32 @@ impl RunMetrics {
         }
         m
     }
+
+    /// These metrics with the ceiling set: how many checkouts of `out`
+    /// could succeed under `s` ([`could_succeed`]).
+    pub fn with_ceiling(mut self, s: &Scenario, out: &RunOutcome) -> RunMetrics {
+        self.could_succeed = could_succeed(s, &out.agents);
+        self
+    }
+
+    /// Checkouts that could succeed and did not end verified.
+    pub fn lost_sales(&self) -> u32 {
+        self.could_succeed.saturating_sub(self.completed_verified)
+    }
+
+    /// Whether this run shows `metric`.
+    pub fn fails(&self, metric: FailingMetric) -> bool {
+        match metric {
+            FailingMetric::LostSale => self.lost_sales() > 0,
+            FailingMetric::Contradicted => !self.contradicted.is_empty(),
+            FailingMetric::DoubleCharge => !self.double_charged.is_empty(),
+            FailingMetric::Stale => !self.stale.is_empty(),
+            FailingMetric::OrphanHold => !self.orphan_holds.is_empty(),
+            FailingMetric::NeedsOperator => self.needs_operator > 0,
+            FailingMetric::Unanswered => self.unanswered > 0,
+            FailingMetric::Violation => !self.violations.is_empty(),
+        }
+    }
 }
 
 /// Metrics summed over runs of one coordinator.
@@ -382,6 +498,22 @@ pub struct Aggregate {
     pub runs_flagged_by_invariant: BTreeMap<String, u64>,
     pub violations: u64,
     pub violations_by_invariant: BTreeMap<String, u64>,
+    /// Checkouts that could succeed (the ceiling), summed.
+    #[serde(default)]
+    pub could_succeed: u64,
+    /// could_succeed / started: the best success rate possible.
+    #[serde(default)]
+    pub ceiling_rate: f64,
+    /// completed_verified / could_succeed: success against what was
+    /// possible.
+    #[serde(default)]
+    pub success_rate_of_possible: f64,
+    /// Checkouts that could succeed and did not end verified.
+    #[serde(default)]
+    pub lost_sales: u64,
+    /// The lowest seed showing each failing metric (only those seen).
+    #[serde(default)]
+    pub examples: BTreeMap<FailingMetric, u64>,
     /// Every answered checkout's latency: ms -> how many (exact, bounded by
     /// the number of distinct ms values; kept for adding runs, not
     /// serialised).
@@ -469,6 +601,16 @@ impl Aggregate {
             a.violations += u64::from(*n);
             *a.violations_by_invariant.entry(inv.clone()).or_default() += u64::from(*n);
         }
+        a.could_succeed += u64::from(r.could_succeed);
+        a.lost_sales += u64::from(r.lost_sales());
+        for metric in FailingMetric::ALL {
+            if r.fails(metric) {
+                let e = a.examples.entry(metric).or_insert(r.seed);
+                *e = (*e).min(r.seed);
+            }
+        }
+        a.ceiling_rate = ratio(a.could_succeed, a.started);
+        a.success_rate_of_possible = ratio(a.completed_verified, a.could_succeed);
         a.success_rate = ratio(a.completed, a.started);
         a.success_rate_verified = ratio(a.completed_verified, a.started);
         a.compensation_rate = ratio(a.compensated, a.started);
@@ -525,7 +667,7 @@ pub fn compare(
             .iter()
             .map(|imp| {
                 let c = run_checked(s, seed, &plan, TraceMode::HashOnly, imp.clone());
-                RunMetrics::of(&c.outcome, &c.verdict)
+                RunMetrics::of(&c.outcome, &c.verdict).with_ceiling(s, &c.outcome)
             })
             .collect();
         // Aggregates are order-independent sums: adding as seeds finish
@@ -575,6 +717,15 @@ impl Comparison {
         });
         row("success rate, verified in ground truth", &|a| {
             pct(a.completed_verified, a.started)
+        });
+        row("ceiling: checkouts that could succeed", &|a| {
+            pct(a.could_succeed, a.started)
+        });
+        row("success among those that could, verified", &|a| {
+            pct(a.completed_verified, a.could_succeed)
+        });
+        row("lost sales (could succeed, did not)", &|a| {
+            a.lost_sales.to_string()
         });
         row("answers contradicted by ground truth", &|a| {
             a.answers_contradicted.to_string()
@@ -1099,6 +1250,58 @@ mod tests {
         let v: serde_json::Value = serde_json::to_value(&a).unwrap();
         assert_eq!(v["stale_by_kind"]["paid-no-room"], 0);
         assert!(v.get("latency_histogram_ms").is_none());
+    }
+
+    #[test]
+    fn the_ceiling_leaves_out_declined_cards_and_sold_out_rooms() {
+        let s = Scenario::load("hotel-checkout", &crate::scenario::default_dir()).unwrap();
+        assert_eq!(s.workload.agents, 4);
+        let mut out = outcome(4);
+        for n in 1..=4 {
+            answer(&mut out, n, SagaStatus::Completed, 0, 10);
+        }
+        // Agent 4's card declines and three rooms are for sale: 3 of 4.
+        assert_eq!(could_succeed(&s, &out.agents), 3);
+        complete(&mut out, 1);
+        complete(&mut out, 2);
+        let m = RunMetrics::of(&out, &Verdict::default()).with_ceiling(&s, &out);
+        assert_eq!((m.could_succeed, m.completed_verified), (3, 2));
+        assert_eq!(m.lost_sales(), 1);
+        assert!(m.fails(FailingMetric::LostSale));
+        let a = Aggregate::of("t", [&m]);
+        assert_eq!(a.ceiling_rate, 0.75);
+        assert_eq!(a.success_rate_of_possible, 2.0 / 3.0);
+        assert_eq!(a.examples.get(&FailingMetric::LostSale), Some(&1));
+        assert_eq!(a.examples.get(&FailingMetric::DoubleCharge), None);
+        // An agent that never called is not a checkout that could succeed.
+        out.agents[0].first_call_ms = None;
+        assert_eq!(could_succeed(&s, &out.agents), 2);
+        // No rooms at all: nothing could succeed.
+        let mut sold_out = s.clone();
+        sold_out
+            .inventory
+            .out_of_order
+            .insert(s.workload.room_type.clone());
+        assert_eq!(could_succeed(&sold_out, &out.agents), 0);
+    }
+
+    #[test]
+    fn examples_keep_the_lowest_seed_whatever_the_order() {
+        let runs: Vec<RunMetrics> = [9u64, 4, 7]
+            .iter()
+            .map(|seed| RunMetrics {
+                seed: *seed,
+                double_charged: vec!["res-1".into()],
+                unanswered: u32::from(*seed == 7),
+                completed: u32::from(*seed != 7),
+                started: 1,
+                ..RunMetrics::default()
+            })
+            .collect();
+        let a = Aggregate::of("t", &runs);
+        assert_eq!(a.examples[&FailingMetric::DoubleCharge], 4);
+        assert_eq!(a.examples[&FailingMetric::Unanswered], 7);
+        assert!(!a.examples.contains_key(&FailingMetric::Stale));
     }
 
     #[test]

@@ -464,7 +464,7 @@ fn compare_json_is_the_last_line_with_html() {
         &dir.display().to_string(),
     ]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(last_json(&out)["coordinators"].is_array());
+    assert!(last_json(&out)["points"].is_array());
     assert!(String::from_utf8_lossy(&out.stdout).contains("wrote "));
 }
 

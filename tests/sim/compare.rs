@@ -180,3 +180,145 @@ fn naive_forgets_a_charge_and_a_hold_across_a_crash() {
         Some(SagaStatus::Compensated { .. })
     ));
 }
+
+/// Issue 18: the study sweeps fault intensity over the same seeds. With no
+/// faults nothing is thinned in (0 faults per run) and the ceiling of the
+/// default scenario (4 agents, 3 rooms, one declining card) is 75 %; the
+/// saga never double-charges at any intensity, the naive orchestrator does
+/// at full intensity; the result does not depend on the thread count.
+#[test]
+fn the_study_sweeps_intensity_over_the_same_seeds() {
+    use sagasim::study::study;
+    let s = scenario("hotel-checkout");
+    let st = study(
+        &s,
+        &seeds(0, 24, 2),
+        &known_coordinators(),
+        &[0, 100, 1000],
+        |_| {},
+    );
+    assert_eq!(st.points.len(), 3);
+    assert_eq!(st.points[0].faults_per_run, 0.0);
+    assert!(st.points[0].faults_per_run < st.points[1].faults_per_run);
+    assert!(st.points[1].faults_per_run < st.points[2].faults_per_run);
+    for p in &st.points {
+        for a in &p.coordinators {
+            assert_eq!((a.runs, a.started), (24, 96), "{a:?}");
+            assert_eq!(a.could_succeed, 72, "3 of 4 could succeed");
+            assert_eq!(a.ceiling_rate, 0.75);
+            assert!(a.completed_verified <= a.could_succeed);
+        }
+        assert_eq!(p.of("saga").unwrap().double_charges, 0);
+    }
+    assert!(st.heaviest().of("naive").unwrap().double_charges > 0);
+    // The heaviest point is exactly `compare`'s one table at 100 %.
+    let c = compare(&s, &seeds(0, 24, 2), &known_coordinators(), |_| {});
+    for (a, b) in c.coordinators.iter().zip(&st.heaviest().coordinators) {
+        assert_eq!(a, b);
+    }
+    let again = study(
+        &s,
+        &seeds(0, 24, 1),
+        &known_coordinators(),
+        &[0, 100, 1000],
+        |_| {},
+    );
+    assert_eq!(again.points, st.points);
+    assert_eq!(again.claims, st.claims);
+}
+
+fn sagasim(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sagasim"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Issue 18: `compare --json --html` carries the sweep's points, the page
+/// has one inline SVG chart per measure and no script, and every example
+/// seed's replay command works as printed: it replays the same run (the
+/// thinned plan file exists) and exits 1 where the example is a violation.
+#[test]
+fn compare_page_has_charts_and_examples_that_replay_as_printed() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compare-study");
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.display().to_string();
+    let out = sagasim(&[
+        "compare",
+        "--seeds",
+        "16",
+        "--jobs",
+        "2",
+        "--intensities",
+        "0,3,100",
+        "--json",
+        "--html",
+        &d,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let j: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let points = j["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    assert_eq!(points[1]["intensity_permille"], 30);
+    assert!(points[2]["coordinators"][0]["success_rate_of_possible"].is_number());
+    assert!(j["claims"].as_array().unwrap().len() == 2);
+
+    let page = std::fs::read_to_string(dir.join("compare-hotel-checkout-0-16.html")).unwrap();
+    assert_eq!(page.matches("<svg").count(), 5, "five charts");
+    for title in [
+        "Success rate",
+        "Latency p50",
+        "Latency p99",
+        "double charge",
+        "stale state",
+    ] {
+        assert!(page.contains(title), "{title}");
+    }
+    assert!(page.contains("94"), "the article's claim is on the page");
+    assert!(
+        !page.contains("<script") && !page.contains("http://") && !page.contains("https://"),
+        "nothing loaded"
+    );
+
+    // The examples: printed with replay commands; each replays.
+    let replays: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("replay: cargo run --release -- "))
+        .collect();
+    assert!(
+        !replays.is_empty(),
+        "the naive run fails somewhere\n{stdout}"
+    );
+    for cmd in &replays {
+        let args: Vec<&str> = cmd.split_whitespace().collect();
+        let r = sagasim(&args);
+        assert!(
+            matches!(r.status.code(), Some(0 | 1)),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    // A violation example replays as a violation, and its report is linked.
+    let violation = stdout
+        .lines()
+        .position(|l| l.contains("naive invariant violated"))
+        .expect("naive violates an invariant in 16 seeds");
+    let cmd = stdout.lines().nth(violation + 1).unwrap();
+    let args: Vec<&str> = cmd
+        .trim()
+        .strip_prefix("replay: cargo run --release -- ")
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(sagasim(&args).status.code(), Some(1), "{cmd}");
+    let linked: Vec<&str> = page
+        .split("<a href=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert!(!linked.is_empty());
+    for href in linked {
+        assert!(dir.join(href).is_file(), "{href} is linked and written");
+    }
+}
