@@ -26,11 +26,14 @@
 //!   **completed / compensated / needs operator / rejected**: their last
 //!   decided answer; **unanswered**: started, never decided (gave up).
 //! - **verified completion**: answered `Completed` *and* the ground truth
-//!   agrees: net charge = price, nothing held, exactly one room booking, CRM
-//!   booking `Confirmed` and opportunity `Closed Won`, no stale state.
-//!   **Contradicted answer**: `Completed` without that, or `Compensated` /
-//!   `Rejected` while something is left (money taken or held, a room, a live
-//!   CRM record). Success rate = completed / started (as told) and verified
+//!   agrees with what the workload declares (`check::truth::Expectations`):
+//!   net charge = price, nothing held, exactly one room booking, every
+//!   Salesforce object and user-service effect in its final forward state
+//!   exactly once (for the hotel: booking `Confirmed`, opportunity `Closed
+//!   Won`), no stale state. **Contradicted answer**: `Completed` without
+//!   that, or `Compensated` / `Rejected` while something is left (money
+//!   taken or held, a room, a live record or effect). "CRM" below means
+//!   those records and effects, whatever the workload. Success rate = completed / started (as told) and verified
 //!   / started (as true).
 //! - **could succeed** (the ceiling): checkouts that a perfect coordinator
 //!   would complete — started by an agent whose card does not decline,
@@ -71,10 +74,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub use crate::check::truth::owner_of;
-use crate::check::truth::Truth;
+use crate::check::truth::{Expectations, Progress, Truth};
 use crate::check::Verdict;
 use crate::fuzz::{for_each_seed, FuzzConfig};
 use crate::harness::run_checked;
@@ -82,10 +84,6 @@ use crate::saga::SagaStatus;
 use crate::scenario::Scenario;
 use crate::services::inventory::HoldStatus;
 use crate::trace::TraceMode;
-use crate::workloads::hotel::{
-    BOOKING, BOOKING_STATUS, OPPORTUNITY, STAGE, STAGE_LOST, STAGE_WON, STATUS_CANCELLED,
-    STATUS_CONFIRMED,
-};
 use crate::world::agent::AgentRecord;
 use crate::world::run::{plan_for, RunOutcome};
 use crate::world::CoordinatorImpl;
@@ -251,24 +249,20 @@ struct KeyTruth {
     peak_net_cents: i64,
     held_cents: i64,
     rooms: u32,
-    crm_booking_confirmed: bool,
-    crm_won: bool,
-    /// A booking neither confirmed nor cancelled, or an opportunity neither
-    /// won nor lost.
+    /// Every Salesforce object and user-service effect the declaration
+    /// writes is in its final forward state, exactly once (vacuously true
+    /// for a workload that writes none).
+    crm_done: bool,
+    /// At least one of them is.
+    crm_confirmed_any: bool,
+    /// One of them is neither done nor undone (a pending booking, an open
+    /// opportunity, a duplicate).
     crm_open: bool,
 }
 
 impl KeyTruth {
     fn paid(&self) -> bool {
         self.net_cents > 0 || self.held_cents > 0
-    }
-
-    fn crm_done(&self) -> bool {
-        self.crm_booking_confirmed && self.crm_won
-    }
-
-    fn crm_confirmed_any(&self) -> bool {
-        self.crm_booking_confirmed || self.crm_won
     }
 
     fn stale(&self, price: i64) -> Vec<StaleKind> {
@@ -283,13 +277,13 @@ impl KeyTruth {
         if self.rooms > 1 {
             v.push(StaleKind::RoomBookedTwice);
         }
-        if room && !self.crm_done() {
+        if room && !self.crm_done {
             v.push(StaleKind::RoomCrmNotConfirmed);
         }
-        if !room && self.crm_confirmed_any() {
+        if !room && self.crm_confirmed_any {
             v.push(StaleKind::CrmConfirmedNoRoom);
         }
-        if !room && !self.crm_confirmed_any() && self.crm_open {
+        if !room && !self.crm_confirmed_any && self.crm_open {
             v.push(StaleKind::CrmOpenNoRoom);
         }
         v
@@ -300,13 +294,13 @@ impl KeyTruth {
         self.net_cents == price
             && self.held_cents == 0
             && self.rooms == 1
-            && self.crm_done()
+            && self.crm_done
             && self.stale(price).is_empty()
     }
 
     /// Nothing left anywhere.
     fn nothing_left(&self) -> bool {
-        !self.paid() && self.rooms == 0 && !self.crm_confirmed_any() && !self.crm_open
+        !self.paid() && self.rooms == 0 && !self.crm_confirmed_any && !self.crm_open
     }
 }
 
@@ -314,6 +308,8 @@ impl RunMetrics {
     /// The metrics of a finished run and its verdict.
     pub fn of(out: &RunOutcome, verdict: &Verdict) -> RunMetrics {
         let attributed = Truth::of(out);
+        let expect = Expectations::of(&out.workload);
+        let records = expect.records_and_services();
         let price: BTreeMap<&str, i64> = attributed
             .keys
             .iter()
@@ -328,24 +324,17 @@ impl RunMetrics {
                 rooms: u32::try_from(t.bookings.len()).unwrap_or(u32::MAX),
                 ..KeyTruth::default()
             };
-            for (object, records) in &t.records {
-                for (_, fields) in records {
-                    let field = |name: &str| fields.get(name).and_then(Value::as_str);
-                    if *object == BOOKING {
-                        match field(BOOKING_STATUS) {
-                            Some(STATUS_CONFIRMED) => kt.crm_booking_confirmed = true,
-                            Some(STATUS_CANCELLED) => {}
-                            _ => kt.crm_open = true,
-                        }
-                    } else if *object == OPPORTUNITY {
-                        match field(STAGE) {
-                            Some(STAGE_WON) => kt.crm_won = true,
-                            Some(STAGE_LOST) => {}
-                            _ => kt.crm_open = true,
-                        }
-                    }
-                }
-            }
+            // The CRM records and user-service effects, judged against
+            // what the declaration says each ends as.
+            let progress = expect.progress(t);
+            let others: Vec<&Progress> = progress
+                .iter()
+                .filter(|(r, _)| records.contains(r))
+                .map(|(_, p)| p)
+                .collect();
+            kt.crm_done = others.iter().all(|p| **p == Progress::Done);
+            kt.crm_confirmed_any = others.iter().any(|p| **p == Progress::Done);
+            kt.crm_open = others.iter().any(|p| matches!(p, Progress::Partial(_)));
             truth.insert(k.as_str(), kt);
         }
         let orphan_holds = out
@@ -844,8 +833,11 @@ mod tests {
     use crate::sim::net::NetStats;
     use crate::sim::{FaultPlan, PhaseReport};
     use crate::workload::META_BUSINESS_KEY;
+    use crate::workloads::hotel::{
+        BOOKING, BOOKING_STATUS, OPPORTUNITY, STAGE, STAGE_WON, STATUS_CANCELLED, STATUS_CONFIRMED,
+    };
     use crate::world::agent::AgentRecord;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     const PRICE: i64 = 25_000;
 
@@ -982,12 +974,22 @@ mod tests {
                 object: object.into(),
                 id,
                 external_id: ext.map(str::to_string),
-                fields: [(field.to_string(), json!(value))].into(),
+                fields: crm_fields(object, field, value),
                 created_ms: 0,
                 last_modified_ms: 0,
                 is_deleted: false,
             },
         );
+    }
+
+    /// `field = value`, plus the constants the hotel declaration fixes on
+    /// an opportunity (its close date), as the coordinator writes them.
+    fn crm_fields(object: &str, field: &str, value: &str) -> BTreeMap<String, Value> {
+        let mut f: BTreeMap<String, Value> = [(field.to_string(), json!(value))].into();
+        if object == OPPORTUNITY {
+            f.insert("CloseDate".into(), json!("2026-01-01"));
+        }
+        f
     }
 
     /// Agent `n`'s checkout, done right: charged, room, CRM confirmed + won.

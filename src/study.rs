@@ -34,14 +34,16 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::UserInvariant;
 use crate::fuzz::{for_each_seed, FuzzConfig};
-use crate::harness::run_checked;
+use crate::harness::run_checked_with;
 use crate::metrics::{Aggregate, FailingMetric, RunMetrics};
 use crate::scenario::Scenario;
 use crate::sim::rng::mix;
 use crate::sim::FaultPlan;
 use crate::trace::TraceMode;
-use crate::world::run::plan_for;
+use crate::workload::Workload;
+use crate::world::run::{plan_for, plan_for_with, user_services};
 use crate::world::CoordinatorImpl;
 
 /// The default intensities, per mille of the scenario's swarm.
@@ -215,6 +217,30 @@ pub fn study(
     intensities_permille: &[u32],
     progress: impl Fn(u64) + Sync,
 ) -> Study {
+    let workload = crate::workloads::for_scenario(s);
+    study_with(
+        s,
+        &workload,
+        &[],
+        cfg,
+        coordinators,
+        intensities_permille,
+        progress,
+    )
+}
+
+/// [`study`] of a workload of your own, judged with your invariants too
+/// (its user services in the plans' reach, as `fuzz` runs it).
+pub fn study_with(
+    s: &Scenario,
+    workload: &Arc<Workload>,
+    invariants: &[UserInvariant],
+    cfg: &FuzzConfig,
+    coordinators: &[Arc<dyn CoordinatorImpl>],
+    intensities_permille: &[u32],
+    progress: impl Fn(u64) + Sync,
+) -> Study {
+    let extra = user_services(workload);
     assert!(!coordinators.is_empty(), "nothing to compare");
     assert!(
         !intensities_permille.is_empty() && intensities_permille.len() <= MAX_POINTS,
@@ -236,7 +262,7 @@ pub fn study(
     let acc: Mutex<Vec<(Vec<Aggregate>, u64)>> =
         Mutex::new(intensities_permille.iter().map(|_| (blank(), 0)).collect());
     let elapsed_s = for_each_seed(&seeds, cfg.jobs, |seed| {
-        let full = plan_for(s, seed);
+        let full = plan_for_with(s, &extra, seed);
         let per: Vec<(Vec<RunMetrics>, u64)> = intensities_permille
             .iter()
             .map(|p| {
@@ -244,7 +270,16 @@ pub fn study(
                 let runs = coordinators
                     .iter()
                     .map(|imp| {
-                        let c = run_checked(s, seed, &plan, TraceMode::HashOnly, imp.clone());
+                        let mode = TraceMode::HashOnly;
+                        let c = run_checked_with(
+                            s,
+                            workload,
+                            invariants,
+                            seed,
+                            &plan,
+                            mode,
+                            imp.clone(),
+                        );
                         RunMetrics::of(&c.outcome, &c.verdict).with_ceiling(s, &c.outcome)
                     })
                     .collect();

@@ -380,6 +380,17 @@ impl<'w> Expectations<'w> {
         }
     }
 
+    /// The resources besides payment and inventory: each Salesforce object
+    /// and each user service the steps write, by the names
+    /// [`Expectations::progress`] reports them under.
+    pub fn records_and_services(&self) -> Vec<&'w str> {
+        self.records
+            .keys()
+            .copied()
+            .chain(self.users.iter().copied())
+            .collect()
+    }
+
     /// Whether the holds of this workload end confirmed (so an active hold
     /// at the end is an orphan).
     pub fn holds_end_confirmed(&self) -> bool {

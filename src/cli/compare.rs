@@ -24,7 +24,7 @@ use crate::report::compare::Example;
 use crate::report::{file_stem, Report};
 use crate::scenario::Scenario;
 use crate::study::{
-    fmt_intensity, fmt_pct as pct, fmt_secs as secs, plan_at, study, Study,
+    fmt_intensity, fmt_pct as pct, fmt_secs as secs, study_with, thin, Study,
     DEFAULT_INTENSITIES_PERMILLE, MAX_POINTS,
 };
 use crate::trace::TraceMode;
@@ -167,7 +167,10 @@ fn run_study(
         );
         b
     });
-    let st = study(s, cfg, imps, points, |done| {
+    let registry = super::registry::get();
+    let workload = registry.workload_for(s);
+    let invariants = registry.invariants();
+    let st = study_with(s, &workload, invariants, cfg, imps, points, |done| {
         if let Some(b) = &bar {
             b.set_position(done);
         }
@@ -266,7 +269,11 @@ fn write_examples(
             .find(|i| i.name() == e.coordinator)
             .expect("an example's coordinator was compared")
             .clone();
-        let plan = plan_at(s, e.seed, e.intensity_permille);
+        let plan = thin(
+            &super::registry::get().plan(s, e.seed),
+            e.seed,
+            e.intensity_permille,
+        );
         if let Some(path) = &e.plan {
             let text = serde_json::to_string_pretty(&plan).expect("plans serialise") + "\n";
             if let Some(parent) = path.parent() {

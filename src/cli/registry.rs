@@ -58,6 +58,11 @@ impl Registry {
         self
     }
 
+    /// The invariants of your own every run is judged with too.
+    pub fn invariants(&self) -> &[UserInvariant] {
+        &self.invariants
+    }
+
     /// The coordinators, by name.
     pub fn coordinators(&self) -> &[Arc<dyn CoordinatorImpl>] {
         &self.coordinators

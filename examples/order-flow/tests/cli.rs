@@ -125,3 +125,33 @@ fn the_crates_cli_fuzzes_replays_and_shrinks_its_own_coordinator() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("careful, hasty"));
 }
+
+/// `compare` runs this crate's workload with its coordinators, and judges
+/// success against the declaration: without faults the careful coordinator
+/// completes, verified, every order that could succeed.
+#[test]
+fn compare_accepts_the_crates_coordinators_and_judges_its_workload() {
+    let o = cli(&[
+        "compare",
+        "scenarios/order-flow.toml",
+        "--coordinators",
+        "careful,hasty",
+        "--seeds",
+        "10",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let json = last_json(&o);
+    let calm = &json["points"][0];
+    assert_eq!(calm["intensity_permille"], 0);
+    let careful = &calm["coordinators"][0];
+    assert_eq!(careful["coordinator"], "careful");
+    assert!(careful["could_succeed"].as_u64().unwrap() > 0);
+    assert_eq!(careful["completed_verified"], careful["could_succeed"]);
+    assert_eq!(
+        careful["answers_contradicted"].as_u64(),
+        Some(0),
+        "{careful}"
+    );
+    assert_eq!(careful["runs_with_stale"].as_u64(), Some(0), "{careful}");
+}
