@@ -237,7 +237,7 @@ pub fn could_succeed(s: &Scenario, agents: &[AgentRecord]) -> u32 {
             .get(room_type)
             .copied()
             .unwrap_or(0)
-            .saturating_add(s.inventory.overbooking_limit)
+            .saturating_add(s.inventory.overbooking_of(room_type))
     };
     u32::try_from(willing).unwrap_or(u32::MAX).min(rooms)
 }
@@ -961,6 +961,7 @@ mod tests {
                     nights: 2,
                     client_ref: client_ref.map(str::to_string),
                     confirmed_ms: 5,
+                    cancelled_ms: None,
                 },
             );
         }

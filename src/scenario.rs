@@ -341,6 +341,20 @@ impl Scenario {
             in_range(&format!("inventory.room_types.{room}"), *n, 1, MAX_ROOMS)?;
         }
         in_range(
+            "inventory.overbooking_limit",
+            self.inventory.overbooking_limit,
+            0,
+            MAX_ROOMS,
+        )?;
+        for (room, n) in &self.inventory.overbooking {
+            if !self.inventory.room_types.contains_key(room) {
+                return Err(format!(
+                    "inventory.overbooking names room type `{room}`, not in inventory.room_types"
+                ));
+            }
+            in_range(&format!("inventory.overbooking.{room}"), *n, 0, MAX_ROOMS)?;
+        }
+        in_range(
             "inventory.max_nights",
             self.inventory.max_nights,
             1,

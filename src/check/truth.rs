@@ -255,9 +255,9 @@ impl<'a> Truth<'a> {
                 }),
             }
         }
-        for b in out.inventory.bookings.values() {
+        for b in out.inventory.bookings.values().filter(|b| b.stands()) {
             // A booking is its hold confirmed: an unattributable one was
-            // reported with its hold.
+            // reported with its hold. A cancelled one is no booking.
             if let Some(k) = b.client_ref.as_deref().and_then(|r| owner_of(r, &keys)) {
                 t.keys
                     .get_mut(k)

@@ -18,11 +18,17 @@
 //!   success (null compensation); a confirmed hold cannot be released;
 //! - an operator can change a room type's capacity or status mid-run
 //!   ([`InventoryRequest::SetRoomType`]), which is when confirm's re-check
-//!   matters.
+//!   matters;
+//! - the overbooking limit is **per room type** (hotels overbook the
+//!   types that see no-shows, never suites): `[inventory] overbooking = {
+//!   standard = 1 }`, every other type `overbooking_limit` (default 0);
+//! - a confirmed booking can be **cancelled**
+//!   ([`InventoryRequest::CancelBooking`]): idempotent, it frees the
+//!   booking's nights; a cancelled booking no longer counts anywhere.
 //!
 //! Deliberately not here: individual rooms and room assignment (a room type
-//! is a pool), rates and prices, booking cancellation and modification,
-//! guests, channel managers, latency (the transport's job).
+//! is a pool), rates and prices, booking modification, cancellation
+//! penalties, guests, channel managers, latency (the transport's job).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -44,8 +50,12 @@ const MINUTE_MS: u64 = 60_000;
 pub struct InventoryConfig {
     /// Room types and how many rooms each has per night.
     pub room_types: BTreeMap<String, u32>,
-    /// Extra rooms per room type and night that may be sold (default 0).
+    /// Extra rooms per night that may be sold of a room type not listed in
+    /// `overbooking` (default 0: most PMSs sell no room they do not have
+    /// unless a revenue manager sets a limit).
     pub overbooking_limit: u32,
+    /// Per room type: extra rooms per night that may be sold of it.
+    pub overbooking: BTreeMap<String, u32>,
     /// Room types that are out of order from the start (confirm fails).
     pub out_of_order: BTreeSet<String>,
     /// Whether a second hold with the same `client_ref` returns the first
@@ -59,11 +69,22 @@ pub struct InventoryConfig {
     pub max_nights: u32,
 }
 
+impl InventoryConfig {
+    /// The overbooking limit of `room_type`.
+    pub fn overbooking_of(&self, room_type: &str) -> u32 {
+        self.overbooking
+            .get(room_type)
+            .copied()
+            .unwrap_or(self.overbooking_limit)
+    }
+}
+
 impl Default for InventoryConfig {
     fn default() -> Self {
         InventoryConfig {
             room_types: [("standard".to_owned(), 10)].into(),
             overbooking_limit: 0,
+            overbooking: BTreeMap::new(),
             out_of_order: BTreeSet::new(),
             honour_client_ref: false,
             default_hold_ttl_ms: 15 * MINUTE_MS,
@@ -110,6 +131,12 @@ pub enum InventoryRequest {
     ListByClientRef {
         /// The reference.
         client_ref: String,
+    },
+    /// Cancel a confirmed booking (idempotent: a cancelled booking answers
+    /// as it is). Its nights are free again.
+    CancelBooking {
+        /// `bk-N`.
+        booking_id: String,
     },
     /// Operator action: add a room type or change its capacity / status.
     /// Refused if it would leave confirmed bookings above capacity +
@@ -188,11 +215,20 @@ pub struct Booking {
     pub client_ref: Option<String>,
     /// Confirmation instant.
     pub confirmed_ms: u64,
+    /// Cancellation instant; `None` while the booking stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_ms: Option<u64>,
 }
 
 impl Booking {
+    /// Whether it still stands (not cancelled).
+    pub fn stands(&self) -> bool {
+        self.cancelled_ms.is_none()
+    }
+
     fn covers(&self, room_type: &str, night: u32) -> bool {
-        self.room_type == room_type
+        self.stands()
+            && self.room_type == room_type
             && night >= self.first_night
             && night - self.first_night < self.nights
     }
@@ -205,6 +241,9 @@ pub struct RoomType {
     pub capacity: u32,
     /// Out of order: confirm fails.
     pub out_of_order: bool,
+    /// Extra rooms per night that may be sold of this type.
+    #[serde(default)]
+    pub overbooking_limit: u32,
 }
 
 /// Occupancy of one room type on one night.
@@ -231,7 +270,8 @@ impl Occupancy {
 pub struct InventoryGroundTruth {
     /// Room types as they are now.
     pub room_types: BTreeMap<String, RoomType>,
-    /// Overbooking limit per room type and night.
+    /// Overbooking limit of room types the scenario gave none (each room
+    /// type carries its own, [`RoomType::overbooking_limit`]).
     pub overbooking_limit: u32,
     /// Every hold, by number (`hold-N` ↦ N), in creation order.
     pub holds: BTreeMap<u64, Hold>,
@@ -289,11 +329,14 @@ impl InventoryGroundTruth {
             .values()
             .filter(|b| b.covers(room_type, night))
             .count();
-        let capacity = self.room_types.get(room_type).map_or(0, |t| t.capacity);
+        let sellable = self
+            .room_types
+            .get(room_type)
+            .map_or(0, |t| t.capacity.saturating_add(t.overbooking_limit));
         Occupancy {
             active_holds: u32::try_from(active_holds).expect("fewer than 2^32 holds"),
             confirmed: u32::try_from(confirmed).expect("fewer than 2^32 bookings"),
-            sellable: capacity.saturating_add(self.overbooking_limit),
+            sellable,
         }
     }
 
@@ -347,6 +390,8 @@ pub enum PmsErrorCode {
     HoldConfirmed,
     /// 404: no such hold (confirm, get).
     HoldNotFound,
+    /// 404: no such booking (cancel).
+    BookingNotFound,
     /// 409: the honoured client ref is taken by a hold for other nights /
     /// another room type.
     ClientRefConflict,
@@ -475,6 +520,7 @@ impl Inventory {
                     RoomType {
                         capacity,
                         out_of_order,
+                        overbooking_limit: config.overbooking_of(name),
                     },
                 )
             })
@@ -596,7 +642,8 @@ impl Inventory {
             }
             InventoryRequest::Confirm { .. }
             | InventoryRequest::Release { .. }
-            | InventoryRequest::GetHold { .. } => {}
+            | InventoryRequest::GetHold { .. }
+            | InventoryRequest::CancelBooking { .. } => {}
         }
         Ok(())
     }
@@ -737,6 +784,7 @@ impl Inventory {
                     nights: hold.nights,
                     client_ref: hold.client_ref.clone(),
                     confirmed_ms: now_ms,
+                    cancelled_ms: None,
                 };
                 let hold = self.truth.holds.get_mut(&n).expect("checked above");
                 hold.status = HoldStatus::Confirmed;
@@ -792,6 +840,22 @@ impl Inventory {
                     },
                 )
             }
+            InventoryRequest::CancelBooking { booking_id } => {
+                let Some(n) =
+                    parse_id(booking_id, "bk-").filter(|n| self.truth.bookings.contains_key(n))
+                else {
+                    return InventoryResponse::error(
+                        404,
+                        PmsErrorCode::BookingNotFound,
+                        format!("no booking {booking_id}"),
+                    );
+                };
+                let booking = self.truth.bookings.get_mut(&n).expect("checked above");
+                if booking.cancelled_ms.is_none() {
+                    booking.cancelled_ms = Some(now_ms);
+                }
+                InventoryResponse::ok(200, InventoryBody::Booking(booking.clone()))
+            }
             InventoryRequest::GetHold { hold_id } => match self.truth.hold(hold_id) {
                 Some(h) => InventoryResponse::ok(200, InventoryBody::Hold(h.clone())),
                 None => Self::hold_not_found(hold_id),
@@ -811,7 +875,14 @@ impl Inventory {
                 capacity,
                 out_of_order,
             } => {
-                let sellable = capacity.saturating_add(self.truth.overbooking_limit);
+                let overbooking = self
+                    .truth
+                    .room_types
+                    .get(room_type)
+                    .map_or(self.config.overbooking_of(room_type), |t| {
+                        t.overbooking_limit
+                    });
+                let sellable = capacity.saturating_add(overbooking);
                 let over = self
                     .truth
                     .nights_in_use()
@@ -828,6 +899,7 @@ impl Inventory {
                 let new = RoomType {
                     capacity: *capacity,
                     out_of_order: *out_of_order,
+                    overbooking_limit: overbooking,
                 };
                 self.truth.room_types.insert(room_type.clone(), new);
                 InventoryResponse::ok(

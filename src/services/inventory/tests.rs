@@ -822,6 +822,8 @@ fn any_request() -> impl Strategy<Value = InventoryRequest> {
         any_string().prop_map(|hold_id| InventoryRequest::Confirm { hold_id }),
         any_string().prop_map(|hold_id| InventoryRequest::Release { hold_id }),
         any_string().prop_map(|hold_id| InventoryRequest::GetHold { hold_id }),
+        prop_oneof![any_string(), Just("bk-1".to_owned())]
+            .prop_map(|booking_id| InventoryRequest::CancelBooking { booking_id }),
         any_string().prop_map(|client_ref| InventoryRequest::ListByClientRef { client_ref }),
         (any_string(), any::<u32>(), any::<bool>()).prop_map(
             |(room_type, capacity, out_of_order)| InventoryRequest::SetRoomType {
@@ -831,4 +833,90 @@ fn any_request() -> impl Strategy<Value = InventoryRequest> {
             }
         ),
     ]
+}
+
+// ----- per-room-type overbooking, cancellation (issue 16) -----
+
+#[test]
+fn the_overbooking_limit_is_per_room_type() {
+    let mut p = Inventory::new(InventoryConfig {
+        room_types: [("std".to_owned(), 1), ("suite".to_owned(), 1)].into(),
+        overbooking: [("std".to_owned(), 1)].into(),
+        ..InventoryConfig::default()
+    });
+    // Two standard rooms sell (one overbooked), a second suite does not.
+    for n in 0..2 {
+        let r = p.handle(n, hold("std", 10, 1, None), None);
+        assert_eq!(r.status, 201, "{r:?}");
+        assert_eq!(p.handle(n, confirm(&hold_id(&r)), None).status, 201);
+    }
+    assert_eq!(p.handle(5, hold("std", 10, 1, None), None).status, 409);
+    let r = p.handle(6, hold("suite", 10, 1, None), None);
+    assert_eq!(p.handle(7, confirm(&hold_id(&r)), None).status, 201);
+    let r = p.handle(8, hold("suite", 10, 1, None), None);
+    assert_eq!(r.error_code(), Some(PmsErrorCode::NoAvailability));
+    assert_eq!(p.ground_truth().occupancy("std", 10).sellable, 2);
+    assert_eq!(p.ground_truth().occupancy("suite", 10).sellable, 1);
+    // An operator's capacity change keeps the type's own limit.
+    let r = p.handle(
+        9,
+        InventoryRequest::SetRoomType {
+            room_type: "std".into(),
+            capacity: 2,
+            out_of_order: false,
+        },
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(p.ground_truth().occupancy("std", 10).sellable, 3);
+    p.check_invariants();
+}
+
+#[test]
+fn a_cancelled_booking_frees_its_nights_and_cancelling_again_is_a_no_op() {
+    let mut p = pms(1);
+    let r = p.handle(0, hold("std", 10, 2, Some("saga-1/hold")), None);
+    let booking = p.handle(1, confirm(&hold_id(&r)), None);
+    let id = booking.booking().unwrap().id.clone();
+    assert_eq!(p.handle(2, hold("std", 11, 1, None), None).status, 409);
+    let cancel = |id: &str| InventoryRequest::CancelBooking {
+        booking_id: id.into(),
+    };
+    let r = p.handle(3, cancel(&id), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.booking().unwrap().cancelled_ms, Some(3));
+    assert_eq!(p.ground_truth().occupancy("std", 11).confirmed, 0);
+    // Idempotent: the first cancellation's instant stays.
+    let r = p.handle(4, cancel(&id), None);
+    assert_eq!(r.booking().unwrap().cancelled_ms, Some(3));
+    // The nights sell again; an unknown booking is 404.
+    let r = p.handle(5, hold("std", 11, 1, None), None);
+    assert_eq!(p.handle(6, confirm(&hold_id(&r)), None).status, 201);
+    let r = p.handle(7, cancel("bk-99"), None);
+    assert_eq!(r.error_code(), Some(PmsErrorCode::BookingNotFound));
+    p.check_invariants();
+}
+
+#[test]
+fn a_booking_cancelled_does_not_count_for_its_business_key() {
+    // The checkers read bookings through `Booking::stands`.
+    let mut p = pms(2);
+    let r = p.handle(0, hold("std", 10, 1, Some("saga-res-1/hold_room")), None);
+    let b = p.handle(1, confirm(&hold_id(&r)), None);
+    let id = b.booking().unwrap().id.clone();
+    p.handle(
+        2,
+        InventoryRequest::CancelBooking {
+            booking_id: id.clone(),
+        },
+        None,
+    );
+    let standing: Vec<&Booking> = p
+        .ground_truth()
+        .bookings
+        .values()
+        .filter(|b| b.stands())
+        .collect();
+    assert!(standing.is_empty());
+    assert_eq!(p.ground_truth().booking(&id).unwrap().cancelled_ms, Some(2));
 }
