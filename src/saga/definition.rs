@@ -129,7 +129,7 @@ pub enum DefinitionError {
         /// The definition's name.
         saga: String,
     },
-    /// More than [`STEPS_MAX`] steps.
+    /// More than `STEPS_MAX` steps.
     #[error("saga definition `{saga}` has {count} steps; the limit is {STEPS_MAX}")]
     TooManySteps {
         /// The definition's name.
@@ -137,7 +137,7 @@ pub enum DefinitionError {
         /// How many steps it has.
         count: usize,
     },
-    /// A step name is empty, longer than [`STEP_NAME_LEN_MAX`] or not
+    /// A step name is empty, longer than `STEP_NAME_LEN_MAX` or not
     /// `[a-z0-9_]+`.
     #[error(
         "step name `{name}` is not valid: use 1 to {STEP_NAME_LEN_MAX} characters from [a-z0-9_]"
@@ -335,14 +335,14 @@ fn valid_step_name(name: &str) -> bool {
 /// sorted by name so that the input has one encoding.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SagaInput {
-    /// 1 to [`BUSINESS_KEY_LEN_MAX`] characters from `[A-Za-z0-9._:-]`;
+    /// 1 to `BUSINESS_KEY_LEN_MAX` characters from `[A-Za-z0-9._:-]`;
     /// the saga id and every key derive from it.
     pub business_key: String,
-    /// The customer id: 1 to [`FIELD_LEN_MAX`] printable characters.
+    /// The customer id: 1 to `FIELD_LEN_MAX` printable characters.
     pub customer: String,
-    /// The amount to charge, in cents: 1 to [`AMOUNT_CENTS_MAX`].
+    /// The amount to charge, in cents: 1 to `AMOUNT_CENTS_MAX`.
     pub amount_cents: i64,
-    /// At most [`PARAMS_MAX`]; names `[a-z0-9_]+`, values printable.
+    /// At most `PARAMS_MAX`; names `[a-z0-9_]+`, values printable.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
 }
@@ -363,14 +363,14 @@ pub enum InputError {
         /// `customer` or `params.{name}`.
         field: String,
     },
-    /// The amount in cents is not in 1 ..= [`AMOUNT_CENTS_MAX`].
+    /// The amount in cents is not in 1 ..= `AMOUNT_CENTS_MAX`.
     #[error("amount_cents must be 1 to {AMOUNT_CENTS_MAX}, got {0}")]
     BadAmount(i64),
-    /// More than [`PARAMS_MAX`] params.
+    /// More than `PARAMS_MAX` params.
     #[error("at most {PARAMS_MAX} params, got {0}")]
     TooManyParams(usize),
     /// A param name (its first 80 characters) is not 1 to
-    /// [`STEP_NAME_LEN_MAX`] characters from `[a-z0-9_]`.
+    /// `STEP_NAME_LEN_MAX` characters from `[a-z0-9_]`.
     #[error(
         "param name {0:?} is not valid: use 1 to {STEP_NAME_LEN_MAX} characters from [a-z0-9_]"
     )]
