@@ -107,6 +107,7 @@ pub enum StaleKind {
 }
 
 impl StaleKind {
+    /// Every kind, in table order.
     pub const ALL: [StaleKind; 6] = [
         StaleKind::PaidNoRoom,
         StaleKind::RoomNotPaid,
@@ -132,21 +133,33 @@ impl StaleKind {
 /// One stale fact: a business key and what disagrees.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Stale {
+    /// The checkout the disagreeing effects are attributed to.
     pub business_key: String,
+    /// What disagrees.
     pub kind: StaleKind,
 }
 
 /// The metrics of one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunMetrics {
+    /// The run's seed.
     pub seed: u64,
+    /// Whether the run was quiescent before the liveness phase ran out.
     pub converged: bool,
+    /// Agents that made at least one tool call.
     pub started: u32,
+    /// Started checkouts last told `Completed`.
     pub completed: u32,
+    /// Started checkouts last told `Compensated`.
     pub compensated: u32,
+    /// Started checkouts last told `NeedsOperator`.
     pub needs_operator: u32,
+    /// Started checkouts last told `Rejected`.
     pub rejected: u32,
+    /// Started checkouts never told a decided status (the agent gave up).
     pub unanswered: u32,
+    /// Told `Completed`, and the ground truth agrees (everything done
+    /// exactly once, no stale state).
     pub completed_verified: u32,
     /// Business keys whose answer the ground truth contradicts.
     pub contradicted: Vec<String>,
@@ -154,11 +167,13 @@ pub struct RunMetrics {
     pub latencies_ms: Vec<u64>,
     /// Business keys charged more than their price at some point.
     pub double_charged: Vec<String>,
+    /// Σ over business keys of max(0, final net − price), in cents.
     pub overcharged_cents: i64,
     /// Sorted.
     pub stale: Vec<Stale>,
     /// Ids of holds still active at the end.
     pub orphan_holds: Vec<String>,
+    /// Effects whose label names no business key of the run.
     pub unattributed_effects: u32,
     /// The checkers' violations, by invariant.
     pub violations: BTreeMap<String, u32>,
@@ -450,16 +465,28 @@ impl RunMetrics {
 /// Metrics summed over runs of one coordinator.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Aggregate {
+    /// The coordinator's name.
     pub coordinator: String,
+    /// Runs added.
     pub runs: u64,
+    /// Runs that were quiescent before the liveness phase ran out.
     pub runs_converged: u64,
+    /// Σ [`RunMetrics::started`]; the sum of the five counts below it.
     pub started: u64,
+    /// Σ [`RunMetrics::completed`].
     pub completed: u64,
+    /// Σ [`RunMetrics::compensated`].
     pub compensated: u64,
+    /// Σ [`RunMetrics::needs_operator`].
     pub needs_operator: u64,
+    /// Σ [`RunMetrics::rejected`].
     pub rejected: u64,
+    /// Σ [`RunMetrics::unanswered`].
     pub unanswered: u64,
+    /// Σ [`RunMetrics::completed_verified`].
     pub completed_verified: u64,
+    /// Answers the ground truth contradicts (Σ of
+    /// [`RunMetrics::contradicted`] lengths).
     pub answers_contradicted: u64,
     /// completed / started.
     pub success_rate: f64,
@@ -471,21 +498,36 @@ pub struct Aggregate {
     pub needs_operator_rate: f64,
     /// Nearest-rank percentiles over every answered checkout.
     pub latency_p50_ms: Option<u64>,
+    /// 95th percentile, like `latency_p50_ms`: `None` until
+    /// [`Aggregate::finish`] or if no checkout was answered.
     pub latency_p95_ms: Option<u64>,
+    /// 99th percentile, like `latency_p95_ms`.
     pub latency_p99_ms: Option<u64>,
+    /// Longest answered latency; `None` if no checkout was answered.
     pub latency_max_ms: Option<u64>,
+    /// Business keys charged more than their price at some point, summed.
     pub double_charges: u64,
+    /// Runs with at least one double charge.
     pub runs_with_double_charge: u64,
+    /// Σ [`RunMetrics::overcharged_cents`], in cents.
     pub overcharged_cents: i64,
+    /// Stale facts, summed (at most one per business key and kind per run).
     pub stale: u64,
+    /// `stale` by kind; every kind present, 0 when never seen.
     pub stale_by_kind: BTreeMap<StaleKind, u64>,
+    /// Runs with at least one stale fact.
     pub runs_with_stale: u64,
+    /// Holds still active at the end of a run, summed.
     pub orphan_holds: u64,
+    /// Σ [`RunMetrics::unattributed_effects`].
     pub unattributed_effects: u64,
+    /// Runs with at least one violation.
     pub runs_flagged: u64,
     /// Runs in which each invariant was violated at least once.
     pub runs_flagged_by_invariant: BTreeMap<String, u64>,
+    /// Violations, summed over runs and invariants.
     pub violations: u64,
+    /// Violations by invariant name, summed over runs.
     pub violations_by_invariant: BTreeMap<String, u64>,
     /// Checkouts that could succeed (the ceiling), summed.
     #[serde(default)]
@@ -623,8 +665,11 @@ impl Aggregate {
 /// The same seeds run against several coordinators.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// The scenario's name.
     pub scenario: String,
+    /// Where the seed range begins (`FuzzConfig::start`).
     pub start: u64,
+    /// Seeds run: consecutive from `start`, or one shard's share of them.
     pub seeds: u64,
     /// One aggregate per coordinator, in the order asked.
     pub coordinators: Vec<Aggregate>,

@@ -35,8 +35,9 @@ pub const MAX_SIM_MS: u64 = MAX_TIME_MS;
 pub const MAX_TTL_MS: u64 = 366 * 86_400_000;
 /// Most rooms of one type.
 pub const MAX_ROOMS: u32 = 100_000;
-/// Longest stay the PMS may allow, and the latest first night.
+/// Longest stay the PMS may allow.
 pub const MAX_NIGHTS: u32 = 366;
+/// Latest first night (a night number on the PMS's calendar).
 pub const MAX_FIRST_NIGHT: u32 = 1_000_000;
 /// Highest price of one checkout: $100,000,000 (sums over every agent and
 /// retry stay far inside an `i64`).
@@ -50,23 +51,34 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// Not empty; a loaded file's name must equal its file stem.
     pub name: String,
+    /// One paragraph for reports (may be empty).
     #[serde(default)]
     pub description: String,
+    /// Which saga variant the hotel workload runs.
     #[serde(default)]
     pub saga: SagaSection,
+    /// Who checks out what.
     #[serde(default)]
     pub workload: Workload,
+    /// The reference coordinator's configuration (retries, windows, limits).
     #[serde(default)]
     pub coordinator: crate::saga::Config,
+    /// The simulated Stripe; declining cards come from
+    /// `workload.declining_agents` (see [`Scenario::stripe_config`]).
     #[serde(default)]
     pub stripe: StripeConfig,
+    /// The simulated Salesforce.
     #[serde(default)]
     pub salesforce: SalesforceConfig,
+    /// The simulated PMS (rooms, holds).
     #[serde(default)]
     pub inventory: InventoryConfig,
+    /// Processing time per service, network latency, fsync time.
     #[serde(default)]
     pub latency: Latencies,
+    /// The coordinator's timeout per service call.
     #[serde(default)]
     pub timeouts: Timeouts,
     /// The swarm profile: which faults each seed may turn on.
@@ -76,12 +88,15 @@ pub struct Scenario {
     /// of a swarm plan (named cases such as the article's).
     #[serde(default)]
     pub plan: Option<FaultPlan>,
+    /// Lengths of the safety and liveness phases.
     #[serde(default)]
     pub phases: Phases,
+    /// Which endings the checks accept.
     #[serde(default)]
     pub checks: Checks,
 }
 
+/// `[saga]`: which variant of the hotel checkout runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SagaSection {
@@ -98,10 +113,13 @@ impl Default for SagaSection {
     }
 }
 
+/// How the hotel checkout takes the money (`[saga] capture`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureModeName {
+    /// Charge at once.
     Automatic,
+    /// Authorize, capture after the room is confirmed.
     Manual,
 }
 
@@ -113,16 +131,22 @@ pub struct Workload {
     pub agents: u32,
     /// The room type every agent books (must exist in `[inventory]`).
     pub room_type: String,
+    /// The first night of every stay (a night number on the PMS's
+    /// calendar), at most [`MAX_FIRST_NIGHT`].
     pub first_night: u32,
+    /// Nights per stay: 1 to `inventory.max_nights`.
     pub nights: u32,
+    /// What each checkout charges, in cents (the whole stay): 1 to
+    /// [`MAX_PRICE_CENTS`].
     pub price_cents: i64,
     /// Agent numbers (1-based) whose card declines.
     pub declining_agents: BTreeSet<u32>,
     /// Agents start spread over this window.
     pub start_spread_ms: u64,
-    /// The agent's timeout for one tool call, and how long the tool waits
-    /// for a decision before answering "still running".
+    /// The agent's timeout for one tool call.
     pub tool_timeout_ms: u64,
+    /// How long the tool waits for a decision before answering "still
+    /// running" (ms).
     pub tool_wait_ms: u64,
     /// Tool calls an agent makes before giving up.
     pub agent_attempts_max: u32,
@@ -155,11 +179,15 @@ impl Default for Workload {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Latencies {
+    /// One-way latency of each leg between nodes.
     pub net: NetConfig,
     /// The coordinator's disk: how long an fsync takes.
     pub fsync_ms: u64,
+    /// Stripe's processing time per request.
     pub stripe: ServiceLatency,
+    /// Salesforce's processing time per request.
     pub salesforce: ServiceLatency,
+    /// The PMS's processing time per request.
     pub inventory: ServiceLatency,
 }
 
@@ -191,8 +219,11 @@ impl Default for Latencies {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
+    /// Per Stripe call; 1 to [`MAX_SIM_MS`].
     pub stripe_ms: u64,
+    /// Per Salesforce call; 1 to [`MAX_SIM_MS`].
     pub salesforce_ms: u64,
+    /// Per PMS call; 1 to [`MAX_SIM_MS`].
     pub inventory_ms: u64,
 }
 
@@ -206,6 +237,7 @@ impl Default for Timeouts {
     }
 }
 
+/// Simulated time of each phase of a run; together at most [`MAX_SIM_MS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Phases {
@@ -224,6 +256,7 @@ impl Default for Phases {
     }
 }
 
+/// `[checks]`: what the invariants accept.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Checks {
@@ -234,19 +267,45 @@ pub struct Checks {
 /// Why a scenario cannot be used. Each is one line for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
+    /// No `<name>.toml` in the scenarios directory.
     #[error("unknown scenario `{name}` (known: {known})")]
-    Unknown { name: String, known: String },
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The scenarios that exist, comma-separated.
+        known: String,
+    },
+    /// The file or directory could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: String,
+        /// The error from the file system.
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{path}: file is larger than {MAX_FILE_BYTES} bytes")]
-    TooLarge { path: String },
+    TooLarge {
+        /// The file.
+        path: String,
+    },
+    /// Not valid TOML, or not a scenario (unknown or mistyped field).
     #[error("{path}: {message}")]
-    Toml { path: String, message: String },
+    Toml {
+        /// The file.
+        path: String,
+        /// The parser's message, with line and column when known.
+        message: String,
+    },
+    /// Parsed, but a value is out of range or the rules between fields
+    /// fail ([`Scenario::validate`]), or the name does not match the file.
     #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// The file.
+        path: String,
+        /// One line naming the field and the allowed range.
+        message: String,
+    },
 }
 
 impl Scenario {

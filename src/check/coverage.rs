@@ -64,6 +64,7 @@ pub fn unreachable(s: &Scenario) -> Vec<(&'static str, &'static str)> {
 pub struct Coverage(pub BTreeMap<String, u64>);
 
 impl Coverage {
+    /// Every point of [`POINTS`] at 0 hits.
     pub fn empty() -> Coverage {
         Coverage(POINTS.iter().map(|p| (p.to_string(), 0)).collect())
     }

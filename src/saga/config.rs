@@ -97,7 +97,9 @@ impl Default for Config {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("coordinator config: `{field}` {problem}")]
 pub struct ConfigError {
+    /// The `Config` field at fault (the first one found).
     pub field: &'static str,
+    /// What is wrong with it, with the allowed range and the value.
     pub problem: String,
 }
 
@@ -112,6 +114,11 @@ pub enum BackoffKind {
 }
 
 impl Config {
+    /// Checks every field against its limit (backoff caps between
+    /// `backoff_base_ms` and the cap limit; attempts, windows, sweep rounds
+    /// and `sagas_max` at least 1 and bounded). [`Coordinator::new`] calls it.
+    ///
+    /// [`Coordinator::new`]: super::Coordinator::new
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |field, problem: String| Err(ConfigError { field, problem });
         if self.backoff_base_ms == 0 {

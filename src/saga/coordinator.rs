@@ -26,10 +26,16 @@ const DRIVE_MOVES_MAX: usize = 8 * STEPS_MAX + 32;
 /// timeout is `Outcome::Unknown`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepCall {
+    /// Echo it in [`Event::CallDone`]. Unique within this coordinator
+    /// instance (one counter numbers calls, persists and timers).
     pub call_id: u64,
+    /// The saga the call belongs to.
     pub saga: SagaId,
+    /// Index of the step in the saga definition (0-based).
     pub step: usize,
+    /// The step's name in the definition (`step` is its index).
     pub step_name: String,
+    /// Do, undo, or read-only reconcile.
     pub op: Op,
     /// `Action` / `Reconcile`: the action key `{saga}/{step}` (send it as the
     /// Idempotency-Key / client ref / external id; search by it to
@@ -53,14 +59,28 @@ pub struct StepCall {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// An agent asks for a checkout (idempotent on `input.business_key`).
-    Start { input: SagaInput },
+    Start {
+        /// The request; validated before a saga is started.
+        input: SagaInput,
+    },
     /// The records of `Command::Persist { token, .. }` are appended and
     /// fsynced.
-    Persisted { token: u64 },
+    Persisted {
+        /// The token of the `Persist` command that is now durable.
+        token: u64,
+    },
     /// The call `call_id` returned (or timed out: `Unknown`).
-    CallDone { call_id: u64, outcome: Outcome },
+    CallDone {
+        /// [`StepCall::call_id`] of the call.
+        call_id: u64,
+        /// The driver's classification of the result.
+        outcome: Outcome,
+    },
     /// The timer `timer_id` fired.
-    Timer { timer_id: u64 },
+    Timer {
+        /// The id of the `Schedule` command that set the timer.
+        timer_id: u64,
+    },
 }
 
 /// What the coordinator asks of the driver.
@@ -69,16 +89,28 @@ pub enum Command {
     /// Append `records` to the log in order, fsync, then send
     /// `Event::Persisted { token }`. Never report a failed write: if the disk
     /// fails, stop (crash) and recover from what is durable.
-    Persist { token: u64, records: Vec<LogRecord> },
+    Persist {
+        /// Echo it in `Event::Persisted`.
+        token: u64,
+        /// Records to append, in this order.
+        records: Vec<LogRecord>,
+    },
     /// Make this call and answer with `Event::CallDone`.
     Call(StepCall),
     /// Send `Event::Timer { timer_id }` after `delay_ms` (coordinator clock).
-    Schedule { timer_id: u64, delay_ms: u64 },
+    Schedule {
+        /// Echo it in `Event::Timer`.
+        timer_id: u64,
+        /// Delay in ms of the coordinator's clock.
+        delay_ms: u64,
+    },
     /// Answer the agents waiting on `business_key` (sent for every `Start`,
     /// and when a saga is decided or its final status differs from the
     /// decision).
     Notify {
+        /// The business key the agents started the saga with.
         business_key: String,
+        /// The answer for them.
         status: SagaStatus,
     },
 }
@@ -89,20 +121,28 @@ pub enum Command {
 pub enum SagaStatus {
     /// Not decided yet; `step` is the step being run or compensated.
     Running {
+        /// Name of the step being run or compensated.
         step: String,
+        /// Starting, forward or compensating.
         phase: Phase,
     },
+    /// Every step applied.
     Completed,
+    /// Every applied step undone.
     Compensated {
+        /// Why the saga went backward.
         reason: String,
     },
+    /// Neither way could be finished: a human must look.
     NeedsOperator {
+        /// Names the step and the outcome.
         reason: String,
     },
     /// The `Start` itself was refused (invalid input, business key reused
     /// with a different request, coordinator full). No saga was started by
     /// it.
     Rejected {
+        /// Why the `Start` was refused.
         reason: String,
     },
 }
@@ -132,7 +172,9 @@ impl From<Decision> for SagaStatus {
 pub enum Phase {
     /// `SagaStarted` is not durable yet.
     Starting,
+    /// Running the steps in order.
     Forward,
+    /// Undoing the applied steps in reverse order.
     Compensating,
 }
 
@@ -140,35 +182,55 @@ pub enum Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
+    /// No action sent yet.
     NotStarted,
+    /// Sent, being retried or reconciled: the outcome is not known yet.
     InProgress,
+    /// The action is applied (possibly found by reconciliation).
     Applied,
+    /// Definitely not applied, and given up (rejected, attempts or deadline).
     NotApplied,
     /// Gave up finding out whether it is applied.
     Unresolved,
+    /// Its undo is in flight or waiting to be retried.
     Compensating,
+    /// Its undo is done.
     Compensated,
+    /// Its undo gave up (attempts exhausted or rejected): a human must look.
     CompensationFailed,
 }
 
 /// Read-only view of one saga.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SagaSummary {
+    /// `saga-{business_key}`.
     pub saga: SagaId,
+    /// The business key from the saga's input.
     pub business_key: String,
+    /// What an agent asking now would be told.
     pub status: SagaStatus,
     /// Terminal: swept and the `Finalized` record written.
     pub finalized: bool,
+    /// Coordinator clock (ms) when the saga was started (its `SagaStarted`
+    /// record's time after a recovery).
     pub started_at_ms: u64,
+    /// One per step of the definition, in definition order.
     pub steps: Vec<StepSummary>,
 }
 
+/// Read-only view of one step of a saga (see [`SagaSummary`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepSummary {
+    /// The step's name in the definition.
     pub name: String,
+    /// Where the step stands.
     pub state: StepState,
+    /// Action sends (intents written); 0 if never sent.
     pub attempts: u32,
+    /// Forward reconcile calls (not the sweep's).
     pub reconciles: u32,
+    /// Undo sends of the step's own effect (not the sweep's undos of late
+    /// or duplicate effects).
     pub compensation_attempts: u32,
     /// Ever `Unknown`, sent more than once, or in flight at a crash.
     pub ambiguous: bool,
@@ -242,10 +304,13 @@ impl Coordinator {
         self.sagas.values().all(Saga::is_finalized)
     }
 
+    /// Number of sagas held, finalized ones included (they are never
+    /// dropped).
     pub fn saga_count(&self) -> usize {
         self.sagas.len()
     }
 
+    /// Read-only view of the saga for `business_key`, if there is one.
     pub fn summary(&self, business_key: &str) -> Option<SagaSummary> {
         self.saga_by_key(business_key).map(|s| self.summarize(s))
     }
@@ -255,10 +320,12 @@ impl Coordinator {
         self.sagas.values().map(|s| self.summarize(s))
     }
 
+    /// The saga definition every saga of this coordinator runs.
     pub fn definition(&self) -> &SagaDefinition {
         &self.def
     }
 
+    /// The (validated) configuration.
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -66,9 +66,11 @@ pub struct StepDef {
     /// Stable name, `[a-z0-9_]+`: used in idempotency keys and by the glue to
     /// pick the service call.
     pub name: String,
+    /// Before, at or after the pivot.
     pub kind: StepKind,
     /// Whether the step has a compensation (an undo the glue can perform).
     pub compensation: bool,
+    /// When the sweep re-checks this step; `Always` needs a compensation.
     pub sweep: SweepPolicy,
 }
 
@@ -110,6 +112,8 @@ impl StepDef {
         self
     }
 
+    /// This step with sweep policy `sweep` (the constructors set
+    /// `WhenAmbiguous`).
     pub fn with_sweep(mut self, sweep: SweepPolicy) -> StepDef {
         self.sweep = sweep;
         self
@@ -119,30 +123,83 @@ impl StepDef {
 /// Why a list of steps is not a saga.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DefinitionError {
+    /// No steps at all.
     #[error("saga definition `{saga}` has no steps")]
-    Empty { saga: String },
+    Empty {
+        /// The definition's name.
+        saga: String,
+    },
+    /// More than `STEPS_MAX` steps.
     #[error("saga definition `{saga}` has {count} steps; the limit is {STEPS_MAX}")]
-    TooManySteps { saga: String, count: usize },
+    TooManySteps {
+        /// The definition's name.
+        saga: String,
+        /// How many steps it has.
+        count: usize,
+    },
+    /// A step name is empty, longer than `STEP_NAME_LEN_MAX` or not
+    /// `[a-z0-9_]+`.
     #[error(
         "step name `{name}` is not valid: use 1 to {STEP_NAME_LEN_MAX} characters from [a-z0-9_]"
     )]
-    BadStepName { name: String },
+    BadStepName {
+        /// The offending name.
+        name: String,
+    },
+    /// Two steps share a name (their keys would collide).
     #[error("step name `{name}` is used by two steps")]
-    DuplicateStep { name: String },
+    DuplicateStep {
+        /// The shared name.
+        name: String,
+    },
+    /// No step is the pivot.
     #[error("saga definition `{saga}` has no pivot step; it needs exactly one")]
-    NoPivot { saga: String },
+    NoPivot {
+        /// The definition's name.
+        saga: String,
+    },
+    /// More than one step is a pivot; the first two are named.
     #[error("steps `{first}` and `{second}` are both pivots; a saga has exactly one")]
-    MultiplePivots { first: String, second: String },
+    MultiplePivots {
+        /// The first pivot.
+        first: String,
+        /// The second pivot.
+        second: String,
+    },
+    /// A compensatable step after the pivot.
     #[error("compensatable step `{step}` comes after the pivot `{pivot}`")]
-    CompensatableAfterPivot { step: String, pivot: String },
+    CompensatableAfterPivot {
+        /// The misplaced step.
+        step: String,
+        /// The pivot's name.
+        pivot: String,
+    },
+    /// A retriable step before the pivot.
     #[error("retriable step `{step}` comes before the pivot `{pivot}`")]
-    RetriableBeforePivot { step: String, pivot: String },
+    RetriableBeforePivot {
+        /// The misplaced step.
+        step: String,
+        /// The pivot's name.
+        pivot: String,
+    },
+    /// The pivot has `compensation: true`.
     #[error("pivot step `{step}` declares a compensation; the pivot is the point of no return")]
-    PivotWithCompensation { step: String },
+    PivotWithCompensation {
+        /// The pivot's name.
+        step: String,
+    },
+    /// A retriable step has `compensation: true`.
     #[error("retriable step `{step}` declares a compensation, which would never run")]
-    RetriableWithCompensation { step: String },
+    RetriableWithCompensation {
+        /// The step's name.
+        step: String,
+    },
+    /// A step with [`SweepPolicy::Always`] and no compensation.
     #[error("step `{step}` is always swept but has no compensation to undo what the sweep finds")]
-    SweepWithoutCompensation { step: String },
+    SweepWithoutCompensation {
+        /// The step's name.
+        step: String,
+    },
 }
 
 /// A validated saga: ordered steps, exactly one pivot, compensatable steps
@@ -230,10 +287,12 @@ impl SagaDefinition {
         Ok(definition)
     }
 
+    /// The definition's name (for messages; not part of any key).
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The steps, in order.
     pub fn steps(&self) -> &[StepDef] {
         &self.steps
     }
@@ -253,6 +312,7 @@ impl SagaDefinition {
         self.pivot
     }
 
+    /// Index of the step named `name`, if there is one.
     pub fn step_index(&self, name: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.name == name)
     }
@@ -275,9 +335,14 @@ fn valid_step_name(name: &str) -> bool {
 /// sorted by name so that the input has one encoding.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SagaInput {
+    /// 1 to `BUSINESS_KEY_LEN_MAX` characters from `[A-Za-z0-9._:-]`;
+    /// the saga id and every key derive from it.
     pub business_key: String,
+    /// The customer id: 1 to `FIELD_LEN_MAX` printable characters.
     pub customer: String,
+    /// The amount to charge, in cents: 1 to `AMOUNT_CENTS_MAX`.
     pub amount_cents: i64,
+    /// At most `PARAMS_MAX`; names `[a-z0-9_]+`, values printable.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
 }
@@ -285,16 +350,27 @@ pub struct SagaInput {
 /// Why a saga request is refused before any saga exists.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
+    /// The business key (its first 80 characters) is empty, too long or
+    /// has a character outside `[A-Za-z0-9._:-]`.
     #[error(
         "business_key must be 1 to {BUSINESS_KEY_LEN_MAX} characters from [A-Za-z0-9._:-], got {0:?}"
     )]
     BadBusinessKey(String),
+    /// The customer or a param value is empty, too long or has a control
+    /// character.
     #[error("{field} must be 1 to {FIELD_LEN_MAX} printable characters")]
-    BadField { field: String },
+    BadField {
+        /// `customer` or `params.{name}`.
+        field: String,
+    },
+    /// The amount in cents is not in 1 ..= `AMOUNT_CENTS_MAX`.
     #[error("amount_cents must be 1 to {AMOUNT_CENTS_MAX}, got {0}")]
     BadAmount(i64),
+    /// More than `PARAMS_MAX` params.
     #[error("at most {PARAMS_MAX} params, got {0}")]
     TooManyParams(usize),
+    /// A param name (its first 80 characters) is not 1 to
+    /// `STEP_NAME_LEN_MAX` characters from `[a-z0-9_]`.
     #[error(
         "param name {0:?} is not valid: use 1 to {STEP_NAME_LEN_MAX} characters from [a-z0-9_]"
     )]
@@ -375,6 +451,7 @@ fn truncate(s: &str, chars: usize) -> String {
 pub struct SagaId(String);
 
 impl SagaId {
+    /// `saga-{business_key}`.
     pub fn for_business_key(business_key: &str) -> SagaId {
         SagaId(format!("saga-{business_key}"))
     }
@@ -385,6 +462,7 @@ impl SagaId {
         SagaId(id)
     }
 
+    /// The id as text, e.g. `saga-order-42`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

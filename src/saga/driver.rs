@@ -31,6 +31,7 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// Makes one service call for a step and classifies the result. Must always
 /// return (a timeout is `Outcome::Unknown`).
 pub trait StepClient: Send + Sync + 'static {
+    /// Makes `call` (with its key) and returns the classified outcome.
     fn call(&self, call: StepCall) -> BoxFuture<Outcome>;
 }
 
@@ -134,6 +135,7 @@ impl Driver {
         status
     }
 
+    /// Status of the saga for `business_key`, if there is one (never waits).
     pub fn status(&self, business_key: &str) -> Option<SagaStatus> {
         self.core.lock().expect("core").status(business_key)
     }
@@ -144,6 +146,7 @@ impl Driver {
             && self.core.lock().expect("core").all_finalized()
     }
 
+    /// A snapshot of every saga, in saga-id order.
     pub fn summaries(&self) -> Vec<SagaSummary> {
         self.core.lock().expect("core").summaries().collect()
     }

@@ -40,6 +40,7 @@ pub enum Mutant {
 }
 
 impl Mutant {
+    /// Every mutant, once each (the mutation suite runs them all).
     pub const ALL: [Mutant; 8] = [
         Mutant::RetryChargeWithoutKey,
         Mutant::CompensateUnknownWithoutReconcile,
