@@ -16,7 +16,7 @@
 //!
 //! # The article's claim
 //!
-//! [`Study::claim`] finds the heaviest point at which a coordinator keeps
+//! `Study::claim` finds the heaviest point at which a coordinator keeps
 //! the seed article's "94% success rates with 2–4 second response times":
 //! verified success of the checkouts that could succeed ≥ 94 % and the
 //! agent's p50 latency ≤ 4 s (raw success is bounded by the ceiling —
