@@ -496,11 +496,11 @@ impl OpClient {
                 PaymentIntentStatus::Succeeded => {
                     // Earlier refunds first: one still pending is awaited,
                     // one that failed is for an operator.
-                    match self.refund_state(&pi).await {
-                        RefundState::Settled => {}
+                    let refunded_cents = match self.refund_state(&pi).await {
+                        RefundState::Settled { refunded_cents } => refunded_cents,
                         RefundState::Pending(o) | RefundState::Failed(o) => return o,
-                    }
-                    if pi.amount_received_cents <= pi.amount_refunded_cents {
+                    };
+                    if pi.amount_received_cents <= refunded_cents {
                         if nothing_to_undo_is_error {
                             return Outcome::rejected("charge already refunded");
                         }
@@ -564,10 +564,18 @@ impl OpClient {
         if let Some(re) = refunds.iter().find(|re| re.status == RefundStatus::Pending) {
             return RefundState::Pending(refund_outcome(re));
         }
-        let still_taken = pi.amount_received_cents > pi.amount_refunded_cents;
+        // From the list, not from `pi`: the list was read later, and a
+        // refund pending when `pi` was read may have failed since
+        // (regression `stripe-refunds-274`).
+        let refunded_cents: i64 = refunds
+            .iter()
+            .filter(|re| re.status == RefundStatus::Succeeded)
+            .map(|re| re.amount_cents)
+            .sum();
+        let still_taken = pi.amount_received_cents > refunded_cents;
         match refunds.iter().find(|re| re.status == RefundStatus::Failed) {
             Some(re) if still_taken => RefundState::Failed(refund_outcome(re)),
-            _ => RefundState::Settled,
+            _ => RefundState::Settled { refunded_cents },
         }
     }
 
@@ -814,8 +822,9 @@ pub const REFUND_FAILED: &str = "refund failed";
 
 /// Where a captured intent's refunds stand (see `OpClient::refund_state`).
 enum RefundState {
-    /// Nothing pending, nothing failed with money still taken.
-    Settled,
+    /// Nothing pending, nothing failed with money still taken;
+    /// `refunded_cents` succeeded.
+    Settled { refunded_cents: i64 },
     /// A refund is still pending (or the list could not be read): try
     /// again later.
     Pending(Outcome),
