@@ -527,7 +527,14 @@ impl OpClient {
                 }
                 Ok(r) if r.is_success() => {}
                 Ok(r) => match r.error_code() {
-                    Some(StripeErrorCode::ChargeAlreadyRefunded) => {}
+                    // Another refund took the rest — perhaps one still
+                    // pending that may yet fail: look at it on the next
+                    // attempt (regression `stripe-refunds-2470`).
+                    Some(StripeErrorCode::ChargeAlreadyRefunded) => {
+                        return Outcome::transient(&format!(
+                            "{REFUND_PENDING}: {id} already refunded by another refund"
+                        ))
+                    }
                     // Changed under us (captured or cancelled meanwhile):
                     // look again on the next attempt.
                     Some(StripeErrorCode::PaymentIntentUnexpectedState) => {
