@@ -354,7 +354,7 @@ impl OpClient {
         match pi.status {
             _ if is_live(pi) => Outcome::applied(&pi.id),
             PaymentIntentStatus::Processing => {
-                Outcome::unknown(&format!("payment intent {} processing", pi.id))
+                Outcome::unknown(&format!("payment intent {} {PROCESSING}", pi.id))
             }
             PaymentIntentStatus::RequiresAction => {
                 let cancel = StripeRequest::CancelPaymentIntent {
@@ -434,7 +434,7 @@ impl OpClient {
                     .iter()
                     .any(|pi| pi.status == PaymentIntentStatus::Processing) =>
             {
-                Outcome::unknown("a payment intent is still processing")
+                Outcome::unknown(&format!("a payment intent is still {PROCESSING}"))
             }
             Ok(list) => found(
                 list.iter()
@@ -821,6 +821,9 @@ fn reconcile_failure(o: Outcome) -> Outcome {
 /// What the reason of a 3-D Secure rejection starts with (the agent's
 /// cue: the customer must authenticate, then check out again).
 pub const REQUIRES_ACTION: &str = "requires_action";
+
+/// What the reason of a charge still settling contains.
+pub const PROCESSING: &str = "processing";
 
 /// Reason prefix of a compensation waiting for a pending refund.
 pub const REFUND_PENDING: &str = "refund pending";

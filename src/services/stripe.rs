@@ -315,6 +315,10 @@ pub struct StripeGroundTruth {
     /// never executed, nothing stored under their key.
     #[serde(default)]
     pub edge_errors: u64,
+    /// Search requests executed (a coordinator that moves money on
+    /// search results reads a lagging index: see `search_index_delay_ms`).
+    #[serde(default)]
+    pub searches: u64,
 }
 
 impl StripeGroundTruth {
@@ -1277,6 +1281,7 @@ impl Stripe {
                 metadata_key,
                 metadata_value,
             } => {
+                self.truth.searches += 1;
                 let delay = self.config.search_index_delay_ms;
                 let mut hits: Vec<&PaymentIntent> = self
                     .truth
