@@ -57,6 +57,7 @@ pub const SEARCH_LIMIT: usize = 100;
 /// A list page's size when the request names none, and the largest it may
 /// name (Stripe API, pagination: `limit` "between 1 and 100, default 10").
 pub const LIST_LIMIT_DEFAULT: u32 = 10;
+/// The largest page a list request may ask for (see [`LIST_LIMIT_DEFAULT`]).
 pub const LIST_LIMIT_MAX: u32 = 100;
 
 const HOUR_MS: u64 = 3_600_000;
