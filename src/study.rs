@@ -82,6 +82,7 @@ pub fn thin(plan: &FaultPlan, seed: u64, permille: u32) -> FaultPlan {
         partitions: filtered(&plan.partitions, 3, &keep),
         brownouts: filtered(&plan.brownouts, 4, &keep),
         clocks: filtered(&plan.clocks, 5, &keep),
+        search_lags: filtered(&plan.search_lags, 6, &keep),
     };
     debug_assert!(thinned.len() <= plan.len());
     thinned

@@ -14,9 +14,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::truth::owner_of;
-use crate::saga::{LogRecord, Op, Outcome, SagaId};
+use crate::reference::glue::{PROCESSING, REFUND_FAILED, REFUND_PENDING, REQUIRES_ACTION};
+use crate::saga::{LogRecord, Op, Outcome, SagaId, SagaStatus};
 use crate::scenario::Scenario;
 use crate::sim::clock::Clocks;
+use crate::sim::faults::SEARCH_INCIDENT_MIN_MS;
 use crate::workload::META_SAGA;
 use crate::world::run::RunOutcome;
 
@@ -44,12 +46,44 @@ pub const POINTS: &[&str] = &[
     "salesforce: a write waited out another's row lock",
     "stripe: edge 503 not stored under the key",
     "stripe: poisoned key retried under a fresh logged key",
+    "fault: search index an incident behind",
+    "stripe: 3-D Secure answered as a rejection the agent can act on",
+    "stripe: processing payment awaited, then applied",
+    "stripe: pending refund awaited",
+    "stripe: failed refund handed to an operator",
 ];
 
 /// The points `s` cannot reach, each with why: a run reaches them only
 /// where the scenario declares what causes them.
 pub fn unreachable(s: &Scenario) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
+    let st = &s.stripe;
+    for (point, undeclared, why) in [
+        (
+            "stripe: 3-D Secure answered as a rejection the agent can act on",
+            st.requires_action_customers.is_empty(),
+            "no stripe.requires_action_customers (scenario stripe-async-payments has them)",
+        ),
+        (
+            "stripe: processing payment awaited, then applied",
+            st.processing_customers.is_empty(),
+            "no stripe.processing_customers (scenario stripe-async-payments has them)",
+        ),
+        (
+            "stripe: pending refund awaited",
+            st.refund_settle_ms == 0,
+            "stripe.refund_settle_ms is 0: refunds settle at once (scenario stripe-refunds sets it)",
+        ),
+        (
+            "stripe: failed refund handed to an operator",
+            st.refund_failing_customers.is_empty(),
+            "no stripe.refund_failing_customers (scenario stripe-refunds has them)",
+        ),
+    ] {
+        if undeclared {
+            out.push((point, why));
+        }
+    }
     if s.salesforce.validation_rules.is_empty() {
         out.push((
             "salesforce: a validation rule refused a save",
@@ -175,7 +209,74 @@ pub fn coverage(out: &RunOutcome) -> Coverage {
         "stripe: poisoned key retried under a fresh logged key",
         retried_after_poisoned_key(&log),
     );
+    let answered = |prefix: &str, operator: bool| {
+        out.agents.iter().any(|a| match &a.answer {
+            Some(SagaStatus::Compensated { reason }) if !operator => reason.contains(prefix),
+            Some(SagaStatus::NeedsOperator { reason }) if operator => reason.contains(prefix),
+            _ => false,
+        })
+    };
+    c.hit(
+        "stripe: 3-D Secure answered as a rejection the agent can act on",
+        answered(REQUIRES_ACTION, false),
+    );
+    c.hit(
+        "stripe: processing payment awaited, then applied",
+        awaited_then(&log, Op::Action, PROCESSING),
+    );
+    c.hit(
+        "stripe: pending refund awaited",
+        awaited_then(&log, Op::Compensate, REFUND_PENDING),
+    );
+    c.hit(
+        "stripe: failed refund handed to an operator",
+        answered(REFUND_FAILED, true),
+    );
+    c.hit(
+        "fault: search index an incident behind",
+        out.plan
+            .search_lags
+            .iter()
+            .any(|l| l.lag_ms >= SEARCH_INCIDENT_MIN_MS),
+    );
     c
+}
+
+/// A step's `op` was answered "not yet" (a reason containing `waiting`:
+/// Unknown for a processing payment, Transient for a pending refund) and
+/// later the step was applied (found by a reconcile, or the compensation
+/// applied) — the coordinator awaited the service's asynchronous state.
+fn awaited_then(log: &[&LogRecord], op: Op, waiting: &str) -> bool {
+    let mut waited: Vec<(&SagaId, usize)> = Vec::new();
+    for r in log {
+        let LogRecord::Result {
+            saga,
+            step,
+            op: o,
+            outcome,
+            ..
+        } = r
+        else {
+            continue;
+        };
+        match outcome {
+            Outcome::Unknown { reason } | Outcome::Transient { reason }
+                if *o == op && reason.contains(waiting) =>
+            {
+                waited.push((saga, *step));
+            }
+            Outcome::Found { .. }
+                if op == Op::Action && *o == Op::Reconcile && waited.contains(&(saga, *step)) =>
+            {
+                return true;
+            }
+            Outcome::Applied { .. } if *o == op && waited.contains(&(saga, *step)) => {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// An action's key was poisoned (`Outcome::KeyPoisoned`) and the step was

@@ -354,7 +354,7 @@ impl OpClient {
         match pi.status {
             _ if is_live(pi) => Outcome::applied(&pi.id),
             PaymentIntentStatus::Processing => {
-                Outcome::unknown(&format!("payment intent {} processing", pi.id))
+                Outcome::unknown(&format!("payment intent {} {PROCESSING}", pi.id))
             }
             PaymentIntentStatus::RequiresAction => {
                 let cancel = StripeRequest::CancelPaymentIntent {
@@ -434,7 +434,7 @@ impl OpClient {
                     .iter()
                     .any(|pi| pi.status == PaymentIntentStatus::Processing) =>
             {
-                Outcome::unknown("a payment intent is still processing")
+                Outcome::unknown(&format!("a payment intent is still {PROCESSING}"))
             }
             Ok(list) => found(
                 list.iter()
@@ -496,11 +496,11 @@ impl OpClient {
                 PaymentIntentStatus::Succeeded => {
                     // Earlier refunds first: one still pending is awaited,
                     // one that failed is for an operator.
-                    match self.refund_state(&pi).await {
-                        RefundState::Settled => {}
+                    let refunded_cents = match self.refund_state(&pi).await {
+                        RefundState::Settled { refunded_cents } => refunded_cents,
                         RefundState::Pending(o) | RefundState::Failed(o) => return o,
-                    }
-                    if pi.amount_received_cents <= pi.amount_refunded_cents {
+                    };
+                    if pi.amount_received_cents <= refunded_cents {
                         if nothing_to_undo_is_error {
                             return Outcome::rejected("charge already refunded");
                         }
@@ -527,7 +527,14 @@ impl OpClient {
                 }
                 Ok(r) if r.is_success() => {}
                 Ok(r) => match r.error_code() {
-                    Some(StripeErrorCode::ChargeAlreadyRefunded) => {}
+                    // Another refund took the rest — perhaps one still
+                    // pending that may yet fail: look at it on the next
+                    // attempt (regression `stripe-refunds-2470`).
+                    Some(StripeErrorCode::ChargeAlreadyRefunded) => {
+                        return Outcome::transient(&format!(
+                            "{REFUND_PENDING}: {id} already refunded by another refund"
+                        ))
+                    }
                     // Changed under us (captured or cancelled meanwhile):
                     // look again on the next attempt.
                     Some(StripeErrorCode::PaymentIntentUnexpectedState) => {
@@ -564,10 +571,18 @@ impl OpClient {
         if let Some(re) = refunds.iter().find(|re| re.status == RefundStatus::Pending) {
             return RefundState::Pending(refund_outcome(re));
         }
-        let still_taken = pi.amount_received_cents > pi.amount_refunded_cents;
+        // From the list, not from `pi`: the list was read later, and a
+        // refund pending when `pi` was read may have failed since
+        // (regression `stripe-refunds-274`).
+        let refunded_cents: i64 = refunds
+            .iter()
+            .filter(|re| re.status == RefundStatus::Succeeded)
+            .map(|re| re.amount_cents)
+            .sum();
+        let still_taken = pi.amount_received_cents > refunded_cents;
         match refunds.iter().find(|re| re.status == RefundStatus::Failed) {
             Some(re) if still_taken => RefundState::Failed(refund_outcome(re)),
-            _ => RefundState::Settled,
+            _ => RefundState::Settled { refunded_cents },
         }
     }
 
@@ -807,6 +822,9 @@ fn reconcile_failure(o: Outcome) -> Outcome {
 /// cue: the customer must authenticate, then check out again).
 pub const REQUIRES_ACTION: &str = "requires_action";
 
+/// What the reason of a charge still settling contains.
+pub const PROCESSING: &str = "processing";
+
 /// Reason prefix of a compensation waiting for a pending refund.
 pub const REFUND_PENDING: &str = "refund pending";
 /// Reason prefix of a refund Stripe failed (the saga ends NeedsOperator).
@@ -814,8 +832,9 @@ pub const REFUND_FAILED: &str = "refund failed";
 
 /// Where a captured intent's refunds stand (see `OpClient::refund_state`).
 enum RefundState {
-    /// Nothing pending, nothing failed with money still taken.
-    Settled,
+    /// Nothing pending, nothing failed with money still taken;
+    /// `refunded_cents` succeeded.
+    Settled { refunded_cents: i64 },
     /// A refund is still pending (or the list could not be read): try
     /// again later.
     Pending(Outcome),

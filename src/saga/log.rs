@@ -50,46 +50,68 @@ pub enum Outcome {
     /// booking id), passed to later steps and to the compensation. A
     /// compensation whose target is already undone or absent (null
     /// compensation) is reported `Applied` by the glue.
-    Applied { reference: Option<String> },
+    Applied {
+        /// The effect's id, if it has one.
+        reference: Option<String>,
+    },
     /// Definitely not applied and retrying will not help: card declined, no
     /// availability, lease expired, validation error.
-    Rejected { reason: String },
+    Rejected {
+        /// What the service said (for the log and the caller).
+        reason: String,
+    },
     /// Not applied, retry later: 429, `UNABLE_TO_LOCK_ROW`, 409 key in use.
-    Transient { reason: String },
+    Transient {
+        /// What the service said (for the log and the caller).
+        reason: String,
+    },
     /// Maybe applied: timeout, connection reset, 5xx after the request was
     /// sent. Resolved by reconciliation, never by blind retry or compensation.
-    Unknown { reason: String },
+    Unknown {
+        /// What the service said (for the log and the caller).
+        reason: String,
+    },
     /// An action's key can never execute again: the service replayed a
     /// failure it stored under it (Stripe keeps a 5xx under its
     /// `Idempotency-Key` for 24 h and replays it to every retry). Maybe
     /// applied, like `Unknown`: the step is reconciled, and if nothing is
     /// live the next attempt carries a fresh key (`{key}#{n}`), logged in its
     /// `Intent` before it is sent. Only for `Action` calls.
-    KeyPoisoned { reason: String },
+    KeyPoisoned {
+        /// What the service said (for the log and the caller).
+        reason: String,
+    },
     /// Reconcile: the action is applied. `references` lists its *live*
     /// (not compensated) effects — several if a non-idempotent service got
     /// duplicates; empty if the effect has no reference.
-    Found { references: Vec<String> },
+    Found {
+        /// The live effects' ids.
+        references: Vec<String>,
+    },
     /// Reconcile: no live effect of the action exists.
     NotFound,
 }
 
 impl Outcome {
+    /// [`Outcome::Applied`] with `reference`.
     pub fn applied(reference: &str) -> Outcome {
         Outcome::Applied {
             reference: Some(reference.to_string()),
         }
     }
+    /// [`Outcome::Rejected`] with `reason`.
     pub fn rejected(reason: &str) -> Outcome {
         Outcome::Rejected {
             reason: reason.to_string(),
         }
     }
+    /// [`Outcome::Transient`] with `reason`.
     pub fn transient(reason: &str) -> Outcome {
         Outcome::Transient {
             reason: reason.to_string(),
         }
     }
+    /// [`Outcome::Unknown`] with `reason`.
     pub fn unknown(reason: &str) -> Outcome {
         Outcome::Unknown {
             reason: reason.to_string(),
@@ -101,6 +123,7 @@ impl Outcome {
             reason: reason.to_string(),
         }
     }
+    /// [`Outcome::Found`] with `references`.
     pub fn found(references: &[&str]) -> Outcome {
         Outcome::Found {
             references: references.iter().map(|r| r.to_string()).collect(),

@@ -86,7 +86,11 @@
 //! # Decision, sweep, finalization
 //!
 //! When a saga is *decided* (`Completed`, `Compensated`, `NeedsOperator`) the
-//! decision is logged and agents are notified. Before it is *finalized*, the
+//! decision is logged and agents are notified — except a `Compensated`
+//! decision with an ambiguous step, which agents hear only once the sweep is
+//! done (until then they are told `Running`, compensating): a late copy of
+//! that step may land, and its undo may fail (a refund to a closed card),
+//! and the caller must not have been told "compensated" by then. Before it is *finalized*, the
 //! **sweep** looks for effects the coordinator could not see: a request
 //! delivered after the coordinator gave up on it (a hanging action), or
 //! delivered twice to a service that does not deduplicate. It re-checks every
@@ -135,6 +139,7 @@
 //! | ignore late actions | `state::sweep_steps` |
 //! | turn back at once when the pivot fails | `state::Saga::fence_pivot` |
 //! | new saga per Start | `Coordinator::route_start` |
+//! | tell Compensated before the sweep | `state::Saga::withholds_compensated` |
 //! | retry forever | `state::attempts_exhausted` |
 
 mod config;

@@ -576,7 +576,9 @@ impl Saga {
     /// The status agents see.
     pub(super) fn status(&self, def: &SagaDefinition) -> SagaStatus {
         if let Some(decision) = self.final_status.as_ref().or(self.decision.as_ref()) {
-            return SagaStatus::from(decision.clone());
+            if !self.withholds_compensated() {
+                return SagaStatus::from(decision.clone());
+            }
         }
         let (step, phase) = match self.stage {
             _ if !self.durable => (0, Phase::Starting),
@@ -596,6 +598,19 @@ impl Saga {
             step: def.step(step).name.clone(),
             phase,
         }
+    }
+
+    /// Decision point ("tell Compensated before the sweep"): a saga decided
+    /// `Compensated` with an ambiguous step is answered `Running
+    /// (compensating)` until its sweep is done. A late copy of that step
+    /// may still land, and its undo may fail (a refund to a closed card):
+    /// the caller then hears the final `NeedsOperator`, never a
+    /// "compensated" the money contradicts (regression
+    /// `stripe-refunds-8262`).
+    pub(super) fn withholds_compensated(&self) -> bool {
+        self.final_status.is_none()
+            && matches!(self.decision, Some(Decision::Compensated { .. }))
+            && self.steps.iter().any(|s| s.ambiguous)
     }
 
     /// Decides the next move. Called only when the saga waits for nothing.
@@ -1094,7 +1109,7 @@ impl Saga {
                 reason: format!("{before}; sweep: {}", problems.join("; ")),
             }
         };
-        if status != decision {
+        if status != decision || self.withholds_compensated() {
             self.notify_on_ack = true;
         }
         self.unpersisted.push(LogRecord::Finalized {

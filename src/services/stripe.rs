@@ -1,11 +1,19 @@
 //! Simulated Stripe: PaymentIntents (automatic and manual capture), Refunds,
 //! the `Idempotency-Key` store, and a money ledger per customer.
 //!
-//! What it reproduces (see `SERVICES.md`), because sagas break on it:
+//! What it reproduces (see `SERVICES.md` and `docs/FIDELITY.md`), because
+//! sagas break on it:
 //! - the PaymentIntent lifecycle `requires_confirmation → succeeded` or
 //!   `→ requires_capture → succeeded | canceled`, partial capture, cancel only
 //!   before capture, authorization expiry after 7 days of *service* time;
-//! - refunds, partial or full, never above the captured amount;
+//!   for declared customers, 3-D Secure (`requires_action`: no money moves,
+//!   the intent can be canceled) and asynchronous confirmation
+//!   (`processing`, then succeeded or — for a declining card —
+//!   `requires_payment_method`, after `processing_ms`);
+//! - refunds, partial or full, never above the captured amount, `pending`
+//!   for `refund_settle_ms` and then `succeeded` (the ledger's `Refund`
+//!   line) or, to a closed card, `failed` (`amount_refunded` lowered again,
+//!   no money back); refunds are read by id or listed by PaymentIntent;
 //! - idempotency: a keyed request's result is stored once execution starts
 //!   (402 and 5xx included) and replayed with `Idempotent-Replayed: true`;
 //!   nothing is stored for validation 400s, 429 or 409
@@ -20,9 +28,10 @@
 //!   index).
 //!
 //! Deliberately not here: Charges/PaymentMethods as separate objects (a
-//! customer has one card, which declines or not), the `processing` status
-//! (cards never stop there), 3-D Secure (`requires_action`), webhooks,
-//! disputes, currencies' different minimums, latency (the transport's job).
+//! customer has one card, which declines or not), the customer completing
+//! 3-D Secure (nobody authenticates in the simulation), refunds'
+//! `requires_action` and `canceled` statuses, webhooks, disputes,
+//! currencies' different minimums, latency (the transport's job).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -48,6 +57,7 @@ pub const SEARCH_LIMIT: usize = 100;
 /// A list page's size when the request names none, and the largest it may
 /// name (Stripe API, pagination: `limit` "between 1 and 100, default 10").
 pub const LIST_LIMIT_DEFAULT: u32 = 10;
+/// The largest page a list request may ask for (see [`LIST_LIMIT_DEFAULT`]).
 pub const LIST_LIMIT_MAX: u32 = 100;
 
 const HOUR_MS: u64 = 3_600_000;
@@ -315,6 +325,10 @@ pub struct StripeGroundTruth {
     /// never executed, nothing stored under their key.
     #[serde(default)]
     pub edge_errors: u64,
+    /// Search requests executed (a coordinator that moves money on
+    /// search results reads a lagging index: see `search_index_delay_ms`).
+    #[serde(default)]
+    pub searches: u64,
 }
 
 impl StripeGroundTruth {
@@ -1277,6 +1291,7 @@ impl Stripe {
                 metadata_key,
                 metadata_value,
             } => {
+                self.truth.searches += 1;
                 let delay = self.config.search_index_delay_ms;
                 let mut hits: Vec<&PaymentIntent> = self
                     .truth

@@ -161,6 +161,32 @@ pub struct Brownout {
     pub permille: u16,
 }
 
+/// A service's search index lags `lag_ms` behind its writes for the whole
+/// run (overrides the scenario's `stripe.search_index_delay_ms`). Stripe
+/// documents search as "not for read-after-write": "data is usually
+/// searchable within 1 minute, but may be delayed during outages" (Search
+/// API docs); the swarm draws both kinds.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SearchLag {
+    /// The service whose search lags (the model that has one: `stripe`).
+    pub service: String,
+    /// How far behind, in ms.
+    pub lag_ms: u64,
+}
+
+/// The share of seeds whose swarm plan sets a search lag at all (the rest
+/// keep the scenario's), and of those, the share that draws an incident.
+const SEARCH_LAG_SHARE: f64 = 0.5;
+const SEARCH_INCIDENT_SHARE: f64 = 0.1;
+/// A normal lag: under a minute (Stripe: "usually searchable within 1
+/// minute").
+const SEARCH_LAG_NORMAL_MAX_MS: u64 = 60_000;
+/// An incident: ten minutes to four hours ("may be delayed during
+/// outages"; SERVICES.md: up to an hour seen, four allowed for margin).
+const SEARCH_LAG_INCIDENT_MS: std::ops::RangeInclusive<u64> = SEARCH_INCIDENT_MIN_MS..=14_400_000;
+/// The shortest search lag that counts as an incident (ten minutes).
+pub const SEARCH_INCIDENT_MIN_MS: u64 = 600_000;
+
 /// Every fault of one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +210,9 @@ pub struct FaultPlan {
     /// other faults, these last the whole run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clocks: Vec<ClockSkew>,
+    /// Search indexes lagging (the largest lag per service applies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search_lags: Vec<SearchLag>,
 }
 
 /// The nodes and links a plan may name.
@@ -242,6 +271,16 @@ impl FaultPlan {
             + self.partitions.len()
             + self.brownouts.len()
             + self.clocks.len()
+            + self.search_lags.len()
+    }
+
+    /// The search lag this plan sets for `service`, if any (the largest).
+    pub fn search_lag_ms(&self, service: &str) -> Option<u64> {
+        self.search_lags
+            .iter()
+            .filter(|l| l.service == service)
+            .map(|l| l.lag_ms)
+            .max()
     }
 
     /// No fault at all: the run sees only latency and scheduling.
@@ -268,6 +307,7 @@ impl FaultPlan {
         take!(partitions);
         take!(brownouts);
         take!(clocks);
+        take!(search_lags);
         let _ = i;
         p
     }
@@ -280,6 +320,7 @@ impl FaultPlan {
         self.partitions.sort();
         self.brownouts.sort();
         self.clocks.sort();
+        self.search_lags.sort();
     }
 
     /// Check the plan against a topology and the input limits.
@@ -335,6 +376,9 @@ impl FaultPlan {
         for c in &self.clocks {
             check("clock", &c.node)?;
         }
+        for l in &self.search_lags {
+            check("search lag", &l.service)?;
+        }
         self.check_limits().map_err(PlanError::OutOfRange)
     }
 
@@ -369,6 +413,9 @@ impl FaultPlan {
         for (i, b) in self.brownouts.iter().enumerate() {
             ms(format!("brownouts[{i}].from_ms"), b.from_ms)?;
             ms(format!("brownouts[{i}].until_ms"), b.until_ms)?;
+        }
+        for (i, l) in self.search_lags.iter().enumerate() {
+            ms(format!("search_lags[{i}].lag_ms"), l.lag_ms)?;
         }
         let max_off = MAX_TIME_MS as i64;
         for (i, c) in self.clocks.iter().enumerate() {
@@ -577,6 +624,19 @@ impl FaultPlan {
             plan.clocks.reverse();
             let mut seen = BTreeSet::new();
             plan.clocks.retain(|c| seen.insert(c.node.clone()));
+        }
+        if let Some(service) = topo.services.iter().find(|s| *s == "stripe") {
+            if rng.gen_bool(SEARCH_LAG_SHARE) {
+                let lag_ms = if rng.gen_bool(SEARCH_INCIDENT_SHARE) {
+                    rng.gen_range(SEARCH_LAG_INCIDENT_MS)
+                } else {
+                    rng.gen_range(0..=SEARCH_LAG_NORMAL_MAX_MS)
+                };
+                plan.search_lags.push(SearchLag {
+                    service: service.clone(),
+                    lag_ms,
+                });
+            }
         }
         plan.normalise();
         debug_assert!(plan.validate(topo).is_ok());

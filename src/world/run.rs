@@ -231,7 +231,11 @@ pub fn run(
         let net: Net<Request, Response> = Net::new(&world, s.latency.net);
 
         // Services: durable state outside the nodes.
-        let stripe = Arc::new(Mutex::new(Stripe::new(s.stripe_config())));
+        let mut stripe_config = s.stripe_config();
+        if let Some(lag_ms) = plan.search_lag_ms(STRIPE) {
+            stripe_config.search_index_delay_ms = lag_ms;
+        }
+        let stripe = Arc::new(Mutex::new(Stripe::new(stripe_config)));
         let salesforce = Arc::new(Mutex::new(Salesforce::new(org_config(&s, &workload))));
         let inventory = Arc::new(Mutex::new(Inventory::new(s.inventory.clone())));
         serve(
