@@ -215,12 +215,16 @@ fn legend(t: &Timeline) -> String {
 pub fn render(r: &Report<'_>) -> String {
     let out = r.outcome;
     let sc = r.scenario;
-    let lanes = r.lanes();
+    // The sagas first: the node timeline draws each violation where it
+    // happened (its saga's event), not at the time the check ran.
+    let saga_lanes = sagas::lanes(r);
+    let sites = sagas::violation_sites(r, &saga_lanes);
+    let placed = sagas::placed(r.verdict, &saga_lanes, &sites);
     let t = Timeline::build(
-        &lanes,
+        &r.lanes(),
         r.trace,
         &out.plan,
-        r.verdict,
+        &placed,
         out.phases.safety_end_ms,
         out.phases.end_ms,
     );
@@ -262,10 +266,7 @@ pub fn render(r: &Report<'_>) -> String {
         }
     );
 
-    // The sagas, for the verdict's links.
-    let lanes = sagas::lanes(r);
-    let sites = sagas::violation_sites(r, &lanes);
-
+    let lanes = saga_lanes;
     // Verdict.
     let n = r.verdict.all().count();
     if n == 0 {

@@ -547,6 +547,28 @@ pub(crate) fn violation_sites(r: &Report<'_>, lanes: &[Lane]) -> Vec<Option<(usi
         .collect()
 }
 
+/// `verdict` with each violation's time moved to where it happened (its
+/// site's event), for the node timeline's red lines.
+pub(crate) fn placed(
+    verdict: &crate::check::Verdict,
+    lanes: &[Lane],
+    sites: &[Option<(usize, usize)>],
+) -> crate::check::Verdict {
+    let mut v = verdict.clone();
+    let n_safety = v.safety.len();
+    for (i, site) in sites.iter().enumerate() {
+        let Some((lane, at)) = site else { continue };
+        let ms = lanes[*lane].chips[*at].t_us / 1000;
+        let viol = if i < n_safety {
+            &mut v.safety[i]
+        } else {
+            &mut v.liveness[i - n_safety]
+        };
+        viol.at_ms = ms.min(viol.at_ms);
+    }
+    v
+}
+
 /// The links from violation `i` to the faults and failures of its key
 /// that led there (at most 8, the latest).
 pub(crate) fn led_there(lanes: &[Lane], site: (usize, usize)) -> Vec<(String, String)> {
@@ -574,8 +596,11 @@ pub(crate) fn render_lanes(h: &mut String, r: &Report<'_>, lanes: &[Lane]) {
     h.push_str("<p class=\"meta\">Each checkout's key events in order, with the simulated time. \
         <span class=\"chip agent\">agent</span> <span class=\"chip ok\">applied / 2xx / completed</span> \
         <span class=\"chip fail\">rejected / 4xx / compensated</span> \
-        <span class=\"chip fault\">timeout / 5xx / 429 / unknown</span> \
-        <span class=\"chip vmark\">V1</span> where a violation happened.</p>");
+        <span class=\"chip fault\">timeout / 5xx / 429 / unknown</span>");
+    if sites.iter().any(Option::is_some) {
+        h.push_str(" <span class=\"chip vmark\">V1</span> where a violation happened");
+    }
+    h.push_str(".</p>");
     for (li, lane) in lanes.iter().enumerate() {
         let _ = write!(
             h,
