@@ -109,6 +109,7 @@ pub enum StaleKind {
 }
 
 impl StaleKind {
+    /// Every kind, in table order.
     pub const ALL: [StaleKind; 6] = [
         StaleKind::PaidNoRoom,
         StaleKind::RoomNotPaid,
@@ -134,21 +135,32 @@ impl StaleKind {
 /// One stale fact: a business key and what disagrees.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Stale {
+    /// The checkout.
     pub business_key: String,
+    /// What disagrees.
     pub kind: StaleKind,
 }
 
 /// The metrics of one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunMetrics {
+    /// The run's seed.
     pub seed: u64,
+    /// Whether the run reached quiescence.
     pub converged: bool,
+    /// Agents that made at least one tool call.
     pub started: u32,
+    /// Last decided answer `Completed`.
     pub completed: u32,
+    /// Last decided answer `Compensated`.
     pub compensated: u32,
+    /// Last decided answer `NeedsOperator`.
     pub needs_operator: u32,
+    /// Last decided answer `Rejected`.
     pub rejected: u32,
+    /// Started, never decided (the agent gave up).
     pub unanswered: u32,
+    /// Told `Completed` and the ground truth agrees.
     pub completed_verified: u32,
     /// Business keys whose answer the ground truth contradicts.
     pub contradicted: Vec<String>,
@@ -156,11 +168,13 @@ pub struct RunMetrics {
     pub latencies_ms: Vec<u64>,
     /// Business keys charged more than their price at some point.
     pub double_charged: Vec<String>,
+    /// Net money taken above the price at the end, summed over keys.
     pub overcharged_cents: i64,
     /// Sorted.
     pub stale: Vec<Stale>,
     /// Ids of holds still active at the end.
     pub orphan_holds: Vec<String>,
+    /// Effects no business key can be attributed to.
     pub unattributed_effects: u32,
     /// The checkers' violations, by invariant.
     pub violations: BTreeMap<String, u32>,
@@ -461,16 +475,27 @@ impl RunMetrics {
 /// Metrics summed over runs of one coordinator.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Aggregate {
+    /// The coordinator's name.
     pub coordinator: String,
+    /// Runs added.
     pub runs: u64,
+    /// Runs that reached quiescence.
     pub runs_converged: u64,
+    /// Checkouts started.
     pub started: u64,
+    /// Answered `Completed`.
     pub completed: u64,
+    /// Answered `Compensated`.
     pub compensated: u64,
+    /// Answered `NeedsOperator`.
     pub needs_operator: u64,
+    /// Answered `Rejected`.
     pub rejected: u64,
+    /// Started, never decided.
     pub unanswered: u64,
+    /// Completed and verified in the ground truth.
     pub completed_verified: u64,
+    /// Answers the ground truth contradicts.
     pub answers_contradicted: u64,
     /// completed / started.
     pub success_rate: f64,
@@ -482,21 +507,35 @@ pub struct Aggregate {
     pub needs_operator_rate: f64,
     /// Nearest-rank percentiles over every answered checkout.
     pub latency_p50_ms: Option<u64>,
+    /// p95 latency (ms).
     pub latency_p95_ms: Option<u64>,
+    /// p99 latency (ms).
     pub latency_p99_ms: Option<u64>,
+    /// Highest latency (ms).
     pub latency_max_ms: Option<u64>,
+    /// Checkouts charged above their price at some point.
     pub double_charges: u64,
+    /// Runs with at least one double charge.
     pub runs_with_double_charge: u64,
+    /// Money over-taken at the end, in cents.
     pub overcharged_cents: i64,
+    /// Stale facts after quiescence.
     pub stale: u64,
+    /// Stale facts by kind (every kind present, 0 if none).
     pub stale_by_kind: BTreeMap<StaleKind, u64>,
+    /// Runs with at least one stale fact.
     pub runs_with_stale: u64,
+    /// Holds still active at the end.
     pub orphan_holds: u64,
+    /// Effects no business key can be attributed to.
     pub unattributed_effects: u64,
+    /// Runs with at least one violation.
     pub runs_flagged: u64,
     /// Runs in which each invariant was violated at least once.
     pub runs_flagged_by_invariant: BTreeMap<String, u64>,
+    /// Violations in all.
     pub violations: u64,
+    /// Violations by invariant.
     pub violations_by_invariant: BTreeMap<String, u64>,
     /// Checkouts that could succeed (the ceiling), summed.
     #[serde(default)]
@@ -634,8 +673,11 @@ impl Aggregate {
 /// The same seeds run against several coordinators.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// The scenario's name.
     pub scenario: String,
+    /// First seed.
     pub start: u64,
+    /// Seeds run.
     pub seeds: u64,
     /// One aggregate per coordinator, in the order asked.
     pub coordinators: Vec<Aggregate>,
