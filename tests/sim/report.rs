@@ -410,6 +410,9 @@ fn a_failing_four_agent_run_reads_in_plain_words_per_saga() {
     for debug in ["{ ", "Some(", "Compensated {", "\\\""] {
         assert!(!text.contains(debug), "`{debug}` on the page: {text}");
     }
+    let md = Report::new(&s, &c).markdown();
+    assert!(!md.contains("{ ") && !md.contains("Some("), "{md}");
+    assert!(md.contains("compensated: hold_room failed 4 times"), "{md}");
     // Hover titles are plain words too.
     for t in html[..html.find("<section id=\"trace\">").unwrap()]
         .split("<title>")
