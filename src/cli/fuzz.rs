@@ -199,13 +199,74 @@ fn one_seed(s: &Scenario, seed: u64, imp: Arc<dyn CoordinatorImpl>) -> SeedResul
     crate::harness::seed_result(seed, &c)
 }
 
+/// Terminal colours (SGR codes) for the summary.
+#[derive(Clone, Copy)]
+pub(crate) enum Colour {
+    /// Failures.
+    Red,
+    /// All good.
+    Green,
+    /// Worth a look (a coverage point never hit).
+    Yellow,
+    /// Commands to copy.
+    Cyan,
+    /// Secondary text.
+    Dim,
+}
+
+/// Whether stdout gets colour: it is a terminal and `NO_COLOR` is unset
+/// or empty (<https://no-color.org>). Piped or redirected output never.
+pub(crate) fn colour_on() -> bool {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        colour_decision(std::io::stdout().is_terminal(), no_color)
+    })
+}
+
+/// Colour only on a terminal and without `NO_COLOR`.
+fn colour_decision(terminal: bool, no_color: bool) -> bool {
+    terminal && !no_color
+}
+
+/// `text` in `colour` when [`colour_on`], else as is.
+pub(crate) fn paint(colour: Colour, text: &str) -> String {
+    paint_if(colour_on(), colour, text)
+}
+
+fn paint_if(on: bool, colour: Colour, text: &str) -> String {
+    if !on {
+        return text.to_string();
+    }
+    let code = match colour {
+        Colour::Red => "31",
+        Colour::Green => "32",
+        Colour::Yellow => "33",
+        Colour::Cyan => "36",
+        Colour::Dim => "2",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
 /// The first 20 failing seeds with their replay commands, and how many more.
 pub fn print_failures(summary: &FuzzSummary) {
     for f in summary.failing.iter().take(20) {
-        outln!("seed {}: {}\n  replay: {}", f.seed, f.message, f.replay);
+        outln!(
+            "{} {}\n  replay: {}",
+            paint(Colour::Red, &format!("seed {}:", f.seed)),
+            f.message,
+            paint(Colour::Cyan, &f.replay)
+        );
     }
     if summary.failures > 20 {
-        outln!("… and {} more failing seeds", summary.failures - 20);
+        outln!(
+            "{}",
+            paint(
+                Colour::Dim,
+                &format!("… and {} more failing seeds", summary.failures - 20)
+            )
+        );
     }
 }
 
@@ -241,7 +302,11 @@ fn print_summary(
             let hits = summary.coverage.get(*point).copied().unwrap_or(0);
             outln!(
                 "  {hits:>8}  {point}{}",
-                if hits == 0 { "   <- never hit" } else { "" }
+                if hits == 0 {
+                    paint(Colour::Yellow, "   <- never hit")
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -268,23 +333,39 @@ fn print_summary(
             .iter()
             .filter(|f| f.message.starts_with("determinism:"))
             .count();
+        // Failing seeds are not run again: their failure is the news.
+        let not_twice = summary.seeds.saturating_sub(twice);
         outln!(
-            "determinism: {twice} seeds run twice (again on a fresh thread); {}",
+            "determinism: {twice} seed{} run twice (again on a fresh thread{}); {}",
+            if twice == 1 { "" } else { "s" },
+            if not_twice > 0 {
+                format!(", not the {not_twice} failing")
+            } else {
+                String::new()
+            },
             match mismatched {
-                0 => "every trace hash matched".to_string(),
-                n => format!("{n} trace hash(es) differed (listed below)"),
+                0 => paint(Colour::Green, "every trace hash matched"),
+                n => paint(
+                    Colour::Red,
+                    &format!("{n} trace hash(es) differed (listed below)"),
+                ),
             }
         );
     }
     // Failures last, so that they do not scroll away above the coverage.
     print_failures(summary);
+    let failures = format!("{} failures", summary.failures);
     outln!(
-        "{}: {} seeds, {} failures, {:.1} s, {:.0} seeds/s",
+        "{}: {} seeds, {}, {:.1} s, {} seeds/s",
         summary.scenario,
         summary.seeds,
-        summary.failures,
+        if summary.failures == 0 {
+            paint(Colour::Green, &failures)
+        } else {
+            paint(Colour::Red, &failures)
+        },
         summary.elapsed_s,
-        summary.seeds_per_s
+        thousands(summary.seeds_per_s.round() as u64)
     );
     if json {
         outln!("{}", summary.json_line());
@@ -333,4 +414,21 @@ fn fuzz_report(s: &FuzzSummary) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour_decision(true, false));
+        assert!(!colour_decision(true, true), "NO_COLOR wins");
+        assert!(!colour_decision(false, false), "piped: plain");
+        assert_eq!(paint_if(false, Colour::Red, "x"), "x");
+        assert_eq!(paint_if(true, Colour::Red, "x"), "\x1b[31mx\x1b[0m");
+        assert_eq!(thousands(2_417), "2,417");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 }

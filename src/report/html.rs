@@ -11,6 +11,7 @@
 
 use std::fmt::Write as _;
 
+use super::sagas;
 use super::svg::{self, glyph};
 use super::timeline::{Group, MarkKind, Timeline};
 use super::{clip, escape, fmt_ms, Report};
@@ -18,6 +19,9 @@ use super::{clip, escape, fmt_ms, Report};
 /// Most trace lines in the page's raw-trace section, and characters each.
 pub const MAX_TRACE_LINES: usize = 5_000;
 pub const MAX_TRACE_LINE_CHARS: usize = 400;
+/// Width the fit-to-width timeline is zoomed to (a 1400 px window less
+/// the page's margins).
+pub const FIT_WIDTH_PX: f64 = 1330.0;
 /// Most characters of the fault plan's JSON shown.
 pub const MAX_PLAN_CHARS: usize = 200_000;
 
@@ -118,6 +122,19 @@ svg text{font:11px system-ui,sans-serif;fill:var(--fg)}
 pre.plan,pre.trace{background:#f7f8fa;border:1px solid var(--line);border-radius:6px;padding:10px;overflow:auto;max-height:480px}
 details summary{cursor:pointer;font-weight:600}
 footer{margin-top:30px;color:var(--muted);font-size:12px}
+.saga{display:flex;gap:10px;border-left:5px solid;padding:4px 0 4px 8px;margin:4px 0;background:#fafbfc}
+.saga-key{min-width:64px;font-weight:700;font-family:ui-monospace,Menlo,monospace;font-size:13px;padding-top:2px}
+.chips{display:flex;flex-wrap:wrap;gap:3px 4px}
+.chip{display:inline-block;border:1px solid #d0d7de;border-radius:10px;padding:1px 7px;font-size:12px;background:#fff;white-space:nowrap}
+.chip b{font-weight:500;color:var(--muted);font-size:11px}
+.chip.agent{background:#f3f5f8}
+.chip.ok{border-color:#8cd39f;background:#eef8f0}
+.chip.fail{border-color:#f3a6a6;background:#fdeeee}
+.chip.fault{border-color:#f0c36d;background:#fff6e0}
+.chip.violated{outline:2px solid var(--bad);outline-offset:1px}
+.chip .vmark,.chip.vmark,a.vmark{color:#fff;background:var(--bad);border-radius:8px;padding:0 5px;font-weight:700;text-decoration:none}
+.led{margin-top:4px;font-size:12.5px}.led ul{margin:2px 0;padding-left:18px}
+#fit{margin:4px 4px 8px 0}
 "#;
 
 fn kind_legend(kind: MarkKind) -> String {
@@ -142,36 +159,53 @@ fn band_legend(class: &str, what: &str) -> String {
 }
 
 fn legend(t: &Timeline) -> String {
+    use super::timeline::{BandKind, Dir, Style};
     let mut s = String::from("<div class=\"legend\">");
     for (dir, style, what) in [
-        ("request", "normal", "request"),
-        ("reply", "normal", "reply"),
-        ("request", "duplicate", "duplicate copy"),
-        ("request", "delayed", "delayed"),
-        ("request", "late", "late arrival"),
-        ("request", "injected", "brown-out injected"),
-        ("request", "lost", "lost (ends in ✕)"),
-        ("reply", "orphan", "reply nobody took"),
+        (Dir::Request, Style::Normal, "request"),
+        (Dir::Reply, Style::Normal, "reply"),
+        (Dir::Request, Style::Duplicate, "duplicate copy"),
+        (Dir::Request, Style::Delayed, "delayed"),
+        (Dir::Request, Style::Late, "late arrival"),
+        (Dir::Request, Style::Injected, "brown-out injected"),
+        (Dir::Request, Style::Lost, "lost (ends in ✕)"),
+        (Dir::Reply, Style::Orphan, "reply nobody took"),
     ] {
-        s.push_str(&arrow_legend(dir, style, what));
-    }
-    for (class, what) in [
-        ("band down", "node down"),
-        ("band paused", "node paused"),
-        ("band partition", "partition window"),
-        ("band brownout", "brown-out window"),
-        ("phase liveness", "liveness phase (faults off)"),
-    ] {
-        s.push_str(&band_legend(class, what));
-    }
-    s.push_str("</div><div class=\"legend\">");
-    // Every fault and state kind; bookkeeping only when present.
-    let counts = t.counts();
-    for (kind, n) in counts {
-        if kind.group() == Group::Plain && n == 0 {
-            continue;
+        // Styles other than normal are drawn in one colour either way.
+        let on_page = t
+            .arrows
+            .iter()
+            .any(|a| a.style == style && (style != Style::Normal || a.dir == dir));
+        if on_page {
+            let d = if dir == Dir::Request {
+                "request"
+            } else {
+                "reply"
+            };
+            s.push_str(&arrow_legend(d, style.class(), what));
         }
-        s.push_str(&kind_legend(kind));
+    }
+    for (kind, class, what) in [
+        (BandKind::Down, "band down", "node down"),
+        (BandKind::Paused, "band paused", "node paused"),
+        (BandKind::Partition, "band partition", "partition window"),
+        (BandKind::Brownout, "band brownout", "brown-out window"),
+    ] {
+        if t.bands.iter().any(|b| b.kind == kind) {
+            s.push_str(&band_legend(class, what));
+        }
+    }
+    if t.safety_end_us < t.end_us {
+        s.push_str(&band_legend(
+            "phase liveness",
+            "liveness phase (faults off)",
+        ));
+    }
+    // Only the marks on the page.
+    for (kind, n) in t.counts() {
+        if n > 0 {
+            s.push_str(&kind_legend(kind));
+        }
     }
     s.push_str("</div>");
     s
@@ -181,12 +215,16 @@ fn legend(t: &Timeline) -> String {
 pub fn render(r: &Report<'_>) -> String {
     let out = r.outcome;
     let sc = r.scenario;
-    let lanes = r.lanes();
+    // The sagas first: the node timeline draws each violation where it
+    // happened (its saga's event), not at the time the check ran.
+    let saga_lanes = sagas::lanes(r);
+    let sites = sagas::violation_sites(r, &saga_lanes);
+    let placed = sagas::placed(r.verdict, &saga_lanes, &sites);
     let t = Timeline::build(
-        &lanes,
+        &r.lanes(),
         r.trace,
         &out.plan,
-        r.verdict,
+        &placed,
         out.phases.safety_end_ms,
         out.phases.end_ms,
     );
@@ -228,6 +266,7 @@ pub fn render(r: &Report<'_>) -> String {
         }
     );
 
+    let lanes = saga_lanes;
     // Verdict.
     let n = r.verdict.all().count();
     if n == 0 {
@@ -246,9 +285,17 @@ pub fn render(r: &Report<'_>) -> String {
             .map(|v| ("safety", v))
             .chain(r.verdict.liveness.iter().map(|v| ("eventual", v)));
         for (i, (kind, v)) in kinds.enumerate() {
+            let site = sites.get(i).copied().flatten();
+            let led: String = site
+                .map(|s| sagas::led_there(&lanes, s))
+                .unwrap_or_default()
+                .iter()
+                .map(|(id, text)| format!("<li><a href=\"#{id}\">{}</a></li>", escape(text)))
+                .collect();
             let _ = write!(
                 h,
-                "<tr class=\"violation\"><td>V{}</td><td><strong>{}</strong></td><td>{kind}</td><td>{}</td><td class=\"num\">{} ms</td><td class=\"facts\">{}</td></tr>",
+                "<tr class=\"violation\" id=\"v{}\"><td>V{}</td><td><strong>{}</strong></td><td>{kind}</td><td>{}</td><td class=\"num\">{} ms{}</td><td class=\"facts\">{}{}</td></tr>",
+                i + 1,
                 i + 1,
                 escape(&v.invariant),
                 if v.business_key.is_empty() {
@@ -257,11 +304,18 @@ pub fn render(r: &Report<'_>) -> String {
                     escape(&v.business_key)
                 },
                 v.at_ms,
-                escape(&v.facts)
+                site.map(|(l, c)| format!("<br><a href=\"#s{l}-{c}\">where it happened</a>"))
+                    .unwrap_or_default(),
+                escape(&sagas::plain(&v.facts)),
+                if led.is_empty() {
+                    String::new()
+                } else {
+                    format!("<div class=\"led\">Led there (same key):<ul>{led}</ul></div>")
+                }
             );
         }
         h.push_str("</tbody></table>");
-        h.push_str("<p>Each violation is a red line (V1, V2, …) on the timeline below.</p>");
+        h.push_str("<p>Each violation is marked V1, V2, … on its saga's lane below, at the event where it happened, and as a red line on the node timeline.</p>");
     }
     let _ = writeln!(
         h,
@@ -273,8 +327,11 @@ pub fn render(r: &Report<'_>) -> String {
     }
     h.push_str("</section>");
 
+    sagas::render_lanes(&mut h, r, &lanes);
+    sagas::render_summary(&mut h, r, &lanes);
+
     // Timeline.
-    h.push_str("<section id=\"timeline\"><h2>Timeline</h2><ul class=\"notes\">");
+    h.push_str("<section id=\"timeline\"><h2>Timeline, one lane per node</h2><ul class=\"notes\">");
     for note in &drawn.notes {
         let _ = write!(h, "<li>{}</li>", escape(note));
     }
@@ -288,7 +345,15 @@ pub fn render(r: &Report<'_>) -> String {
     if r.trace.events.is_empty() && r.trace.len > 0 {
         h.push_str("<li>The trace was recorded hash-only: no events to draw.</li>");
     }
-    h.push_str("<li>Hover over an arrow, a mark or a band for the event text.</li></ul>");
+    h.push_str("<li>Hover over an arrow, a mark or a band for the full event text; the saga lanes above say the same in words.</li></ul>");
+    // Fit to a 1400 px window: zoom the labels and the timeline together
+    // (computed here: the page has no script).
+    let zoom = (FIT_WIDTH_PX / drawn.width_px).min(1.0);
+    let _ = write!(
+        h,
+        "<style>#fit:checked~.tl-wrap{{zoom:{zoom:.3}}}#fit:checked~.tl-wrap .tl-scroll{{overflow-x:hidden}}</style>"
+    );
+    h.push_str("<input type=\"checkbox\" id=\"fit\" checked><label for=\"fit\"> fit the timeline to the window (untick to scroll at full scale)</label>");
     h.push_str(&legend(&t));
     let _ = writeln!(
         h,
@@ -323,7 +388,7 @@ pub fn render(r: &Report<'_>) -> String {
             escape(&a.business_key),
             a.answer
                 .as_ref()
-                .map_or("no answer".to_string(), |s| escape(&format!("{s:?}"))),
+                .map_or("no answer".to_string(), |s| escape(&sagas::status_words(s))),
             a.calls,
             a.timeouts,
             a.boots,

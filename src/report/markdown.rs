@@ -116,9 +116,10 @@ pub fn render(r: &Report<'_>) -> String {
             "| agent-{} | {} | {} | {} | {} | {} |",
             a.agent,
             md(&a.business_key, true),
-            a.answer
-                .as_ref()
-                .map_or("no answer".to_string(), |s| md(&format!("{s:?}"), true)),
+            a.answer.as_ref().map_or("no answer".to_string(), |s| md(
+                &super::sagas::status_words(s),
+                true
+            )),
             a.calls,
             a.timeouts,
             if a.gave_up { "yes" } else { "no" }

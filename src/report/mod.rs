@@ -3,10 +3,15 @@
 //!
 //! `sagasim report` runs a seed with the full trace and hands the result to
 //! a [`Report`], which renders
-//! - `<scenario>-<seed>.html`: the invariant verdict first, then the
-//!   timeline (one lane per node, arrows for messages, marks for faults and
-//!   saga state changes — see [`timeline`] for how the trace is read), the
-//!   fault counts, the agents' results, the fault plan and the raw trace;
+//! - `<scenario>-<seed>.html`: the invariant verdict first (each violation
+//!   linked to the event where it happened and to the faults of its key
+//!   that led there), then one swim lane per business key with the saga's
+//!   key events in plain words and a per-saga summary of the final state in
+//!   each service (`sagas.rs`), then the node timeline (one lane per node,
+//!   arrows for messages, marks for faults and saga state changes, fitted
+//!   to a 1400 px window by default — `timeline.rs` says how the trace is
+//!   read), the fault counts, the agents' results, the fault plan and the
+//!   raw trace (the only place `Debug` text is shown, verbatim);
 //! - `<scenario>-<seed>.md`: the same verdict and counts in a few lines.
 //!
 //! Both are pure functions of the run: no wall time, no absolute paths, no
@@ -32,8 +37,9 @@ use crate::world::run::{node_names, plan_for, RunOutcome};
 pub mod compare;
 mod html;
 mod markdown;
+mod sagas;
 mod svg;
-pub mod timeline;
+pub(crate) mod timeline;
 
 /// Longest file stem (`<scenario>-<seed>`) a report gets, in bytes.
 pub const MAX_STEM_BYTES: usize = 120;
@@ -41,9 +47,12 @@ pub const MAX_STEM_BYTES: usize = 120;
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// A file or directory could not be written.
     #[error("{path}: {source}")]
     Io {
+        /// The path, as given.
         path: String,
+        /// What the OS said.
         source: std::io::Error,
     },
 }
@@ -51,7 +60,9 @@ pub enum ReportError {
 /// The files a report wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
+    /// The HTML page.
     pub html: PathBuf,
+    /// The markdown summary.
     pub markdown: PathBuf,
 }
 
@@ -59,11 +70,13 @@ pub struct Written {
 /// (or a caller with its own checker) can pair a run with any verdict.
 #[derive(Clone, Copy)]
 pub struct Report<'a> {
+    /// The scenario the run is of.
     pub scenario: &'a Scenario,
     /// The run's outcome; its `seed` and `plan` are the report's.
     pub outcome: &'a RunOutcome,
     /// Recorded with `TraceMode::Full` (a hash-only trace draws nothing).
     pub trace: &'a Trace,
+    /// The checkers' verdict on the run.
     pub verdict: &'a Verdict,
     /// How to run it again, when the caller knows (the CLI does): the
     /// command, runnable as printed, and the replay handle.
@@ -96,6 +109,7 @@ impl<'a> Report<'a> {
         Some(serde_json::to_string(h).expect("handles serialise"))
     }
 
+    /// The run's seed.
     pub fn seed(&self) -> u64 {
         self.outcome.seed
     }
@@ -124,11 +138,17 @@ impl<'a> Report<'a> {
         }
         let name = &self.scenario.name;
         let seed = self.seed();
+        // Another coordinator than the reference is named, or the command
+        // would replay the reference.
+        let coordinator = match self.outcome.coordinator.as_str() {
+            c if c == crate::harness::reference().name() => String::new(),
+            c => format!(" --coordinator {c}"),
+        };
         if plan_for(self.scenario, seed) == *self.outcome.plan {
-            format!("cargo run --release -- replay {name} --seed {seed}")
+            format!("cargo run --release -- replay {name}{coordinator} --seed {seed}")
         } else {
             format!(
-                "cargo run --release -- replay {name} --seed {seed} --plan FILE   (FILE: the fault plan below)"
+                "cargo run --release -- replay {name}{coordinator} --seed {seed} --plan FILE   (FILE: the fault plan below)"
             )
         }
     }

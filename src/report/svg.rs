@@ -40,16 +40,21 @@ const R: f64 = 4.5;
 const LABEL_CHAR_PX: f64 = 5.6;
 
 /// The drawn timeline and what was left out.
-pub struct Drawn {
+pub(crate) struct Drawn {
+    /// The fixed column of lane names.
     pub labels_svg: String,
+    /// The timeline itself (scrolls sideways).
     pub timeline_svg: String,
+    /// What was left out or how to read it.
     pub notes: Vec<String>,
+    /// Width of the timeline SVG plus the labels, in px.
+    pub width_px: f64,
 }
 
 fn title(text: &str) -> String {
     format!(
         "<title>{}</title>",
-        escape(&super::clip(text, MAX_TITLE_CHARS))
+        escape(&super::clip(&super::sagas::plain(text), MAX_TITLE_CHARS))
     )
 }
 
@@ -134,7 +139,7 @@ fn stub_y(y0: f64, ty: f64) -> f64 {
 }
 
 /// Draw `t` for lanes labelled `t.lanes`.
-pub fn draw(t: &Timeline) -> Drawn {
+pub(crate) fn draw(t: &Timeline) -> Drawn {
     let scale = Scale::new(&t.instants());
     let height = AXIS_H + LANE_H * t.lanes.len() as f64 + 12.0;
     let width = PAD_L + scale.width + PAD_R;
@@ -429,7 +434,7 @@ pub fn draw(t: &Timeline) -> Drawn {
                         s,
                         "<text class=\"status-label\" x=\"{lx:.1}\" y=\"{:.1}\">{}</text>",
                         lane_y(m.lane) - 8.0 - 10.0 * f64::from(row),
-                        escape(text)
+                        escape(&super::sagas::plain(text))
                     );
                 }
                 s.push_str("</g>");
@@ -476,6 +481,7 @@ pub fn draw(t: &Timeline) -> Drawn {
         labels_svg: labels,
         timeline_svg: s,
         notes,
+        width_px: width + LABEL_W,
     }
     .with_scale_note(&scale)
 }

@@ -686,6 +686,7 @@ fn fuzz_prints_failures_after_coverage_and_what_determinism_checked() {
         .expect("coverage");
     let failure = out.find("\nseed ").expect("a failing seed");
     assert!(coverage < failure, "{out}");
+    assert!(!out.contains('\x1b'), "no colour when piped: {out}");
     assert!(out.trim_end().lines().last().unwrap().contains("12 seeds"));
     let o = sagasim(&["fuzz", "--seeds", "7", "--check-determinism"]);
     let out = String::from_utf8_lossy(&o.stdout);

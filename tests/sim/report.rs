@@ -361,3 +361,101 @@ fn report_command_writes_both_files_and_uses_run_exit_codes() {
     assert_eq!(code, 2);
     assert!(err.contains("--seed N or --plan FILE"), "{err}");
 }
+
+/// The page's text outside the raw trace (which is the trace, verbatim,
+/// folded at the bottom): tags dropped, entities kept as they are.
+fn visible_text(html: &str) -> String {
+    let cut = html.find("<section id=\"trace\">").unwrap_or(html.len());
+    let mut out = String::new();
+    let mut in_tag = false;
+    let mut in_style = false;
+    let page = &html[..cut];
+    let mut i = 0;
+    while i < page.len() {
+        let rest = &page[i..];
+        if rest.starts_with("<style") {
+            in_style = true;
+        } else if rest.starts_with("</style>") {
+            in_style = false;
+        }
+        let c = rest.chars().next().unwrap();
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag && !in_style => out.push(c),
+            _ => {}
+        }
+        i += c.len_utf8();
+    }
+    out.replace("&quot;", "\"")
+}
+
+/// Issue 18: a 4-agent naive run that fails reads without hovering: one
+/// lane per business key with short texts, the violation marked at the
+/// event where it happened (the duplicate charge landing, not the check)
+/// and linked to the faults of the same key before it, a per-saga summary,
+/// and no Rust `Debug` text anywhere on the page (hover titles included).
+#[test]
+fn a_failing_four_agent_run_reads_in_plain_words_per_saga() {
+    let s = Scenario::load("hotel-checkout", &default_dir()).unwrap();
+    let imp = sagasim::harness::known_coordinators()
+        .into_iter()
+        .find(|c| c.name() == "naive")
+        .unwrap();
+    let c = run_checked(&s, 8, &plan_for(&s, 8), TraceMode::Full, imp);
+    assert!(!c.verdict.ok(), "seed 8 fails for the naive orchestrator");
+    let html = Report::new(&s, &c).html();
+    assert_self_contained(&html);
+    let text = visible_text(&html);
+    for debug in ["{ ", "Some(", "Compensated {", "\\\""] {
+        assert!(!text.contains(debug), "`{debug}` on the page: {text}");
+    }
+    let md = Report::new(&s, &c).markdown();
+    assert!(!md.contains("{ ") && !md.contains("Some("), "{md}");
+    assert!(md.contains("compensated: hold_room failed 4 times"), "{md}");
+    // Hover titles are plain words too.
+    for t in html[..html.find("<section id=\"trace\">").unwrap()]
+        .split("<title>")
+        .skip(2)
+    {
+        let t = t.split("</title>").next().unwrap().replace("&quot;", "\"");
+        assert!(!t.contains("{ ") && !t.contains("Some("), "{t}");
+    }
+    for key in ["res-1", "res-2", "res-3", "res-4"] {
+        assert!(text.contains(key), "a lane for {key}");
+    }
+    assert!(
+        text.contains("stripe: charge → 200"),
+        "short text on the events"
+    );
+    assert!(text.contains("agent told: compensated"), "{text}");
+    // V1 sits on the duplicate charge landing, linked from the verdict.
+    let site = html.split("id=\"s0-").nth(1).map(|_| ()).is_some();
+    assert!(site);
+    let v1_chip = html
+        .split("<span class=\"chip")
+        .find(|c| c.contains("href=\"#v1\""))
+        .expect("a chip marked V1");
+    assert!(v1_chip.contains("stripe: charge (duplicate)"), "{v1_chip}");
+    assert!(html.contains("Led there (same key)"));
+    assert!(html.contains("a duplicate arrives</a>"));
+    // The per-saga table: final state in each service.
+    let table = &html[html.find("<section id=\"saga-summary\">").unwrap()..];
+    assert!(
+        table.contains("net 500.00 (peak 500.00)"),
+        "res-1 paid twice"
+    );
+    assert!(table.contains("Booking__c Confirmed"));
+    // The replay command names the coordinator.
+    assert!(text.contains("sagasim replay hotel-checkout --coordinator naive --seed 8"));
+    // Fit to a 1400 px window is on by default.
+    assert!(html.contains("id=\"fit\" checked") && html.contains("zoom:"));
+    // The legend names only what is on the page: no partition window here
+    // unless the plan has one.
+    let legend = &html[html.find("<div class=\"legend\">").unwrap()..];
+    let legend = &legend[..legend.find("</div>").unwrap()];
+    if c.outcome.plan.partitions.is_empty() {
+        assert!(!legend.contains("partition window"), "{legend}");
+    }
+    assert!(legend.matches("<span>").count() < 30, "compact: {legend}");
+}
