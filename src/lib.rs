@@ -9,6 +9,8 @@
 //! declaration); `workloads` holds the bundled ones (the hotel checkout).
 //! Arrows run one way: a workload depends on the engine, never the reverse.
 
+#![warn(missing_docs)]
+
 #[cfg(not(madsim))]
 compile_error!(
     "sagasim runs only in madsim's simulation build, and this build lacks \

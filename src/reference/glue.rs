@@ -80,6 +80,8 @@ fn net_outcome(e: CallError) -> Outcome {
 }
 
 impl OpClient {
+    /// The glue of a coordinator node: its typed service calls (with the
+    /// scenario's timeouts) and the workload it executes.
     pub fn new(env: &CoordinatorEnv) -> Self {
         OpClient {
             svc: Services::new(env),

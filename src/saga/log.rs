@@ -137,11 +137,16 @@ impl Outcome {
 pub enum Decision {
     /// Every step applied.
     Completed,
-    /// Every applied step undone; `reason` says why the saga went backward.
-    Compensated { reason: String },
-    /// Neither way could be finished: a human must look. `reason` names the
-    /// step and the outcome.
-    NeedsOperator { reason: String },
+    /// Every applied step undone.
+    Compensated {
+        /// Why the saga went backward (the failing step and its outcome).
+        reason: String,
+    },
+    /// Neither way could be finished: a human must look.
+    NeedsOperator {
+        /// The step and the outcome it could not get past.
+        reason: String,
+    },
 }
 
 /// One durable record. `at_ms` is the coordinator node's clock when the
@@ -151,8 +156,11 @@ pub enum Decision {
 pub enum LogRecord {
     /// The saga exists. Nothing of a saga counts before this is durable.
     SagaStarted {
+        /// The saga the record belongs to.
         saga: SagaId,
+        /// What the caller asked for.
         input: SagaInput,
+        /// The coordinator's clock when the record was produced, in ms.
         at_ms: u64,
     },
     /// About to call the service (`op` is `Action` or `Compensate`) with this
@@ -160,51 +168,77 @@ pub enum LogRecord {
     /// an action's key changes only after the service poisoned the previous
     /// one (`Outcome::KeyPoisoned`), so the log names every key ever sent.
     Intent {
+        /// The saga the record belongs to.
         saga: SagaId,
+        /// The step's index in the definition.
         step: usize,
+        /// Action or compensation.
         op: Op,
+        /// The idempotency key the call carries.
         key: String,
+        /// Which send of this (step, op) it is, from 1.
         attempt: u32,
+        /// The effect the call acts on (the compensation's target), if any.
         target_ref: Option<String>,
+        /// The coordinator's clock when the record was produced, in ms.
         at_ms: u64,
     },
     /// What a call returned (all ops, all outcomes, `Unknown` included).
     Result {
+        /// The saga the record belongs to.
         saga: SagaId,
+        /// The step's index in the definition.
         step: usize,
+        /// Which call it answers: action, compensation or reconciliation.
         op: Op,
+        /// The effect the call acted on, if any.
         target_ref: Option<String>,
+        /// What the glue made of the answer.
         outcome: Outcome,
+        /// The coordinator's clock when the record was produced, in ms.
         at_ms: u64,
     },
     /// The saga turned backward: it compensates from here on.
     CompensationStarted {
+        /// The saga the record belongs to.
         saga: SagaId,
+        /// The failure that turned it.
         reason: String,
+        /// The coordinator's clock when the record was produced, in ms.
         at_ms: u64,
     },
     /// The saga's outcome is decided (and may be told to agents).
     Decision {
+        /// The saga the record belongs to.
         saga: SagaId,
+        /// How it ends.
         decision: Decision,
+        /// The coordinator's clock when the record was produced, in ms.
         at_ms: u64,
     },
     /// A sweep round for late / duplicate effects begins.
     SweepRound {
+        /// The saga the record belongs to.
         saga: SagaId,
+        /// Which round, from 1.
         round: u32,
+        /// The coordinator's clock when the record was produced, in ms.
         at_ms: u64,
     },
     /// Terminal: swept and done. `status` may differ from the decision if the
     /// sweep found something it could not clean up.
     Finalized {
+        /// The saga the record belongs to.
         saga: SagaId,
+        /// The final status.
         status: Decision,
+        /// The coordinator's clock when the record was produced, in ms.
         at_ms: u64,
     },
 }
 
 impl LogRecord {
+    /// The saga the record belongs to.
     pub fn saga(&self) -> &SagaId {
         match self {
             LogRecord::SagaStarted { saga, .. }
@@ -217,6 +251,7 @@ impl LogRecord {
         }
     }
 
+    /// The coordinator's clock when the record was produced, in ms.
     pub fn at_ms(&self) -> u64 {
         match self {
             LogRecord::SagaStarted { at_ms, .. }

@@ -274,6 +274,9 @@ fn fuzzing_the_default_scenario_reaches_every_coverage_point() {
     declared.add(&fuzz_points("stripe-refunds", 300));
     declared.add(&fuzz_points("crm-refuses", 50));
     for p in &unreachable {
-        assert!(declared.0[*p] > 0, "never hit where its cause is declared: {p}");
+        assert!(
+            declared.0[*p] > 0,
+            "never hit where its cause is declared: {p}"
+        );
     }
 }

@@ -447,7 +447,9 @@ fn a_failing_four_agent_run_reads_in_plain_words_per_saga() {
     );
     assert!(table.contains("Booking__c Confirmed"));
     // The replay command names the coordinator.
-    assert!(text.contains("cargo run --release -- replay hotel-checkout --coordinator naive --seed 8"));
+    assert!(
+        text.contains("cargo run --release -- replay hotel-checkout --coordinator naive --seed 8")
+    );
     // Fit to a 1400 px window is on by default.
     assert!(html.contains("id=\"fit\" checked") && html.contains("zoom:"));
     // The legend names only what is on the page: no partition window here
