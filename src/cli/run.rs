@@ -70,7 +70,7 @@ pub fn show_run(
             a.business_key,
             a.answer
                 .as_ref()
-                .map_or("no answer".to_string(), |s| format!("{s:?}")),
+                .map_or("no answer".to_string(), crate::report::status_words),
             format_args!("{} call(s), {} timeout(s)", a.calls, a.timeouts)
         );
     }

@@ -38,6 +38,7 @@ pub mod compare;
 mod html;
 mod markdown;
 mod sagas;
+pub use sagas::status_words;
 mod svg;
 pub(crate) mod timeline;
 
