@@ -109,7 +109,14 @@ impl Driver {
             .push(tx);
         self.feed(Event::Start { input });
         let deadline = madsim::time::TimeHandle::current().now_instant() + wait;
+        // `biased;`: tokio's select! otherwise starts at a branch drawn from
+        // tokio's own thread-local RNG, which madsim does not seed — an
+        // answer and the deadline ready at the same instant would go either
+        // way depending on what the process ran before (regression
+        // `determinism::a_seed_hashes_the_same_whatever_ran_before_it_on_the_thread`).
+        // The answer wins a tie.
         let first = tokio::select! {
+            biased;
             s = rx => s.ok(),
             _ = tokio::time::sleep_until(deadline) => None,
         };
@@ -125,6 +132,7 @@ impl Driver {
         while !status.is_decided() {
             let changed = self.changed.notified();
             tokio::select! {
+                biased;
                 _ = changed => {}
                 _ = tokio::time::sleep_until(deadline) => break,
             }
