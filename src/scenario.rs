@@ -308,6 +308,13 @@ pub enum ScenarioError {
     },
 }
 
+/// Whether a scenario named on a command line is a path to a file (it
+/// ends in `.toml` or has a `/`) rather than a name in the scenarios
+/// directory.
+pub fn is_path(name_or_path: &str) -> bool {
+    name_or_path.ends_with(".toml") || name_or_path.contains('/')
+}
+
 impl Scenario {
     /// Parse a scenario from TOML text; `path` names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
@@ -325,7 +332,7 @@ impl Scenario {
     /// The file a scenario name or path stands for: a path if it ends in
     /// `.toml` or holds a `/`, else `dir/<name>.toml`, which must exist.
     pub fn resolve(name_or_path: &str, dir: &Path) -> Result<PathBuf, ScenarioError> {
-        let path = if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
+        let path = if is_path(name_or_path) {
             PathBuf::from(name_or_path)
         } else {
             if !dir.is_dir() {

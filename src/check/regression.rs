@@ -92,8 +92,7 @@ impl ReplayHandle {
 /// The scenario path worth recording for a scenario given on a command line
 /// as `name_or_path`: the path when it was a path, nothing for a name.
 pub fn scenario_path_of(name_or_path: &str) -> Option<String> {
-    (name_or_path.ends_with(".toml") || name_or_path.contains('/'))
-        .then(|| name_or_path.to_string())
+    crate::scenario::is_path(name_or_path).then(|| name_or_path.to_string())
 }
 
 /// Why a regression file cannot be read.

@@ -270,9 +270,6 @@ impl Occupancy {
 pub struct InventoryGroundTruth {
     /// Room types as they are now.
     pub room_types: BTreeMap<String, RoomType>,
-    /// Overbooking limit of room types the scenario gave none (each room
-    /// type carries its own, [`RoomType::overbooking_limit`]).
-    pub overbooking_limit: u32,
     /// Every hold, by number (`hold-N` ↦ N), in creation order.
     pub holds: BTreeMap<u64, Hold>,
     /// Every booking, by number (`bk-N` ↦ N), in confirmation order.
@@ -527,7 +524,6 @@ impl Inventory {
             .collect();
         let truth = InventoryGroundTruth {
             room_types,
-            overbooking_limit: config.overbooking_limit,
             holds: BTreeMap::new(),
             bookings: BTreeMap::new(),
             client_ref_dedupes: 0,

@@ -96,6 +96,15 @@ pub const STANDARD_OBJECTS: [(&str, &str, &[&str]); 3] = [
     ("Opportunity", "006", &["Name", "StageName", "CloseDate"]),
 ];
 
+/// Whether `name` is a well-formed field API name: at most
+/// [`MAX_FIELD_NAME_CHARS`] characters from `[A-Za-z0-9_]`, starting with a
+/// letter (what a request may write and a validation rule may read).
+pub fn valid_field_name(name: &str) -> bool {
+    name.chars().count() <= MAX_FIELD_NAME_CHARS
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Most custom objects an org may declare.
 pub const MAX_CUSTOM_OBJECTS: usize = 20;
 /// Most validation rules a scenario may declare (Salesforce allows 500
@@ -212,12 +221,7 @@ impl SalesforceConfig {
             if !object_ok {
                 return Err(format!("{at}.object `{}` is not an sObject name", r.object));
             }
-            let field_ok = r.field.len() <= MAX_FIELD_NAME_CHARS
-                && r.field.starts_with(|c: char| c.is_ascii_alphabetic())
-                && r.field
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !field_ok {
+            if !valid_field_name(&r.field) {
                 return Err(format!("{at}.field `{}` is not a field name", r.field));
             }
             if r.rejects.is_empty() || r.rejects.len() > MAX_REJECTED_VALUES {
@@ -670,10 +674,7 @@ impl Salesforce {
             ));
         }
         for (name, value) in fields {
-            let well_formed = name.chars().count() <= MAX_FIELD_NAME_CHARS
-                && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !well_formed {
+            if !valid_field_name(name) {
                 return Err(SalesforceResponse::bad(
                     InvalidField,
                     format!("No such column '{name}' on sobject"),
@@ -966,16 +967,9 @@ impl Salesforce {
             return refused;
         }
         let record = self.truth.records.get_mut(id).expect("checked above");
-        for (k, v) in &written {
-            if v.is_null() {
-                record.fields.remove(k);
-            } else {
-                record.fields.insert(k.clone(), v.clone());
-            }
-        }
+        record.fields = after;
         record.external_id = external_id.clone();
         record.last_modified_ms = now_ms;
-        let object = record.object.clone();
         self.log(
             now_ms,
             &object,
@@ -1098,21 +1092,27 @@ impl Salesforce {
         }
     }
 
-    /// The existing record a write of `req` would lock, as of now.
-    fn lock_target(&self, req: &SalesforceRequest) -> Option<String> {
+    /// As `req` starts: how many records an upsert's external id matches
+    /// (0 for other requests), and the existing record the write would
+    /// lock, if any.
+    fn lock_target(&self, req: &SalesforceRequest) -> (usize, Option<String>) {
         match req {
             SalesforceRequest::Upsert {
                 object,
                 external_id,
                 ..
-            } => match self.matching(object, external_id).as_slice() {
-                [id] => Some(id.clone()),
-                _ => None,
-            },
+            } => {
+                let matches = self.matching(object, external_id);
+                let locks = match matches.as_slice() {
+                    [id] => Some(id.clone()),
+                    _ => None,
+                };
+                (matches.len(), locks)
+            }
             SalesforceRequest::Update { id, .. }
             | SalesforceRequest::Delete { id, .. }
-            | SalesforceRequest::Undelete { id, .. } => canonical_id(id).map(str::to_owned),
-            _ => None,
+            | SalesforceRequest::Undelete { id, .. } => (0, canonical_id(id).map(str::to_owned)),
+            _ => (0, None),
         }
     }
 
@@ -1224,15 +1224,7 @@ impl ServiceModel for Salesforce {
         if let Err(resp) = self.validate(&req) {
             return Begin::Done(resp);
         }
-        let matched_at_begin = match &req {
-            SalesforceRequest::Upsert {
-                object,
-                external_id,
-                ..
-            } => self.matching(object, external_id).len(),
-            _ => 0,
-        };
-        let locks = self.lock_target(&req);
+        let (matched_at_begin, locks) = self.lock_target(&req);
         Begin::Pending(self.in_flight.insert(Pending {
             request: req,
             injected,
