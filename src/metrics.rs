@@ -27,7 +27,8 @@
 //!   decided answer; **unanswered**: started, never decided (gave up).
 //! - **verified completion**: answered `Completed` *and* the ground truth
 //!   agrees with what the workload declares (`check::truth::Expectations`):
-//!   net charge = price, nothing held, exactly one room booking, every
+//!   net charge = price (what was due: a partial capture's amount, see
+//!   `SagaInput::capture_cents`), nothing held, exactly one room booking, every
 //!   Salesforce object and user-service effect in its final forward state
 //!   exactly once (for the hotel: booking `Confirmed`, opportunity `Closed
 //!   Won`), no stale state. **Contradicted answer**: `Completed` without
@@ -328,7 +329,7 @@ impl RunMetrics {
         let price: BTreeMap<&str, i64> = attributed
             .keys
             .iter()
-            .map(|(k, t)| (k.as_str(), t.amount_cents))
+            .map(|(k, t)| (k.as_str(), t.due_cents))
             .collect();
         let mut truth: BTreeMap<&str, KeyTruth> = BTreeMap::new();
         for (k, t) in &attributed.keys {

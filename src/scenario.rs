@@ -84,6 +84,11 @@ pub struct Scenario {
     /// The swarm profile: which faults each seed may turn on.
     #[serde(default)]
     pub faults: SwarmProfile,
+    /// The workload swarm: what each seed may draw of its workload (agents,
+    /// rooms, declines, capture, price, hold TTL, attempts); absent: every
+    /// seed runs `[workload]` as written.
+    #[serde(default)]
+    pub swarm: Option<WorkloadSwarm>,
     /// A fixed fault plan: when present, every seed runs this plan instead
     /// of a swarm plan (named cases such as the article's).
     #[serde(default)]
@@ -114,9 +119,10 @@ impl Default for SagaSection {
 }
 
 /// How the hotel checkout takes the money (`[saga] capture`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureModeName {
+    #[default]
     /// Charge at once.
     Automatic,
     /// Authorize, capture after the room is confirmed.
@@ -154,6 +160,11 @@ pub struct Workload {
     pub agent_retry_ms: u64,
     /// Hold TTL the coordinator asks the PMS for.
     pub hold_ttl_ms: u64,
+    /// Agents (1-based) whose final bill is lower than what they authorized
+    /// (`capture_cents`): with manual capture, the capture is partial.
+    pub partial_capture_agents: BTreeSet<u32>,
+    /// What a partial capture takes, in cents: 1 to `price_cents`.
+    pub capture_cents: i64,
 }
 
 impl Default for Workload {
@@ -171,8 +182,98 @@ impl Default for Workload {
             agent_attempts_max: 200,
             agent_retry_ms: 1_000,
             hold_ttl_ms: 900_000,
+            partial_capture_agents: BTreeSet::new(),
+            capture_cents: 20_000,
         }
     }
+}
+
+/// `[swarm]`: the bounds of each seed's workload draw. Each field left out
+/// keeps `[workload]`'s value; `[lo, hi]` ranges are inclusive.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkloadSwarm {
+    /// Agents per run.
+    pub agents: Option<[u32; 2]>,
+    /// Rooms of the booked room type (contention for the last room).
+    pub rooms: Option<[u32; 2]>,
+    /// Highest share of agents whose card declines: each seed draws a share
+    /// up to it, then each agent declines with that probability.
+    pub decline_share: f64,
+    /// Capture modes to draw from (empty: `[saga] capture`).
+    pub capture: Vec<CaptureModeName>,
+    /// Highest share of agents whose capture is partial (manual capture
+    /// only), drawn like `decline_share`; the amount is drawn between half
+    /// the price and the price less a cent.
+    pub partial_capture_share: f64,
+    /// Price of a checkout, in cents.
+    pub price_cents: Option<[i64; 2]>,
+    /// Hold TTL the coordinator asks for, in ms: half the seeds keep
+    /// `[workload]`'s, half draw one log-uniformly in this range (a short
+    /// TTL stands for any stall that outlives a hold: a pause, a clock step,
+    /// a slow service).
+    pub hold_ttl_ms: Option<[u64; 2]>,
+    /// Tool calls an agent makes before giving up.
+    pub agent_attempts: Option<[u32; 2]>,
+}
+
+impl WorkloadSwarm {
+    /// Every range ordered and within the limits of the `[workload]` field
+    /// it draws, every share a probability.
+    pub fn validate(&self) -> Result<(), String> {
+        fn range<T: PartialOrd + std::fmt::Display + Copy>(
+            field: &str,
+            r: Option<[T; 2]>,
+            lo: T,
+            hi: T,
+        ) -> Result<(), String> {
+            let Some([a, b]) = r else { return Ok(()) };
+            in_range(&format!("swarm.{field}[0]"), a, lo, hi)?;
+            in_range(&format!("swarm.{field}[1]"), b, a, hi)
+        }
+        range("agents", self.agents, 1, MAX_AGENTS)?;
+        range("rooms", self.rooms, 1, MAX_ROOMS)?;
+        range("price_cents", self.price_cents, 1, MAX_PRICE_CENTS)?;
+        range("hold_ttl_ms", self.hold_ttl_ms, 1, MAX_TIME_MS)?;
+        range("agent_attempts", self.agent_attempts, 1, MAX_AGENT_ATTEMPTS)?;
+        for (field, p) in [
+            ("swarm.decline_share", self.decline_share),
+            ("swarm.partial_capture_share", self.partial_capture_share),
+        ] {
+            if !(p.is_finite() && (0.0..=1.0).contains(&p)) {
+                return Err(format!(
+                    "{field} = {p} is not a probability (a finite number in 0..=1)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One seed's workload, drawn within `[swarm]` (recorded in its plan, so a
+/// replay of the plan runs the same workload whatever the seed).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadDraw {
+    /// Agents.
+    pub agents: u32,
+    /// Rooms of the booked room type.
+    pub rooms: u32,
+    /// Agents whose card declines.
+    pub declining_agents: BTreeSet<u32>,
+    /// Capture mode.
+    pub capture: CaptureModeName,
+    /// Agents whose capture is partial.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub partial_capture_agents: BTreeSet<u32>,
+    /// What a partial capture takes.
+    pub capture_cents: i64,
+    /// Price of a checkout.
+    pub price_cents: i64,
+    /// Hold TTL the coordinator asks for.
+    pub hold_ttl_ms: u64,
+    /// Tool calls per agent.
+    pub agent_attempts_max: u32,
 }
 
 /// Processing time per service, and the network between nodes.
@@ -429,15 +530,22 @@ impl Scenario {
         in_range("workload.nights", w.nights, 1, self.inventory.max_nights)?;
         in_range("workload.first_night", w.first_night, 0, MAX_FIRST_NIGHT)?;
         in_range("workload.price_cents", w.price_cents, 1, MAX_PRICE_CENTS)?;
-        if let Some(a) = w
-            .declining_agents
-            .iter()
-            .find(|a| **a == 0 || **a > w.agents)
-        {
-            return Err(format!(
-                "workload.declining_agents names agent {a}, not in 1..={}",
-                w.agents
-            ));
+        for (field, agents) in [
+            ("declining_agents", &w.declining_agents),
+            ("partial_capture_agents", &w.partial_capture_agents),
+        ] {
+            if let Some(a) = agents.iter().find(|a| **a == 0 || **a > w.agents) {
+                return Err(format!(
+                    "workload.{field} names agent {a}, not in 1..={}",
+                    w.agents
+                ));
+            }
+        }
+        if !w.partial_capture_agents.is_empty() {
+            in_range("workload.capture_cents", w.capture_cents, 1, w.price_cents)?;
+        }
+        if let Some(swarm) = &self.swarm {
+            swarm.validate()?;
         }
         in_range(
             "workload.agent_attempts_max",
@@ -550,13 +658,119 @@ impl Scenario {
     /// nodes, windows, limits), as a plan file is checked. `path` names the
     /// scenario in the error.
     pub fn check_plan(&self, topo: &Topology, path: &str) -> Result<(), ScenarioError> {
+        let invalid = |message: String| ScenarioError::Invalid {
+            path: path.to_string(),
+            message: format!("plan: {message}"),
+        };
         match &self.plan {
-            Some(plan) => plan.validate(topo).map_err(|e| ScenarioError::Invalid {
-                path: path.to_string(),
-                message: format!("plan: {e}"),
-            }),
+            Some(plan) if plan.workload.is_some() => Err(invalid(
+                "a fixed plan runs `[workload]` as written: set its values there, not a `workload` draw".into(),
+            )),
+            Some(plan) => plan.validate(topo).map_err(|e| invalid(e.to_string())),
             None => Ok(()),
         }
+    }
+
+    /// The scenario a plan runs: its workload draw applied (agents, rooms,
+    /// declines, capture, price, hold TTL, attempts), validated as a
+    /// scenario file is. The error names the plan field.
+    pub fn for_plan(&self, plan: &FaultPlan) -> Result<Scenario, String> {
+        let Some(d) = &plan.workload else {
+            return Ok(self.clone());
+        };
+        let mut s = self.clone();
+        s.workload.agents = d.agents;
+        s.inventory
+            .room_types
+            .insert(s.workload.room_type.clone(), d.rooms);
+        s.workload.declining_agents = d.declining_agents.clone();
+        s.saga.capture = d.capture;
+        s.workload.partial_capture_agents = d.partial_capture_agents.clone();
+        s.workload.capture_cents = d.capture_cents;
+        s.workload.price_cents = d.price_cents;
+        s.workload.hold_ttl_ms = d.hold_ttl_ms;
+        s.workload.agent_attempts_max = d.agent_attempts_max;
+        s.validate().map_err(|e| format!("plan's workload: {e}"))?;
+        Ok(s)
+    }
+
+    /// [`Scenario::for_plan`] for a plan already validated (a swarm plan, or
+    /// one checked on the way in): panics on a draw `for_plan` refuses.
+    pub fn drawn(&self, plan: &FaultPlan) -> Scenario {
+        match self.for_plan(plan) {
+            Ok(s) => s,
+            Err(e) => panic!("unvalidated plan reached a run: {e}"),
+        }
+    }
+
+    /// Draw seed `seed`'s workload within `[swarm]` (`None` without one).
+    pub fn draw_workload(&self, seed: u64) -> Option<WorkloadDraw> {
+        use rand::Rng;
+        let sw = self.swarm.as_ref()?;
+        let w = &self.workload;
+        let mut rng = crate::sim::rng::rng_for(seed, "workload");
+        let pick_u32 = |r: Option<[u32; 2]>, keep: u32, rng: &mut crate::sim::rng::SimRng| {
+            r.map_or(keep, |[lo, hi]| rng.gen_range(lo..=hi))
+        };
+        let agents = pick_u32(sw.agents, w.agents, &mut rng);
+        let rooms = pick_u32(sw.rooms, self.inventory.room_types[&w.room_type], &mut rng);
+        let agent_attempts_max = pick_u32(sw.agent_attempts, w.agent_attempts_max, &mut rng);
+        let price_cents = sw
+            .price_cents
+            .map_or(w.price_cents, |[lo, hi]| rng.gen_range(lo..=hi));
+        let capture = if sw.capture.is_empty() {
+            self.saga.capture
+        } else {
+            sw.capture[rng.gen_range(0..sw.capture.len())]
+        };
+        let share = |max: f64, rng: &mut crate::sim::rng::SimRng| -> BTreeSet<u32> {
+            let p: f64 = max * rng.gen::<f64>();
+            (1..=agents).filter(|_| rng.gen_bool(p)).collect()
+        };
+        let declining_agents = if sw.decline_share > 0.0 {
+            share(sw.decline_share, &mut rng)
+        } else {
+            w.declining_agents
+                .iter()
+                .copied()
+                .filter(|a| *a <= agents)
+                .collect()
+        };
+        let (partial_capture_agents, capture_cents) =
+            if sw.partial_capture_share > 0.0 && price_cents >= 2 {
+                (
+                    share(sw.partial_capture_share, &mut rng),
+                    rng.gen_range(price_cents / 2..price_cents),
+                )
+            } else {
+                (
+                    w.partial_capture_agents
+                        .iter()
+                        .copied()
+                        .filter(|a| *a <= agents)
+                        .collect(),
+                    w.capture_cents.min(price_cents),
+                )
+            };
+        let hold_ttl_ms = match sw.hold_ttl_ms {
+            Some([lo, hi]) if rng.gen_bool(0.5) => {
+                let (lo, hi) = ((lo.max(1)) as f64, (hi.max(1)) as f64);
+                let ttl = (lo * (hi / lo).powf(rng.gen::<f64>())).round() as u64;
+                ttl.clamp(lo as u64, hi as u64)
+            }
+            _ => w.hold_ttl_ms,
+        };
+        Some(WorkloadDraw {
+            agents,
+            rooms,
+            declining_agents,
+            capture,
+            partial_capture_agents,
+            capture_cents,
+            price_cents,
+            hold_ttl_ms,
+            agent_attempts_max,
+        })
     }
 
     /// Customer id of agent `n` (1-based).

@@ -83,6 +83,9 @@ pub fn thin(plan: &FaultPlan, seed: u64, permille: u32) -> FaultPlan {
         brownouts: filtered(&plan.brownouts, 4, &keep),
         clocks: filtered(&plan.clocks, 5, &keep),
         search_lags: filtered(&plan.search_lags, 6, &keep),
+        events: filtered(&plan.events, 7, &keep),
+        // The workload is not a fault: every intensity runs the same one.
+        workload: plan.workload.clone(),
     };
     debug_assert!(thinned.len() <= plan.len());
     thinned

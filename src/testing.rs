@@ -38,7 +38,7 @@ use crate::scenario::Scenario;
 use crate::sim::FaultPlan;
 use crate::trace::TraceMode;
 use crate::workload::Workload;
-use crate::world::run::{plan_for_with, topology_with, user_services};
+use crate::world::run::{check_plan_with, plan_for_with, user_services};
 use crate::world::CoordinatorImpl;
 
 /// Seeds a test runs when neither the test nor `SAGASIM_SEEDS` says.
@@ -231,7 +231,7 @@ impl FuzzTest {
     /// coordinator. A file that does not read, or whose plan names nodes
     /// or links this world does not have, fails the test with its path.
     fn committed(&self) -> Vec<(PathBuf, Regression)> {
-        let topology = topology_with(&self.scenario, &user_services(&self.workload));
+        let extra = user_services(&self.workload);
         let bundled = crate::workloads::for_scenario(&self.scenario);
         let Ok(entries) = std::fs::read_dir(&self.regressions) else {
             return Vec::new();
@@ -252,8 +252,7 @@ impl FuzzTest {
                     && h.coordinator == self.coordinator.name()
                     && h.scenario == self.scenario.name;
                 if mine {
-                    r.plan
-                        .validate(&topology)
+                    check_plan_with(&self.scenario, &extra, &r.plan)
                         .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 }
                 mine.then_some((p, r))

@@ -470,7 +470,12 @@ pub struct Workload {
     steps: Vec<Step>,
     input: InputFn,
     services: Vec<UserServiceSpec>,
+    variant: Option<VariantFn>,
 }
+
+/// Picks the workload a run's scenario asks for (see
+/// [`Workload::with_variants`]).
+pub type VariantFn = Arc<dyn Fn(&Scenario) -> Arc<Workload> + Send + Sync>;
 
 impl fmt::Debug for Workload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -482,6 +487,27 @@ impl fmt::Debug for Workload {
                 &self.services.iter().map(|s| &s.name).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
+    }
+}
+
+impl Workload {
+    /// This workload, standing for a family whose member a run picks from
+    /// its scenario (after the seed's workload draw): `pick` maps a
+    /// scenario to the member. The bundled hotel checkout picks its
+    /// capture mode this way, so a seed that draws manual capture runs the
+    /// authorize / capture saga.
+    pub fn with_variants(mut self, pick: VariantFn) -> Workload {
+        self.variant = Some(pick);
+        self
+    }
+
+    /// The member of this workload's family scenario `s` runs (itself, for
+    /// a workload without variants).
+    pub fn for_scenario(self: &Arc<Self>, s: &Scenario) -> Arc<Workload> {
+        match &self.variant {
+            Some(pick) => pick(s),
+            None => self.clone(),
+        }
     }
 }
 
@@ -536,6 +562,7 @@ impl Workload {
             steps,
             input,
             services: Vec::new(),
+            variant: None,
         };
         w.definition(true)?;
         for (i, step) in w.steps.iter().enumerate() {

@@ -21,9 +21,10 @@
 //! - `caller-told-truth`: the answer agrees with which one it is;
 //! - `no-orphan-hold`: no hold left active where the workload confirms its
 //!   holds;
-//! - `needs-operator`: only where the scenario allows it or Stripe failed
-//!   a refund of the key's charge (nobody can return that money), with a
-//!   reason.
+//! - `needs-operator`: only where the scenario allows it, Stripe ended the
+//!   authorization (nobody can capture it), a PMS operator withdrew the
+//!   rooms of an unconfirmed hold, or Stripe failed a refund of the key's
+//!   charge (nobody can return that money), with a reason.
 //!
 //! Log checks, only for a coordinator that keeps sagasim's saga log
 //! ([`crate::world::CoordinatorImpl::uses_saga_log`]), named `saga-log:*`:
@@ -227,17 +228,22 @@ pub fn check_with(scenario: &Scenario, out: &RunOutcome, user: &[UserInvariant])
 
 fn no_double_charge(cx: &mut Ctx<'_>, truth: &Truth) {
     for (key, t) in &truth.keys {
-        let amount = t.amount_cents;
+        let amount = t.due_cents;
+        let partial = if t.due_cents == t.amount_cents {
+            String::new()
+        } else {
+            format!(" (a partial capture of {amount} of {})", t.amount_cents)
+        };
         if let Some(o) = &t.overcharge {
             let facts = format!(
-                "{} cents taken after {}, the input declared {amount}",
+                "{} cents taken after {}, the input declared {amount}{partial}",
                 o.net_cents, o.entry
             );
             cx.safety("no-double-charge", key, o.at_ms, facts);
         }
         if t.net_cents != 0 && t.net_cents != amount {
             let facts = format!(
-                "{} cents taken in the end, expected 0 or {amount}",
+                "{} cents taken in the end, expected 0 or {amount}{partial}",
                 t.net_cents
             );
             cx.safety("no-double-charge", key, cx.end_ms, facts);
@@ -444,7 +450,9 @@ fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expec
         .map(|a| (a.business_key.as_str(), a.answer.as_ref()))
         .collect();
     for (key, t) in &truth.keys {
-        if expect.holds_end_confirmed() && !t.active_holds.is_empty() {
+        // A hold an operator made unconfirmable is left to its TTL (and to
+        // the operator the saga hands over to).
+        if expect.holds_end_confirmed() && !t.active_holds.is_empty() && !t.rooms_withdrawn {
             let facts = format!(
                 "active hold(s) {} left at the end",
                 t.active_holds.join(", ")
@@ -488,7 +496,14 @@ fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expec
                 }
             },
             None | Some(SagaStatus::Running { .. }) => {
-                if let SagaState::Partial(_) = state {
+                // Stripe ended the authorization (not the coordinator): after
+                // the pivot nothing can complete or undo the saga, and its
+                // caller, who gave up listening, was owed NeedsOperator.
+                let stripe_ended_it = truth
+                    .keys
+                    .get(key)
+                    .is_some_and(|t| !t.expired_authorizations.is_empty());
+                if let (SagaState::Partial(_), false) = (&state, stripe_ended_it) {
                     cx.eventually("all-or-nothing", key, format!("unanswered, and {state}"));
                 }
             }
@@ -496,17 +511,21 @@ fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expec
     }
 }
 
-/// Whether `key` may end `NeedsOperator`: where the scenario allows it, or
+/// Whether `key` may end `NeedsOperator`: where the scenario allows it,
 /// where Stripe failed a refund of the key's charge (a closed card: no
 /// coordinator can give that money back; the ledger still counts it as
 /// taken, so a coordinator that claims anything else is caught by
-/// `all-or-nothing`).
+/// `all-or-nothing`), where Stripe ended its authorization (expired or
+/// reversed by the network: a capture after the pivot can only fail), or
+/// where a PMS operator changed the room type of a hold it never confirmed
+/// (a confirm after the pivot can only fail).
 fn needs_operator_allowed(scenario: &Scenario, truth: &Truth, key: &str) -> bool {
     scenario.checks.needs_operator_allowed
-        || truth
-            .keys
-            .get(key)
-            .is_some_and(|t| !t.failed_refunds.is_empty())
+        || truth.keys.get(key).is_some_and(|t| {
+            !t.failed_refunds.is_empty()
+                || !t.expired_authorizations.is_empty()
+                || t.rooms_withdrawn
+        })
 }
 
 fn label(answer: Option<&SagaStatus>) -> &'static str {

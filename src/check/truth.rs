@@ -14,8 +14,11 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::services::inventory::HoldStatus;
-use crate::services::stripe::{Movement, PaymentIntent, PaymentIntentStatus, RefundStatus};
+use crate::services::stripe::{
+    CancellationReason, Movement, PaymentIntent, PaymentIntentStatus, RefundStatus,
+};
 use crate::sim::clock::Clocks;
+use crate::sim::faults::EnvKind;
 use crate::workload::{Operation, SfRecord, Workload, META_BUSINESS_KEY, META_STEP};
 use crate::world::run::RunOutcome;
 
@@ -47,12 +50,12 @@ pub struct Unattributed {
     pub label: Option<String>,
 }
 
-/// The first time a business key's running net exceeded its amount.
+/// The first time a business key's running net exceeded what was due.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Overcharge {
     /// Run time (ms since start) of the ledger entry, off Stripe's clock.
     pub at_ms: u64,
-    /// The running net (cents) just after that entry, above the amount.
+    /// The running net (cents) just after that entry, above what was due.
     pub net_cents: i64,
     /// The ledger entry that crossed it (`ledger entry #… (Capture … on
     /// pi_…)`).
@@ -67,13 +70,16 @@ pub type RecordState<'a> = (&'a str, &'a BTreeMap<String, Value>);
 pub struct KeyTruth<'a> {
     /// The amount the caller's input declared.
     pub amount_cents: i64,
+    /// What the saga takes in the end: the input's `capture_cents` when a
+    /// step captures (a partial capture), else `amount_cents`.
+    pub due_cents: i64,
     /// Captured or charged − refunded.
     pub net_cents: i64,
     /// The highest `net_cents` reached at any point of the ledger.
     pub peak_net_cents: i64,
     /// Authorized, not captured nor released.
     pub held_cents: i64,
-    /// When the net first went above `amount_cents`; `None` if it never
+    /// When the net first went above `due_cents`; `None` if it never
     /// did.
     pub overcharge: Option<Overcharge>,
     /// PaymentIntents refunded above what they received.
@@ -84,6 +90,14 @@ pub struct KeyTruth<'a> {
     /// returned — the ledger has no `Refund` line for them, so `net_cents`
     /// still counts it as taken.
     pub failed_refunds: Vec<String>,
+    /// Authorizations Stripe ended, not the coordinator (expired, or
+    /// reversed by the card network: `cancellation_reason = automatic`):
+    /// a capture after the pivot can then only fail.
+    pub expired_authorizations: Vec<String>,
+    /// A hold of this key was never confirmed, on a room type a PMS
+    /// operator changed during the run (cut, out of order): a confirm
+    /// after the pivot may have been made impossible.
+    pub rooms_withdrawn: bool,
     /// Ids of PMS holds still `Active` in the ground truth at the end of
     /// the run.
     pub active_holds: Vec<String>,
@@ -149,6 +163,11 @@ impl<'a> Truth<'a> {
     pub fn of(out: &'a RunOutcome) -> Truth<'a> {
         let clocks = Clocks::new(&out.plan.clocks);
         let keys: BTreeSet<&str> = out.inputs.iter().map(|i| i.business_key.as_str()).collect();
+        let captures = out
+            .workload
+            .steps()
+            .iter()
+            .any(|s| matches!(s.op, Operation::StripeCapture { .. }));
         let mut t = Truth {
             keys: out
                 .inputs
@@ -156,6 +175,11 @@ impl<'a> Truth<'a> {
                 .map(|i| {
                     let k = KeyTruth {
                         amount_cents: i.amount_cents,
+                        due_cents: if captures {
+                            i.due_cents()
+                        } else {
+                            i.amount_cents
+                        },
                         ..KeyTruth::default()
                     };
                     (i.business_key.clone(), k)
@@ -214,7 +238,7 @@ impl<'a> Truth<'a> {
                 Movement::Release => kt.held_cents -= e.amount_cents,
             }
             kt.peak_net_cents = kt.peak_net_cents.max(kt.net_cents);
-            if kt.net_cents > kt.amount_cents && kt.overcharge.is_none() {
+            if kt.net_cents > kt.due_cents && kt.overcharge.is_none() {
                 kt.overcharge = Some(Overcharge {
                     at_ms: clocks.elapsed_at("stripe", e.at_ms),
                     net_cents: kt.net_cents,
@@ -237,9 +261,36 @@ impl<'a> Truth<'a> {
             }
         }
 
-        // PMS.
+        for pi in out.stripe.payment_intents.values() {
+            let ended_by_stripe = pi.cancellation_reason == Some(CancellationReason::Automatic)
+                && pi.authorized_ms.is_some();
+            if let Some(kt) = intent_owner
+                .get(pi.id.as_str())
+                .and_then(|k| t.keys.get_mut(*k))
+                .filter(|_| ended_by_stripe)
+            {
+                kt.expired_authorizations.push(pi.id.clone());
+            }
+        }
+
+        // PMS. Room types an operator changed during the run (a capacity
+        // cut, out of order): a hold on one may be unconfirmable.
+        let operated: BTreeSet<&str> = out
+            .plan
+            .events
+            .iter()
+            .filter_map(|e| match &e.what {
+                EnvKind::RoomType { room_type, .. } => Some(room_type.as_str()),
+                EnvKind::AuthorizationsExpire { .. } => None,
+            })
+            .collect();
         for h in out.inventory.holds.values() {
             let owner = h.client_ref.as_deref().and_then(|r| owner_of(r, &keys));
+            if let Some(k) = owner {
+                if h.booking_id.is_none() && operated.contains(h.room_type.as_str()) {
+                    t.keys.get_mut(k).expect("input").rooms_withdrawn = true;
+                }
+            }
             match owner {
                 Some(k) if h.status == HoldStatus::Active => t
                     .keys
@@ -403,7 +454,7 @@ impl<'w> Expectations<'w> {
         if let Some(end) = self.payment {
             let (net, held, amount) = (k.net_cents, k.held_cents, k.amount_cents);
             let done = match end {
-                PaymentEnd::Captured => net == amount && held == 0,
+                PaymentEnd::Captured => net == k.due_cents && held == 0,
                 PaymentEnd::Authorized => held == amount && net == 0,
             };
             let p = if done {

@@ -376,7 +376,8 @@ fn load_plan(arg: &ScenarioArg, path: &Path, seed: Option<u64>) -> Result<PlanFi
         let path = scenario_path_of(&arg.scenario);
         (s, seed.unwrap_or(0), plan, None, path)
     };
-    plan.validate(&super::registry::get().topology(&s))
+    super::registry::get()
+        .check_plan(&s, &plan)
         .map_err(|e| BadInput(format!("{shown}: {e}")))?;
     Ok((s, seed, plan, coordinator, scenario_path))
 }

@@ -16,7 +16,7 @@ use crate::sim::faults::Topology;
 use crate::sim::FaultPlan;
 use crate::trace::TraceMode;
 use crate::workload::Workload;
-use crate::world::run::{plan_for_with, topology_with, user_services};
+use crate::world::run::{check_plan_with, plan_for_with, topology_with, user_services};
 use crate::world::CoordinatorImpl;
 
 /// The coordinators, workload and invariants a CLI binary serves.
@@ -82,6 +82,12 @@ impl Registry {
     /// The nodes and links faults may name in `s`'s world.
     pub fn topology(&self, s: &Scenario) -> Topology {
         topology_with(s, &self.extra(s))
+    }
+
+    /// Whether `plan` (from a file) can run in `s`'s world (see
+    /// [`check_plan_with`]).
+    pub fn check_plan(&self, s: &Scenario, plan: &FaultPlan) -> Result<(), String> {
+        check_plan_with(s, &self.extra(s), plan)
     }
 
     /// Seed `seed`'s plan in `s`'s world.

@@ -605,7 +605,9 @@ impl OpClient {
         let req = StripeRequest::CapturePaymentIntent {
             idempotency_key: Some(format!("{}#{}", call.key, call.attempt)),
             id: id.clone(),
-            amount_to_capture_cents: None,
+            // A lower final bill is a partial capture: Stripe releases the
+            // rest of the authorization.
+            amount_to_capture_cents: call.input.capture_cents,
         };
         match self.stripe(req).await {
             Err(e) => net_outcome(e),

@@ -329,6 +329,10 @@ pub struct StripeGroundTruth {
     /// search results reads a lagging index: see `search_index_delay_ms`).
     #[serde(default)]
     pub searches: u64,
+    /// Authorizations the card network ended before their window
+    /// ([`Stripe::expire_authorizations`]).
+    #[serde(default)]
+    pub authorizations_expired_early: u32,
 }
 
 impl StripeGroundTruth {
@@ -1415,6 +1419,26 @@ impl Stripe {
                 self.record(now_ms, id, None, Movement::Authorize, amount);
             }
         }
+    }
+
+    /// The card network ends every uncaptured authorization at `now_ms`
+    /// (an issuer's reversal, a window shorter than the usual seven days):
+    /// each is canceled as on expiry. Returns how many. An environment
+    /// event of a fault plan, not a request.
+    pub fn expire_authorizations(&mut self, now_ms: u64) -> usize {
+        self.tick(now_ms);
+        let ids: Vec<String> = self
+            .truth
+            .payment_intents
+            .values()
+            .filter(|pi| pi.status == PaymentIntentStatus::RequiresCapture)
+            .map(|pi| pi.id.clone())
+            .collect();
+        for id in &ids {
+            self.expire_authorization(now_ms, id);
+        }
+        self.truth.authorizations_expired_early += ids.len() as u32;
+        ids.len()
     }
 
     /// An uncaptured authorization expires at `at_ms` (Stripe cancels it,

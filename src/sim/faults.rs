@@ -174,6 +174,58 @@ pub struct SearchLag {
     pub lag_ms: u64,
 }
 
+/// Something the world does at `at_ms` that no request of the run caused:
+/// an operator at the PMS's console, the card network at Stripe. Like the
+/// other faults it happens only in the safety phase; unlike a brown-out,
+/// what it changes stays changed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EnvEvent {
+    /// When, in simulated ms since the start of the run.
+    pub at_ms: u64,
+    /// What happens (flattened: `"kind"` sits beside `at_ms` in JSON).
+    #[serde(flatten)]
+    pub what: EnvKind,
+}
+
+/// What an environment event does.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EnvKind {
+    /// A PMS operator sets a room type's capacity and status: a capacity
+    /// cut, a room type out of order, or back in service. The PMS refuses
+    /// a cut below its confirmed bookings (409), as it would the console.
+    RoomType {
+        /// The PMS node.
+        service: String,
+        /// The room type.
+        room_type: String,
+        /// Rooms per night from now on.
+        capacity: u32,
+        /// Out of order: a confirm of a hold on it fails definitively.
+        out_of_order: bool,
+    },
+    /// Every uncaptured card authorization at Stripe ends now, canceled
+    /// with `cancellation_reason = automatic`: the issuer reversed it, or
+    /// its network's window was shorter than Stripe's usual seven days
+    /// ("the authorization window can be shorter for some card brands and
+    /// payment method types", Stripe: place a hold on a payment method).
+    AuthorizationsExpire {
+        /// The Stripe node.
+        service: String,
+    },
+}
+
+impl EnvKind {
+    /// The service node the event acts on.
+    pub fn service(&self) -> &str {
+        match self {
+            EnvKind::RoomType { service, .. } | EnvKind::AuthorizationsExpire { service } => {
+                service
+            }
+        }
+    }
+}
+
 /// The share of seeds whose swarm plan sets a search lag at all (the rest
 /// keep the scenario's), and of those, the share that draws an incident.
 const SEARCH_LAG_SHARE: f64 = 0.5;
@@ -213,6 +265,16 @@ pub struct FaultPlan {
     /// Search indexes lagging (the largest lag per service applies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub search_lags: Vec<SearchLag>,
+    /// Environment events: operators and card networks acting on the
+    /// services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EnvEvent>,
+    /// The seed's draw of the workload (agents, rooms, declines, capture,
+    /// price, hold TTL, attempts) within the scenario's `[swarm]`; `None`:
+    /// the scenario's `[workload]` as written. Not a fault: shrinking keeps
+    /// it, and it does not count in [`FaultPlan::len`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<crate::scenario::WorkloadDraw>,
 }
 
 /// The nodes and links a plan may name.
@@ -272,6 +334,7 @@ impl FaultPlan {
             + self.brownouts.len()
             + self.clocks.len()
             + self.search_lags.len()
+            + self.events.len()
     }
 
     /// The search lag this plan sets for `service`, if any (the largest).
@@ -308,6 +371,7 @@ impl FaultPlan {
         take!(brownouts);
         take!(clocks);
         take!(search_lags);
+        take!(events);
         let _ = i;
         p
     }
@@ -321,6 +385,7 @@ impl FaultPlan {
         self.brownouts.sort();
         self.clocks.sort();
         self.search_lags.sort();
+        self.events.sort();
     }
 
     /// Check the plan against a topology and the input limits.
@@ -379,6 +444,9 @@ impl FaultPlan {
         for l in &self.search_lags {
             check("search lag", &l.service)?;
         }
+        for e in &self.events {
+            check("environment event", e.what.service())?;
+        }
         self.check_limits().map_err(PlanError::OutOfRange)
     }
 
@@ -416,6 +484,17 @@ impl FaultPlan {
         }
         for (i, l) in self.search_lags.iter().enumerate() {
             ms(format!("search_lags[{i}].lag_ms"), l.lag_ms)?;
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            ms(format!("events[{i}].at_ms"), e.at_ms)?;
+            if let EnvKind::RoomType { capacity, .. } = e.what {
+                in_range(
+                    &format!("events[{i}].capacity"),
+                    capacity,
+                    0,
+                    crate::scenario::MAX_ROOMS,
+                )?;
+            }
         }
         let max_off = MAX_TIME_MS as i64;
         for (i, c) in self.clocks.iter().enumerate() {
@@ -644,6 +723,78 @@ impl FaultPlan {
     }
 }
 
+/// The rooms an operator may act on: the PMS node, the booked room type and
+/// its capacity as the run starts.
+#[derive(Clone, Debug)]
+pub struct OperatorTarget {
+    /// The PMS node.
+    pub service: String,
+    /// The room type.
+    pub room_type: String,
+    /// Its capacity as the run starts.
+    pub capacity: u32,
+}
+
+impl FaultPlan {
+    /// Draw the environment events of one seed: like the other kinds, each
+    /// is on for half the seeds, then 1 to its maximum of them at uniform
+    /// times of the safety phase. An operator cuts the room type's capacity
+    /// (half the time), takes it out of order (a quarter) or puts it back as
+    /// it was (a quarter); `stripe` names the Stripe node, if the world has
+    /// one.
+    pub fn draw_events(
+        seed: u64,
+        profile: &SwarmProfile,
+        safety_ms: u64,
+        rooms: Option<&OperatorTarget>,
+        stripe: Option<&str>,
+    ) -> Vec<EnvEvent> {
+        let mut rng = rng_for(seed, "environment");
+        let safety_ms = safety_ms.max(1);
+        let count = |max: u32, rng: &mut super::rng::SimRng| -> u32 {
+            if max == 0 || !rng.gen_bool(0.5) {
+                0
+            } else {
+                rng.gen_range(1..=max)
+            }
+        };
+        let mut events = Vec::new();
+        let operator = count(profile.operator_events, &mut rng);
+        if let Some(t) = rooms {
+            for _ in 0..operator {
+                let at_ms = rng.gen_range(0..safety_ms);
+                let (capacity, out_of_order) = match rng.gen_range(0..4) {
+                    0 | 1 => (rng.gen_range(0..t.capacity.max(1)), false),
+                    2 => (t.capacity, true),
+                    _ => (t.capacity, false),
+                };
+                events.push(EnvEvent {
+                    at_ms,
+                    what: EnvKind::RoomType {
+                        service: t.service.clone(),
+                        room_type: t.room_type.clone(),
+                        capacity,
+                        out_of_order,
+                    },
+                });
+            }
+        }
+        let expiries = count(profile.authorization_expiries, &mut rng);
+        if let Some(service) = stripe {
+            for _ in 0..expiries {
+                events.push(EnvEvent {
+                    at_ms: rng.gen_range(0..safety_ms),
+                    what: EnvKind::AuthorizationsExpire {
+                        service: service.to_string(),
+                    },
+                });
+            }
+        }
+        events.sort();
+        events
+    }
+}
+
 /// One injected service error, each kind equally likely: throttled (not
 /// applied), failed before or after applying (Stripe stores both 500s under
 /// the key), or a 502/503 from the edge (not applied, not stored).
@@ -713,6 +864,12 @@ pub struct SwarmProfile {
     /// Largest clock drift either way, in parts per million (at most
     /// [`MAX_DRIFT_PPM`]).
     pub max_drift_ppm: i64,
+    /// Most PMS operator actions per run ([`EnvKind::RoomType`] on the
+    /// booked room type: a capacity cut, out of order, back in service).
+    pub operator_events: u32,
+    /// Most authorization expiries at Stripe per run
+    /// ([`EnvKind::AuthorizationsExpire`]).
+    pub authorization_expiries: u32,
 }
 
 impl Default for SwarmProfile {
@@ -736,6 +893,8 @@ impl Default for SwarmProfile {
             max_window_ms: 20_000,
             max_clock_offset_ms: 60_000,
             max_drift_ppm: 500,
+            operator_events: 2,
+            authorization_expiries: 1,
         }
     }
 }
@@ -773,6 +932,8 @@ impl SwarmProfile {
             ("faults.partitions", self.partitions),
             ("faults.brownouts", self.brownouts),
             ("faults.clock_skews", self.clock_skews),
+            ("faults.operator_events", self.operator_events),
+            ("faults.authorization_expiries", self.authorization_expiries),
         ] {
             in_range(field, n, 0, MAX_FAULTS_PER_KIND)?;
         }
@@ -807,6 +968,8 @@ impl SwarmProfile {
             partitions: 0,
             brownouts: 0,
             clock_skews: 0,
+            operator_events: 0,
+            authorization_expiries: 0,
             ..SwarmProfile::default()
         }
     }

@@ -18,5 +18,9 @@ use crate::workload::Workload;
 /// The bundled workload a scenario file runs: the hotel checkout in the
 /// scenario's capture mode.
 pub fn for_scenario(s: &Scenario) -> Arc<Workload> {
-    Arc::new(hotel::hotel_checkout(s.saga.capture.into()))
+    Arc::new(
+        hotel::hotel_checkout(s.saga.capture.into()).with_variants(Arc::new(|drawn: &Scenario| {
+            Arc::new(hotel::hotel_checkout(drawn.saga.capture.into()))
+        })),
+    )
 }

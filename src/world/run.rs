@@ -15,7 +15,7 @@ use super::wire::{self, Request, Response, COORDINATOR, INVENTORY, SALESFORCE, S
 use super::{CoordinatorEnv, CoordinatorImpl, SagaService};
 use crate::saga::{LogRecord, SagaInput};
 use crate::scenario::Scenario;
-use crate::services::inventory::{Inventory, InventoryGroundTruth};
+use crate::services::inventory::{Inventory, InventoryGroundTruth, InventoryRequest};
 use crate::services::salesforce::{
     valid_custom_object, Salesforce, SalesforceConfig, SalesforceGroundTruth,
 };
@@ -23,7 +23,7 @@ use crate::services::stripe::{Stripe, StripeGroundTruth};
 use crate::services::user::{UserGroundTruth, UserModel};
 use crate::services::ServiceModel;
 use crate::sim::disk::Durable;
-use crate::sim::faults::{FaultPlan, Topology};
+use crate::sim::faults::{EnvKind, FaultPlan, OperatorTarget, Topology};
 use crate::sim::net::{Handler, NetStats};
 use crate::sim::rng::{between, mix};
 use crate::sim::serve::{serve_model, ServiceLatency};
@@ -118,17 +118,60 @@ pub fn plan_for(s: &Scenario, seed: u64) -> FaultPlan {
     plan_for_with(s, &[], seed)
 }
 
-/// The plan of a seed for a world with the user services `extra`.
+/// The plan of a seed for a world with the user services `extra`: the
+/// seed's workload draw (within `[swarm]`), the swarm's faults on the
+/// world that draw makes, and the environment events. The scenario's name
+/// is mixed into the seed, so seed `n` of two scenarios that share a
+/// topology and profile draws two independent plans.
 pub fn plan_for_with(s: &Scenario, extra: &[String], seed: u64) -> FaultPlan {
-    match &s.plan {
-        Some(p) => p.clone(),
-        None => FaultPlan::swarm(
-            seed,
-            &s.faults,
-            &topology_with(s, extra),
-            s.phases.safety_ms,
-        ),
+    if let Some(p) = &s.plan {
+        return p.clone();
     }
+    let seed = mix(seed, &[0x5ce4_a210, name_word(&s.name)]);
+    let workload = s.draw_workload(seed);
+    let drawn = FaultPlan {
+        workload,
+        ..FaultPlan::default()
+    };
+    let d = s.drawn(&drawn);
+    let mut plan = FaultPlan::swarm(
+        seed,
+        &d.faults,
+        &topology_with(&d, extra),
+        d.phases.safety_ms,
+    );
+    let rooms = OperatorTarget {
+        service: INVENTORY.into(),
+        room_type: d.workload.room_type.clone(),
+        capacity: d.inventory.room_types[&d.workload.room_type],
+    };
+    plan.events = FaultPlan::draw_events(
+        seed,
+        &d.faults,
+        d.phases.safety_ms,
+        Some(&rooms),
+        Some(STRIPE),
+    );
+    plan.workload = drawn.workload;
+    plan
+}
+
+/// Whether `plan` can run in `s`'s world with the user services `extra`:
+/// its workload draw makes a valid scenario, and its faults name only nodes
+/// and links of the world that draw makes. Check every plan that comes
+/// from a file with it.
+pub fn check_plan_with(s: &Scenario, extra: &[String], plan: &FaultPlan) -> Result<(), String> {
+    let drawn = s.for_plan(plan)?;
+    plan.validate(&topology_with(&drawn, extra))
+        .map_err(|e| e.to_string())
+}
+
+/// A scenario name as one word for [`mix`] (FNV-1a: stable across
+/// platforms and releases, unlike `std`'s hasher).
+fn name_word(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The user service names of `workload`.
@@ -153,6 +196,44 @@ fn org_config(s: &Scenario, workload: &Workload) -> SalesforceConfig {
 }
 
 type Slot = Arc<Mutex<Option<Arc<dyn SagaService>>>>;
+
+/// Apply one environment event to the model it names (on that node's
+/// clock), and trace it.
+fn apply_event(
+    world: &World,
+    what: &EnvKind,
+    stripe: &Mutex<Stripe>,
+    inventory: &Mutex<Inventory>,
+) {
+    match what {
+        EnvKind::RoomType {
+            service,
+            room_type,
+            capacity,
+            out_of_order,
+        } => {
+            let req = InventoryRequest::SetRoomType {
+                room_type: room_type.clone(),
+                capacity: *capacity,
+                out_of_order: *out_of_order,
+            };
+            let now = world.clock_ms(service);
+            let resp = inventory.lock().expect("inventory").handle(now, req, None);
+            crate::emit!(
+                "inventory",
+                "operator",
+                "sets {room_type} to {capacity} rooms{}: {}",
+                if *out_of_order { ", out of order" } else { "" },
+                resp.status
+            );
+        }
+        EnvKind::AuthorizationsExpire { service } => {
+            let now = world.clock_ms(service);
+            let n = stripe.lock().expect("stripe").expire_authorizations(now);
+            crate::emit!("stripe", "network", "ends {n} uncaptured authorization(s)");
+        }
+    }
+}
 
 /// How often the supervisor checks whether the run is done.
 const POLL_MS: u64 = 1_000;
@@ -214,8 +295,8 @@ pub fn run(
     mode: TraceMode,
     imp: Arc<dyn CoordinatorImpl>,
 ) -> (RunOutcome, Trace) {
-    let s = Arc::new(scenario.clone());
-    let workload = workload.clone();
+    let s = Arc::new(scenario.drawn(plan));
+    let workload = workload.for_scenario(&s);
     let plan = Arc::new(plan.clone());
     let coordinator = imp.name().to_string();
     let uses_saga_log = imp.uses_saga_log();
@@ -386,6 +467,26 @@ pub fn run(
                     && net.in_flight() == 0
             }
         };
+        // Environment events: operators and card networks act on the
+        // services' state directly (not through the network), on the
+        // service's own clock, in the safety phase only.
+        // (No task without events: a task more changes the schedule.)
+        let environment = (!plan.events.is_empty()).then(|| {
+            let (w, plan) = (world.clone(), plan.clone());
+            let (stripe, inventory) = (stripe.clone(), inventory.clone());
+            tokio::spawn(async move {
+                for e in &plan.events {
+                    let now = crate::sim::clock::elapsed_ms();
+                    if e.at_ms > now {
+                        tokio::time::sleep(Duration::from_millis(e.at_ms - now)).await;
+                    }
+                    if !w.faults_on() {
+                        return;
+                    }
+                    apply_event(&w, &e.what, &stripe, &inventory);
+                }
+            })
+        });
         // `done` is polled once a simulated second: each poll is a timer
         // event and a wake-up of this task, and at 250 ms the polls were
         // half of all timer events of a run and a tenth of its cost
@@ -401,6 +502,9 @@ pub fn run(
             .is_some_and(|c| c.is_quiescent());
         // Break the reference cycles of this run (transport -> handlers ->
         // coordinator -> client -> transport) so its memory is freed.
+        if let Some(e) = environment {
+            e.abort();
+        }
         net.shutdown();
         slot.lock().expect("slot").take();
         world.shutdown().await;

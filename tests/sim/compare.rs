@@ -70,7 +70,22 @@ fn naive_double_charges_and_leaves_stale_state_where_the_saga_does_not() {
 
     assert_eq!(saga.double_charges, 0, "{table}");
     assert_eq!(saga.overcharged_cents, 0, "{table}");
-    assert_eq!(saga.stale, 0, "{table}");
+    // The saga leaves stale state only where Stripe ended an authorization
+    // after the pivot (room booked, not paid, CRM not closed): it hands
+    // those to an operator, and never double-books, pays without a room or
+    // leaves the CRM ahead of the PMS.
+    for kind in [
+        StaleKind::PaidNoRoom,
+        StaleKind::RoomBookedTwice,
+        StaleKind::CrmConfirmedNoRoom,
+        StaleKind::CrmOpenNoRoom,
+    ] {
+        assert_eq!(saga.stale_by_kind[&kind], 0, "{kind:?}\n{table}");
+    }
+    assert!(
+        saga.runs_with_stale <= saga.needs_operator + saga.unanswered,
+        "{table}"
+    );
     assert_eq!(saga.orphan_holds, 0, "{table}");
     assert_eq!(saga.answers_contradicted, 0, "{table}");
     assert_eq!(saga.runs_flagged, 0, "{table}");
@@ -201,11 +216,15 @@ fn the_study_sweeps_intensity_over_the_same_seeds() {
     assert_eq!(st.points[0].faults_per_run, 0.0);
     assert!(st.points[0].faults_per_run < st.points[1].faults_per_run);
     assert!(st.points[1].faults_per_run < st.points[2].faults_per_run);
+    // Every point and coordinator runs the same seeds' workloads (drawn
+    // per seed, not thinned): the same checkouts, the same ceiling.
+    let first = &st.points[0].coordinators[0];
+    assert!(first.started >= 24 && first.could_succeed > 0, "{first:?}");
     for p in &st.points {
         for a in &p.coordinators {
-            assert_eq!((a.runs, a.started), (24, 96), "{a:?}");
-            assert_eq!(a.could_succeed, 72, "3 of 4 could succeed");
-            assert_eq!(a.ceiling_rate, 0.75);
+            assert_eq!((a.runs, a.started), (24, first.started), "{a:?}");
+            assert_eq!(a.could_succeed, first.could_succeed);
+            assert_eq!(a.ceiling_rate, first.ceiling_rate);
             assert!(a.completed_verified <= a.could_succeed);
         }
         assert_eq!(p.of("saga").unwrap().double_charges, 0);

@@ -12,6 +12,7 @@ mod cli;
 mod compare;
 mod determinism;
 mod disk;
+mod environment;
 mod front_door;
 mod mutants;
 mod props;

@@ -13,7 +13,8 @@ use sagasim::harness::{fuzz_seed, reference, run_checked};
 use sagasim::services::Injected;
 use sagasim::sim::clock::ClockSkew;
 use sagasim::sim::faults::{
-    Brownout, CallFault, CallFaultKind, Crash, Partition, Pause, SearchLag, Topology,
+    Brownout, CallFault, CallFaultKind, Crash, EnvEvent, EnvKind, Partition, Pause, SearchLag,
+    Topology,
 };
 use sagasim::sim::FaultPlan;
 use sagasim::trace::TraceMode;
@@ -138,19 +139,40 @@ pub fn arb_plan(topo: &Topology, safety_ms: u64) -> impl Strategy<Value = FaultP
         }),
         0..2,
     );
+    // Operators at the PMS (any capacity of the booked room type, in or
+    // out of order) and the card network ending authorizations.
+    let events = prop::collection::vec(
+        (0..safety_ms, 0u32..=4, any::<bool>(), any::<bool>()).prop_map(
+            |(at_ms, capacity, out_of_order, at_stripe)| EnvEvent {
+                at_ms,
+                what: if at_stripe {
+                    EnvKind::AuthorizationsExpire {
+                        service: "stripe".into(),
+                    }
+                } else {
+                    EnvKind::RoomType {
+                        service: "inventory".into(),
+                        room_type: "standard".into(),
+                        capacity,
+                        out_of_order,
+                    }
+                },
+            },
+        ),
+        0..3,
+    );
     (
-        calls,
-        crashes,
-        pauses,
-        partitions,
-        brownouts,
-        clocks,
-        search_lags,
+        (calls, crashes, pauses, partitions),
+        (brownouts, clocks, search_lags, events),
     )
         .prop_map(
-            |(calls, crashes, pauses, partitions, brownouts, mut clocks, search_lags)| {
+            |(
+                (calls, crashes, pauses, partitions),
+                (brownouts, mut clocks, search_lags, mut events),
+            )| {
                 clocks.sort_by(|a, b| a.node.cmp(&b.node));
                 clocks.dedup_by(|a, b| a.node == b.node);
+                events.sort();
                 FaultPlan {
                     calls,
                     crashes,
@@ -159,6 +181,8 @@ pub fn arb_plan(topo: &Topology, safety_ms: u64) -> impl Strategy<Value = FaultP
                     brownouts,
                     clocks,
                     search_lags,
+                    events,
+                    workload: None,
                 }
             },
         )

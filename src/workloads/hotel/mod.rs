@@ -137,16 +137,24 @@ pub fn steps(capture: CaptureMode) -> Vec<Step> {
     steps
 }
 
-/// What agent `n` asks for.
+/// What agent `n` asks for; with manual capture, an agent of
+/// `partial_capture_agents` is billed `capture_cents` in the end.
 pub fn input(s: &Scenario, n: u32) -> SagaInput {
-    SagaInput::new(
+    let input = SagaInput::new(
         &Scenario::business_key(n),
         &Scenario::customer(n),
         s.workload.price_cents,
     )
     .with_param("room_type", &s.workload.room_type)
     .with_param("first_night", s.workload.first_night)
-    .with_param("nights", s.workload.nights)
+    .with_param("nights", s.workload.nights);
+    let partial = s.saga.capture == crate::scenario::CaptureModeName::Manual
+        && s.workload.partial_capture_agents.contains(&n);
+    if partial {
+        input.with_capture(s.workload.capture_cents)
+    } else {
+        input
+    }
 }
 
 /// The hotel checkout workload.
