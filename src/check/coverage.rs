@@ -44,6 +44,7 @@ pub const POINTS: &[&str] = &[
     "agent retry deduplicated",
     "salesforce: a validation rule refused a save",
     "salesforce: a write waited out another's row lock",
+    "salesforce: expired session re-authenticated",
     "stripe: edge 503 not stored under the key",
     "stripe: poisoned key retried under a fresh logged key",
     "fault: search index an incident behind",
@@ -83,6 +84,13 @@ pub fn unreachable(s: &Scenario) -> Vec<(&'static str, &'static str)> {
         if undeclared {
             out.push((point, why));
         }
+    }
+    if s.phases.safety_ms.saturating_add(s.phases.liveness_ms) < s.salesforce.session_timeout_ms {
+        out.push((
+            "salesforce: expired session re-authenticated",
+            "no run lasts as long as salesforce.session_timeout_ms (two hours by default), so no \
+             session ends of inactivity (scenario salesforce-sessions sets the 15-minute minimum)",
+        ));
     }
     if s.salesforce.validation_rules.is_empty() {
         out.push((
@@ -200,6 +208,10 @@ pub fn coverage(out: &RunOutcome) -> Coverage {
     c.hit(
         "salesforce: a write waited out another's row lock",
         out.salesforce.lock_conflicts > 0,
+    );
+    c.hit(
+        "salesforce: expired session re-authenticated",
+        out.salesforce.relogins_after_expiry > 0,
     );
     c.hit(
         "stripe: edge 503 not stored under the key",

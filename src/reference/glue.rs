@@ -24,6 +24,15 @@
 //! `{key}#{attempt}`: a key that once got a 500 is poisoned (Stripe replays
 //! the stored 500 forever) and must not block the compensation.
 //!
+//! Salesforce sessions: the client keeps its OAuth access token in memory
+//! (a restarted coordinator has none), logs in lazily before its first
+//! Salesforce call (one login at a time: concurrent sagas wait for it and
+//! share the token), and on 401 `INVALID_SESSION_ID` (session expired or
+//! revoked; nothing applied) logs in again and sends the call once more.
+//! A login that fails or times out is `Transient`: a token request applies
+//! nothing. A 401 is never `Rejected` — that would compensate a booking
+//! whose only fault was a stale token.
+//!
 //! Labels (the attribution contract of `crate::workload`): Stripe metadata
 //! `business_key`, `step`, `step_key`, `saga_id`; PMS client ref = the
 //! step's key `saga-K/<step>`; Salesforce external id = the saga id
@@ -44,7 +53,7 @@ use crate::services::inventory::{
     HoldStatus, InventoryBody, InventoryRequest, InventoryResponse, PmsErrorCode,
 };
 use crate::services::salesforce::{
-    SalesforceBody, SalesforceErrorCode, SalesforceRequest, SalesforceResponse,
+    SalesforceBody, SalesforceCall, SalesforceErrorCode, SalesforceRequest, SalesforceResponse,
 };
 use crate::services::stripe::{
     CaptureMethod, PaymentIntent, PaymentIntentStatus, Refund, RefundStatus, StripeBody,
@@ -62,12 +71,22 @@ use crate::world::CoordinatorEnv;
 /// PaymentIntents of one customer.
 const LIST_PAGES_MAX: usize = 10;
 
+/// How many times one Salesforce call is sent again after a 401
+/// `INVALID_SESSION_ID`, each time under a fresh login: once. A second 401
+/// in a row (the new session revoked at once) is `Transient`, and the core
+/// retries within its own budget.
+const SESSION_RETRIES_MAX: u32 = 1;
+
 /// The reference coordinator's service client (one per incarnation).
 #[derive(Clone)]
 pub struct OpClient {
     svc: Services,
     workload: Arc<Workload>,
     hold_ttl_ms: u64,
+    /// The Salesforce access token, in memory only (a restarted coordinator
+    /// logs in again); the lock is held across a login so that concurrent
+    /// calls wait for one login instead of each making their own.
+    session: Arc<tokio::sync::Mutex<Option<String>>>,
 }
 
 type Reply<T> = Result<T, CallError>;
@@ -87,6 +106,7 @@ impl OpClient {
             svc: Services::new(env),
             workload: env.workload.clone(),
             hold_ttl_ms: env.scenario.workload.hold_ttl_ms,
+            session: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
@@ -94,8 +114,65 @@ impl OpClient {
         self.svc.stripe(req).await
     }
 
-    async fn salesforce(&self, req: SalesforceRequest) -> Reply<SalesforceResponse> {
-        self.svc.salesforce(req).await
+    /// `req` under the current session (logging in first if there is
+    /// none); after a 401 `INVALID_SESSION_ID`, log in again and send it
+    /// once more. `Err` is the outcome of a call that did not get an
+    /// answer worth classifying: a lost request (`net_outcome`), a failed
+    /// login or a second 401 (`Transient`: nothing was applied).
+    async fn salesforce(&self, req: SalesforceRequest) -> Result<SalesforceResponse, Outcome> {
+        let mut refused = 0;
+        loop {
+            let token = self.session().await?;
+            let call = SalesforceCall::api(&token, req.clone());
+            let r = self.svc.salesforce(call).await.map_err(net_outcome)?;
+            if !r.is_invalid_session() {
+                return Ok(r);
+            }
+            self.forget_session(&token).await;
+            emit!(
+                self.svc.node,
+                "sf-session",
+                "401 INVALID_SESSION_ID: log in again"
+            );
+            refused += 1;
+            if refused > SESSION_RETRIES_MAX {
+                return Err(Outcome::transient(
+                    "salesforce 401 INVALID_SESSION_ID right after a login",
+                ));
+            }
+        }
+    }
+
+    /// The current Salesforce session, after a login if there is none.
+    async fn session(&self) -> Result<String, Outcome> {
+        let mut slot = self.session.lock().await;
+        if let Some(token) = slot.as_ref() {
+            return Ok(token.clone());
+        }
+        let token = match self.svc.salesforce(SalesforceCall::Login).await {
+            Err(e) => return Err(Outcome::transient(&format!("salesforce login: {e:?}"))),
+            Ok(r) => match r.access_token() {
+                Some(t) => t.to_owned(),
+                None => {
+                    return Err(Outcome::transient(&format!(
+                        "salesforce login {} {:?}",
+                        r.status,
+                        r.error_code()
+                    )))
+                }
+            },
+        };
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Drop `token` if it is still the current session (another call may
+    /// have logged in meanwhile).
+    async fn forget_session(&self, token: &str) {
+        let mut slot = self.session.lock().await;
+        if slot.as_deref() == Some(token) {
+            *slot = None;
+        }
     }
 
     async fn inventory(&self, req: InventoryRequest) -> Reply<InventoryResponse> {
@@ -653,7 +730,7 @@ impl OpClient {
                 if_unmodified_since_ms: create_only.then_some(0),
             };
             match self.salesforce(req).await {
-                Err(e) => return net_outcome(e),
+                Err(o) => return o,
                 Ok(r) => match &r.body {
                     SalesforceBody::SaveResult { id, .. } if i == 0 => {
                         reference = Some(id.clone());
@@ -689,7 +766,7 @@ impl OpClient {
             external_id: call.saga.as_str().to_string(),
         };
         match self.salesforce(req).await {
-            Err(e) => reconcile_failure(net_outcome(e)),
+            Err(o) => reconcile_failure(o),
             Ok(r) => match r.body {
                 SalesforceBody::QueryResult { records, .. } => found(
                     records
@@ -918,7 +995,8 @@ fn classify_salesforce(r: &SalesforceResponse) -> Outcome {
         (
             _,
             Some(
-                SalesforceErrorCode::UnableToLockRow
+                SalesforceErrorCode::InvalidSessionId
+                | SalesforceErrorCode::UnableToLockRow
                 | SalesforceErrorCode::RequestLimitExceeded
                 | SalesforceErrorCode::DuplicateValue
                 | SalesforceErrorCode::PreconditionFailed,

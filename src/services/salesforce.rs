@@ -36,12 +36,28 @@
 //!   meanwhile (REST API Developer Guide, "Delete a Record"; SOAP API,
 //!   `undelete()`);
 //! - required fields on insert (`Opportunity`: Name, StageName, CloseDate),
-//!   read-only system fields, malformed ids, unknown objects.
+//!   read-only system fields, malformed ids, unknown objects;
+//! - **sessions**: every data request carries the OAuth access token
+//!   (session id) it was issued under ([`SalesforceCall::Api`]); a client
+//!   gets one from the token endpoint ([`SalesforceCall::Login`]). A session
+//!   ends after [`SalesforceConfig::session_timeout_ms`] without a request
+//!   (the org's Session Settings "Timeout value", default two hours) or
+//!   when an admin revokes it ([`Salesforce::revoke_sessions`]); a request
+//!   under an ended, unknown or missing session answers 401
+//!   `INVALID_SESSION_ID` "Session expired or invalid" and applies nothing
+//!   (SOAP API Developer Guide, "Error Handling for Session Expiration":
+//!   "you must invoke the login() call again"). Sessions are the org's
+//!   state, so they survive a crash of the service node; a client's copy
+//!   of its token is its own business (the reference coordinator keeps it
+//!   in memory and logs in again after a restart).
 //!
 //! Deliberately not here: SOQL beyond lookup by external id, composite
 //! requests, field-level schemas beyond required fields (any well-formed
 //! field name is accepted), validation-rule formulas beyond "field equals
-//! one of these values", per-user limits, latency (the transport's job).
+//! one of these values", per-user limits, latency (the transport's job),
+//! refresh tokens and per-profile session timeouts, the login rate limit,
+//! and the UI's "extend only in the second half of the timeout" rule (the
+//! API docs say an API call resets the inactivity timer).
 
 // A refused request's answer *is* the error: built once per request and
 // handed straight back to the caller, so boxing it buys nothing.
@@ -76,6 +92,20 @@ pub const READ_ONLY_FIELDS: [&str; 6] = [
 ];
 
 const DAY_MS: u64 = 24 * 3_600_000;
+const MINUTE_MS: u64 = 60_000;
+
+/// The org's session timeout when the scenario sets none: two hours
+/// (SOAP API Developer Guide, "Error Handling for Session Expiration":
+/// "Sessions expire automatically after a predetermined length of
+/// inactivity ... The default is 120 minutes (two hours). If you make an
+/// API call, the inactivity timer is reset to zero").
+pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 120 * MINUTE_MS;
+
+/// The timeout values Setup → Session Settings offers, in minutes: 15
+/// minutes to 24 hours (Metadata API Developer Guide,
+/// `ProfileSessionSetting.sessionTimeout`: "Valid values: 15, 30, 60, 120,
+/// 240, 480, 720, 1440").
+pub const SESSION_TIMEOUT_CHOICES_MIN: [u64; 8] = [15, 30, 60, 120, 240, 480, 720, 1440];
 
 /// An sObject type the org has.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,11 +234,31 @@ pub struct SalesforceConfig {
     /// The org's validation rules (none by default: an org has the rules
     /// its admins wrote; a scenario declares the ones its inputs meet).
     pub validation_rules: Vec<ValidationRule>,
+    /// Session Settings "Timeout value": a session ends after this long
+    /// without a request, in ms; one of [`SESSION_TIMEOUT_CHOICES_MIN`]
+    /// (15 minutes to 24 hours). Default [`DEFAULT_SESSION_TIMEOUT_MS`],
+    /// two hours.
+    pub session_timeout_ms: u64,
 }
 
 impl SalesforceConfig {
     /// Limits on what a scenario may declare.
     pub fn validate(&self) -> Result<(), String> {
+        let timeout_ok = SESSION_TIMEOUT_CHOICES_MIN
+            .iter()
+            .any(|m| m * MINUTE_MS == self.session_timeout_ms);
+        if !timeout_ok {
+            let choices: Vec<String> = SESSION_TIMEOUT_CHOICES_MIN
+                .iter()
+                .map(|m| (m * MINUTE_MS).to_string())
+                .collect();
+            return Err(format!(
+                "salesforce.session_timeout_ms = {} is not a timeout Salesforce offers \
+                 (one of {} ms: 15 minutes to 24 hours)",
+                self.session_timeout_ms,
+                choices.join(", ")
+            ));
+        }
         if self.validation_rules.len() > MAX_VALIDATION_RULES {
             return Err(format!(
                 "salesforce.validation_rules: at most {MAX_VALIDATION_RULES} rules"
@@ -246,6 +296,38 @@ impl Default for SalesforceConfig {
             external_id_unique: true,
             custom_objects: Vec::new(),
             validation_rules: Vec::new(),
+            session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
+        }
+    }
+}
+
+/// What a client sends to the org: a token request, or an API request under
+/// a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesforceCall {
+    /// `POST /services/oauth2/token` (the OAuth 2.0 token request of an
+    /// integration user): a new session, answered 200 with
+    /// [`SalesforceBody::Token`]. Answered at once; the token endpoint has
+    /// no row to lock, so an injected throttle does not apply, and an
+    /// injected server error issues no token (or, after the write,
+    /// issues one the client never hears of).
+    Login,
+    /// A REST API request with `Authorization: Bearer {session}`.
+    Api {
+        /// The access token a [`SalesforceCall::Login`] returned.
+        session: String,
+        /// The request.
+        request: SalesforceRequest,
+    },
+}
+
+impl SalesforceCall {
+    /// `request` under `session`.
+    pub fn api(session: &str, request: SalesforceRequest) -> Self {
+        SalesforceCall::Api {
+            session: session.to_owned(),
+            request,
         }
     }
 }
@@ -341,6 +423,9 @@ pub enum SalesforceErrorCode {
     FieldCustomValidationException,
     /// 400: bad field name or value.
     InvalidField,
+    /// 401: the session (access token) expired, was revoked or is unknown;
+    /// nothing applied. Log in again and retry.
+    InvalidSessionId,
     /// 400: a read-only field was written.
     InvalidFieldForInsertUpdate,
     /// 400: the id is not a well-formed record id.
@@ -447,6 +532,24 @@ pub struct SalesforceGroundTruth {
     /// row lock (injected throttles not counted).
     #[serde(default)]
     pub lock_conflicts: u64,
+    /// Sessions issued ([`SalesforceCall::Login`] answered with a token).
+    #[serde(default)]
+    pub logins: u64,
+    /// API requests refused 401 `INVALID_SESSION_ID` (expired, revoked or
+    /// unknown session): nothing applied, not counted in `api_calls`.
+    #[serde(default)]
+    pub invalid_session_refusals: u64,
+    /// Sessions that ended from inactivity, each counted once, when a
+    /// request first met it expired.
+    #[serde(default)]
+    pub session_expiries: u64,
+    /// Logins that came after a request was refused for an expired session:
+    /// the client re-authenticated.
+    #[serde(default)]
+    pub relogins_after_expiry: u64,
+    /// Sessions an admin revoked ([`Salesforce::revoke_sessions`]).
+    #[serde(default)]
+    pub sessions_revoked: u64,
 }
 
 impl SalesforceGroundTruth {
@@ -506,6 +609,13 @@ pub enum SalesforceBody {
         /// Their ids.
         ids: Vec<String>,
     },
+    /// 200 to a token request (`{access_token, issued_at, …}`).
+    Token {
+        /// The session id to send as `Authorization: Bearer`.
+        access_token: String,
+        /// `issued_at`, on the service's clock.
+        issued_at_ms: u64,
+    },
     /// An error array.
     Errors(Vec<SalesforceError>),
 }
@@ -552,6 +662,19 @@ impl SalesforceResponse {
         }
     }
 
+    /// The access token of a login's answer.
+    pub fn access_token(&self) -> Option<&str> {
+        match &self.body {
+            SalesforceBody::Token { access_token, .. } => Some(access_token),
+            _ => None,
+        }
+    }
+
+    /// 401 `INVALID_SESSION_ID`: log in again; nothing was applied.
+    pub fn is_invalid_session(&self) -> bool {
+        self.status == 401 && self.error_code() == Some(SalesforceErrorCode::InvalidSessionId)
+    }
+
     /// The id of a save result or returned record.
     pub fn id(&self) -> Option<&str> {
         match &self.body {
@@ -584,6 +707,25 @@ pub struct Salesforce {
     /// there is a limit).
     api_window: VecDeque<u64>,
     last_id: u64,
+    /// Every session issued, by access token.
+    sessions: BTreeMap<String, Session>,
+    /// A request was refused for an expired session since the last login.
+    expiry_refused: bool,
+}
+
+/// One session of the org.
+#[derive(Clone, Debug)]
+struct Session {
+    /// The last request under it (or its login), on the service's clock.
+    last_used_ms: u64,
+    /// Ended: by inactivity (found by a request) or revoked.
+    ended: Option<SessionEnd>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionEnd {
+    Expired,
+    Revoked,
 }
 
 /// The canonical (15-character) form of a record id, if well formed.
@@ -603,7 +745,84 @@ impl Salesforce {
             in_flight: InFlight::default(),
             api_window: VecDeque::new(),
             last_id: 0,
+            sessions: BTreeMap::new(),
+            expiry_refused: false,
         }
+    }
+
+    /// An admin revokes every session of the org (Setup → Session
+    /// Management, or the OAuth revoke endpoint for a connected app's
+    /// tokens): each later request under one answers 401
+    /// `INVALID_SESSION_ID`. A request already in flight completes (its
+    /// session was checked when it arrived). Returns how many live sessions
+    /// were revoked. For environment events; no scenario sends it yet.
+    pub fn revoke_sessions(&mut self) -> usize {
+        let mut revoked = 0;
+        for session in self.sessions.values_mut() {
+            if session.ended.is_none() {
+                session.ended = Some(SessionEnd::Revoked);
+                revoked += 1;
+            }
+        }
+        self.truth.sessions_revoked += revoked as u64;
+        revoked
+    }
+
+    /// Sessions issued so far (ended ones included).
+    pub fn sessions_issued(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A token request: a new session, its token a counter.
+    fn login(&mut self, now_ms: u64) -> SalesforceResponse {
+        self.truth.logins += 1;
+        if std::mem::take(&mut self.expiry_refused) {
+            self.truth.relogins_after_expiry += 1;
+        }
+        let access_token = format!("00D000000000001!session-{}", self.truth.logins);
+        self.sessions.insert(
+            access_token.clone(),
+            Session {
+                last_used_ms: now_ms,
+                ended: None,
+            },
+        );
+        SalesforceResponse {
+            status: 200,
+            body: SalesforceBody::Token {
+                access_token,
+                issued_at_ms: now_ms,
+            },
+        }
+    }
+
+    /// Whether `token` names a live session at `now_ms`; a request under it
+    /// resets its inactivity timer. Otherwise the 401 to answer.
+    fn authenticate(&mut self, now_ms: u64, token: &str) -> Result<(), SalesforceResponse> {
+        let timeout = self.config.session_timeout_ms;
+        let ended = match self.sessions.get_mut(token) {
+            None => None,
+            Some(s) if s.ended.is_some() => s.ended,
+            Some(s) if now_ms.saturating_sub(s.last_used_ms) >= timeout => {
+                s.ended = Some(SessionEnd::Expired);
+                self.truth.session_expiries += 1;
+                s.ended
+            }
+            Some(s) => {
+                s.last_used_ms = s.last_used_ms.max(now_ms);
+                return Ok(());
+            }
+        };
+        self.truth.invalid_session_refusals += 1;
+        if ended == Some(SessionEnd::Expired) {
+            self.expiry_refused = true;
+        }
+        Err(SalesforceResponse::error(
+            401,
+            SalesforceErrorCode::InvalidSessionId,
+            "Session expired or invalid".to_owned(),
+            &[],
+        ))
     }
 
     /// The configuration.
@@ -650,6 +869,13 @@ impl Salesforce {
         if let Some(limit) = self.config.daily_api_limit {
             assert!(self.api_window.len() <= limit as usize);
         }
+        assert_eq!(self.sessions.len() as u64, self.truth.logins);
+        let expired = self
+            .sessions
+            .values()
+            .filter(|s| s.ended == Some(SessionEnd::Expired))
+            .count() as u64;
+        assert_eq!(expired, self.truth.session_expiries);
     }
 
     fn matching(&self, object: &str, external_id: &str) -> Vec<String> {
@@ -1191,17 +1417,47 @@ impl Salesforce {
 }
 
 impl ServiceModel for Salesforce {
-    type Request = SalesforceRequest;
+    type Request = SalesforceCall;
     type Response = SalesforceResponse;
     type GroundTruth = SalesforceGroundTruth;
 
     fn begin(
         &mut self,
         now_ms: u64,
-        req: SalesforceRequest,
+        call: SalesforceCall,
         injected: Option<Injected>,
     ) -> Begin<SalesforceResponse> {
         self.tick(now_ms);
+        let req = match call {
+            SalesforceCall::Login => {
+                return Begin::Done(match injected {
+                    Some(Injected::FailBeforeApply | Injected::EdgeUnavailable) => {
+                        SalesforceResponse::error(
+                            503,
+                            SalesforceErrorCode::ServerUnavailable,
+                            "Server unavailable".to_owned(),
+                            &[],
+                        )
+                    }
+                    Some(Injected::FailAfterApply) => {
+                        let _issued = self.login(now_ms);
+                        SalesforceResponse::error(
+                            500,
+                            SalesforceErrorCode::UnknownException,
+                            "An unexpected error occurred.".to_owned(),
+                            &[],
+                        )
+                    }
+                    None | Some(Injected::Throttle) => self.login(now_ms),
+                })
+            }
+            SalesforceCall::Api { session, request } => {
+                if let Err(refused) = self.authenticate(now_ms, &session) {
+                    return Begin::Done(refused);
+                }
+                request
+            }
+        };
         if let Some(limit) = self.config.daily_api_limit {
             if self.api_window.len() >= limit as usize {
                 return Begin::Done(SalesforceResponse::error(
@@ -1299,11 +1555,12 @@ impl ServiceModel for Salesforce {
 
     fn dump(&self) -> String {
         let mut out = format!(
-            "salesforce: {} records, {} changes, {} api calls, {} in flight\n",
+            "salesforce: {} records, {} changes, {} api calls, {} in flight, {} sessions issued\n",
             self.truth.records.len(),
             self.truth.history.len(),
             self.truth.api_calls,
-            self.in_flight.len()
+            self.in_flight.len(),
+            self.sessions.len()
         );
         for r in self.truth.records.values() {
             let fields: Vec<String> = r.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::saga::{SagaInput, SagaStatus};
 use crate::services::inventory::{InventoryRequest, InventoryResponse};
-use crate::services::salesforce::{SalesforceRequest, SalesforceResponse};
+use crate::services::salesforce::{SalesforceCall, SalesforceResponse};
 use crate::services::stripe::{StripeRequest, StripeResponse};
 use crate::sim::{CallError, Net};
 use serde::Serialize;
@@ -31,8 +31,9 @@ pub fn agent(n: u32) -> String {
 pub enum Request {
     /// To the Stripe node.
     Stripe(StripeRequest),
-    /// To the Salesforce node.
-    Salesforce(SalesforceRequest),
+    /// To the Salesforce node: a token request, or an API request under a
+    /// session.
+    Salesforce(SalesforceCall),
     /// To the PMS node.
     Inventory(InventoryRequest),
     /// A request to a user service (the node it is sent to).
@@ -100,16 +101,14 @@ impl Services {
         }
     }
 
-    /// A request to Salesforce, with `timeouts.salesforce_ms`. Panics on a
+    /// A call to Salesforce (a login, or an API request under the session
+    /// a login returned), with `timeouts.salesforce_ms`. Panics on a
     /// response of another kind.
-    pub async fn salesforce(
-        &self,
-        req: SalesforceRequest,
-    ) -> Result<SalesforceResponse, CallError> {
+    pub async fn salesforce(&self, call: SalesforceCall) -> Result<SalesforceResponse, CallError> {
         let to = self.salesforce_timeout;
         match self
             .net
-            .call(&self.node, SALESFORCE, Request::Salesforce(req), to)
+            .call(&self.node, SALESFORCE, Request::Salesforce(call), to)
             .await?
         {
             Response::Salesforce(r) => Ok(r),

@@ -49,6 +49,10 @@ fn sagas_started(out: &RunOutcome, key: &str) -> usize {
         .count()
 }
 
+/// The coordinator's first Salesforce write: call 0 is its login (OAuth
+/// token request), made lazily before it.
+const FIRST_CRM_WRITE: u32 = 1;
+
 fn sf_call(index: u32, fault: CallFaultKind) -> CallFault {
     CallFault {
         from: "coordinator".into(),
@@ -65,7 +69,10 @@ fn sf_call(index: u32, fault: CallFaultKind) -> CallFault {
 fn article_case_salesforce_applied_but_reply_lost_completes_after_reconciling() {
     let s = scenario("article-salesforce-timeout");
     let plan = plan_for(&s, 7);
-    assert_eq!(plan.calls, vec![sf_call(0, CallFaultKind::DropReply)]);
+    assert_eq!(
+        plan.calls,
+        vec![sf_call(FIRST_CRM_WRITE, CallFaultKind::DropReply)]
+    );
     let c = checked(&s, 7, &plan);
     assert_ok(&c);
     let out = &c.outcome;
@@ -101,7 +108,7 @@ fn article_case_salesforce_not_applied_compensates_with_a_refund() {
     let mut s = scenario("article-salesforce-timeout");
     s.coordinator.saga_deadline_ms = 20_000;
     let plan = FaultPlan {
-        calls: vec![sf_call(0, CallFaultKind::DropRequest)],
+        calls: vec![sf_call(FIRST_CRM_WRITE, CallFaultKind::DropRequest)],
         brownouts: vec![Brownout {
             service: "salesforce".into(),
             from_ms: 0,
@@ -140,7 +147,7 @@ fn article_case_salesforce_not_applied_compensates_with_a_refund() {
 fn article_case_salesforce_request_lost_retries_after_reconciling() {
     let s = scenario("article-salesforce-timeout");
     let plan = FaultPlan {
-        calls: vec![sf_call(0, CallFaultKind::DropRequest)],
+        calls: vec![sf_call(FIRST_CRM_WRITE, CallFaultKind::DropRequest)],
         ..FaultPlan::default()
     };
     let c = checked(&s, 7, &plan);

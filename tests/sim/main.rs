@@ -18,6 +18,7 @@ mod mutants;
 mod props;
 mod regressions;
 mod report;
+mod salesforce;
 mod scenarios;
 mod stripe;
 mod transport;

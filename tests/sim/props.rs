@@ -297,6 +297,7 @@ fn fuzzing_the_default_scenario_reaches_every_coverage_point() {
     let mut declared = fuzz_points("stripe-async-payments", 300);
     declared.add(&fuzz_points("stripe-refunds", 300));
     declared.add(&fuzz_points("crm-refuses", 50));
+    declared.add(&fuzz_points("salesforce-sessions", 50));
     for p in &unreachable {
         assert!(
             declared.0[*p] > 0,

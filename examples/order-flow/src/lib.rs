@@ -32,7 +32,7 @@ use sagasim::saga::driver::BoxFuture;
 use sagasim::saga::{SagaInput, SagaStatus};
 use sagasim::scenario::Scenario;
 use sagasim::services::inventory::{HoldStatus, InventoryBody, InventoryRequest};
-use sagasim::services::salesforce::SalesforceRequest;
+use sagasim::services::salesforce::{SalesforceCall, SalesforceRequest};
 use sagasim::services::stripe::{CaptureMethod, PaymentIntentStatus, StripeRequest};
 use sagasim::services::user::{status_of, UserEffect, UserService};
 use sagasim::sim::clock::Clocks;
@@ -439,7 +439,13 @@ impl HastyState {
             fields: order(status).resolve(input),
             if_unmodified_since_ms: None,
         };
-        match self.svc.salesforce(req).await {
+        // A fresh Salesforce session per write (hasty, but never stale).
+        let login = self.svc.salesforce(SalesforceCall::Login).await;
+        let token = match login.as_ref().map(|r| r.access_token()) {
+            Ok(Some(token)) => token.to_string(),
+            other => return Err(format!("crm login: {other:?}")),
+        };
+        match self.svc.salesforce(SalesforceCall::api(&token, req)).await {
             Ok(r) if (200..300).contains(&r.status) => Ok(()),
             Ok(r) => Err(format!("crm {}", r.status)),
             Err(e) => Err(format!("crm: {e:?}")),

@@ -20,6 +20,54 @@ fn sf() -> Salesforce {
     Salesforce::new(config())
 }
 
+/// Requests under a fresh session each: the tests of the data semantics
+/// are not about sessions (those are below, with `ServiceModel::handle`).
+trait Authed {
+    /// `request` under a new session, begun and completed at `now`.
+    fn call(
+        &mut self,
+        now: u64,
+        request: SalesforceRequest,
+        injected: Option<Injected>,
+    ) -> SalesforceResponse;
+    /// `request` under a new session, begun at `now`.
+    fn start(
+        &mut self,
+        now: u64,
+        request: SalesforceRequest,
+        injected: Option<Injected>,
+    ) -> Begin<SalesforceResponse>;
+}
+
+impl Authed for Salesforce {
+    fn call(
+        &mut self,
+        now: u64,
+        request: SalesforceRequest,
+        injected: Option<Injected>,
+    ) -> SalesforceResponse {
+        let token = token(self, now);
+        self.handle(now, SalesforceCall::api(&token, request), injected)
+    }
+
+    fn start(
+        &mut self,
+        now: u64,
+        request: SalesforceRequest,
+        injected: Option<Injected>,
+    ) -> Begin<SalesforceResponse> {
+        let token = token(self, now);
+        self.begin(now, SalesforceCall::api(&token, request), injected)
+    }
+}
+
+/// A new session's access token.
+fn token(s: &mut Salesforce, now: u64) -> String {
+    let r = s.handle(now, SalesforceCall::Login, None);
+    assert_eq!(r.status, 200, "{r:?}");
+    r.access_token().expect("a token").to_owned()
+}
+
 fn fields(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
     pairs
         .iter()
@@ -83,12 +131,12 @@ fn custom_objects_exist_only_when_declared_and_get_their_own_key_prefix() {
         fields: fields(&[("Status__c", json!("x"))]),
         if_unmodified_since_ms: None,
     };
-    assert_eq!(bare.handle(0, upsert("Order__c"), None).status, 404);
+    assert_eq!(bare.call(0, upsert("Order__c"), None).status, 404);
     let mut org = Salesforce::new(SalesforceConfig {
         custom_objects: vec!["Booking__c".into(), "Order__c".into()],
         ..SalesforceConfig::default()
     });
-    let r = org.handle(0, upsert("Order__c"), None);
+    let r = org.call(0, upsert("Order__c"), None);
     assert_eq!(r.status, 201, "{r:?}");
     let id = org
         .ground_truth()
@@ -108,7 +156,7 @@ fn custom_objects_exist_only_when_declared_and_get_their_own_key_prefix() {
 #[test]
 fn upsert_creates_then_updates() {
     let mut s = sf();
-    let r = s.handle(
+    let r = s.call(
         1_000,
         upsert(BOOKING, "saga-1", &[("Status__c", json!("Held"))]),
         None,
@@ -121,7 +169,7 @@ fn upsert_creates_then_updates() {
             created: true
         }
     );
-    let r = s.handle(
+    let r = s.call(
         2_000,
         upsert(BOOKING, "saga-1", &[("Status__c", json!("Confirmed"))]),
         None,
@@ -151,11 +199,8 @@ fn upsert_creates_then_updates() {
 #[test]
 fn external_ids_are_per_object() {
     let mut s = sf();
-    assert_eq!(
-        s.handle(0, upsert(BOOKING, "saga-1", &[]), None).status,
-        201
-    );
-    let r = s.handle(1, upsert(OPP, "saga-1", &opp_fields()), None);
+    assert_eq!(s.call(0, upsert(BOOKING, "saga-1", &[]), None).status, 201);
+    let r = s.call(1, upsert(OPP, "saga-1", &opp_fields()), None);
     assert_eq!(r.status, 201);
     assert_eq!(r.id(), Some("006000000000002"));
 }
@@ -164,8 +209,8 @@ fn external_ids_are_per_object() {
 fn plain_create_is_not_idempotent() {
     let mut s = sf();
     let req = create(BOOKING, &[("Guest__c", json!("Ada"))]);
-    assert_eq!(s.handle(0, req.clone(), None).status, 201);
-    assert_eq!(s.handle(1, req, None).status, 201);
+    assert_eq!(s.call(0, req.clone(), None).status, 201);
+    assert_eq!(s.call(1, req, None).status, 201);
     assert_eq!(s.ground_truth().records_of(BOOKING).count(), 2);
     s.check_invariants();
 }
@@ -173,8 +218,8 @@ fn plain_create_is_not_idempotent() {
 #[test]
 fn create_with_taken_unique_external_id_is_duplicate_value() {
     let mut s = sf();
-    s.handle(0, upsert(BOOKING, "saga-1", &[]), None);
-    let r = s.handle(
+    s.call(0, upsert(BOOKING, "saga-1", &[]), None);
+    let r = s.call(
         1,
         create(BOOKING, &[(EXTERNAL_ID_FIELD, json!("saga-1"))]),
         None,
@@ -191,9 +236,9 @@ fn without_unique_index_duplicates_make_upsert_ambiguous_300() {
         ..config()
     });
     let req = create(BOOKING, &[(EXTERNAL_ID_FIELD, json!("saga-1"))]);
-    s.handle(0, req.clone(), None);
-    s.handle(1, req, None);
-    let r = s.handle(
+    s.call(0, req.clone(), None);
+    s.call(1, req, None);
+    let r = s.call(
         2,
         upsert(BOOKING, "saga-1", &[("Status__c", json!("x"))]),
         None,
@@ -214,11 +259,11 @@ fn without_unique_index_duplicates_make_upsert_ambiguous_300() {
 fn concurrent_first_upserts_race_to_duplicate_value() {
     let mut s = sf();
     let a = s
-        .begin(0, upsert(BOOKING, "saga-1", &[("N__c", json!(1))]), None)
+        .start(0, upsert(BOOKING, "saga-1", &[("N__c", json!(1))]), None)
         .ticket()
         .unwrap();
     let b = s
-        .begin(10, upsert(BOOKING, "saga-1", &[("N__c", json!(2))]), None)
+        .start(10, upsert(BOOKING, "saga-1", &[("N__c", json!(2))]), None)
         .ticket()
         .unwrap();
     assert_eq!(s.complete(800, a).status, 201);
@@ -232,7 +277,7 @@ fn concurrent_first_upserts_race_to_duplicate_value() {
     );
     // A retry of the loser now updates.
     assert_eq!(
-        s.handle(900, upsert(BOOKING, "saga-1", &[("N__c", json!(2))]), None)
+        s.call(900, upsert(BOOKING, "saga-1", &[("N__c", json!(2))]), None)
             .status,
         200
     );
@@ -246,18 +291,18 @@ fn concurrent_first_upserts_without_unique_index_make_two_records() {
         ..config()
     });
     let a = s
-        .begin(0, upsert(BOOKING, "saga-1", &[]), None)
+        .start(0, upsert(BOOKING, "saga-1", &[]), None)
         .ticket()
         .unwrap();
     let b = s
-        .begin(10, upsert(BOOKING, "saga-1", &[]), None)
+        .start(10, upsert(BOOKING, "saga-1", &[]), None)
         .ticket()
         .unwrap();
     assert_eq!(s.complete(800, a).status, 201);
     assert_eq!(s.complete(810, b).status, 201);
     assert_eq!(count(&s, BOOKING, "saga-1"), 2);
     assert_eq!(
-        s.handle(900, upsert(BOOKING, "saga-1", &[]), None).status,
+        s.call(900, upsert(BOOKING, "saga-1", &[]), None).status,
         300
     );
 }
@@ -266,12 +311,12 @@ fn concurrent_first_upserts_without_unique_index_make_two_records() {
 fn sequential_upserts_do_not_race() {
     let mut s = sf();
     let a = s
-        .begin(0, upsert(BOOKING, "saga-1", &[]), None)
+        .start(0, upsert(BOOKING, "saga-1", &[]), None)
         .ticket()
         .unwrap();
     assert_eq!(s.complete(800, a).status, 201);
     let b = s
-        .begin(801, upsert(BOOKING, "saga-1", &[]), None)
+        .start(801, upsert(BOOKING, "saga-1", &[]), None)
         .ticket()
         .unwrap();
     assert_eq!(s.complete(1_600, b).status, 200);
@@ -281,7 +326,7 @@ fn sequential_upserts_do_not_race() {
 fn update_then_get() {
     let mut s = sf();
     let id = s
-        .handle(
+        .call(
             0,
             create(BOOKING, &[("A__c", json!("x")), ("B__c", json!(1))]),
             None,
@@ -289,7 +334,7 @@ fn update_then_get() {
         .id()
         .unwrap()
         .to_owned();
-    let r = s.handle(
+    let r = s.call(
         5,
         update(
             BOOKING,
@@ -301,7 +346,7 @@ fn update_then_get() {
     );
     assert_eq!(r.status, 204);
     assert_eq!(r.body, SalesforceBody::NoContent);
-    let r = s.handle(
+    let r = s.call(
         6,
         SalesforceRequest::Get {
             object: BOOKING.into(),
@@ -323,7 +368,7 @@ fn update_then_get() {
     // 18-character ids are accepted (the checksum suffix is ignored).
     let long = format!("{id}AAA");
     assert_eq!(
-        s.handle(
+        s.call(
             7,
             SalesforceRequest::Get {
                 object: BOOKING.into(),
@@ -340,17 +385,17 @@ fn update_then_get() {
 #[test]
 fn unknown_and_malformed_ids() {
     let mut s = sf();
-    s.handle(0, create(BOOKING, &[]), None);
-    let r = s.handle(1, update(BOOKING, "a0B000000000099", &[], None), None);
+    s.call(0, create(BOOKING, &[]), None);
+    let r = s.call(1, update(BOOKING, "a0B000000000099", &[], None), None);
     assert_eq!(
         (r.status, r.error_code()),
         (404, Some(SalesforceErrorCode::NotFound))
     );
     // Right id, wrong object.
-    let r = s.handle(1, update(OPP, "a0B000000000001", &[], None), None);
+    let r = s.call(1, update(OPP, "a0B000000000001", &[], None), None);
     assert_eq!(r.status, 404);
     for bad in ["", "short", "a0B00000000000!", "a0B0000000000011"] {
-        let r = s.handle(
+        let r = s.call(
             1,
             SalesforceRequest::Get {
                 object: BOOKING.into(),
@@ -374,7 +419,7 @@ fn unknown_object_is_404() {
         create("", &[]),
         query("Foo__c", "x"),
     ] {
-        let r = s.handle(0, req, None);
+        let r = s.call(0, req, None);
         assert_eq!(
             (r.status, r.error_code()),
             (404, Some(SalesforceErrorCode::NotFound))
@@ -387,17 +432,17 @@ fn unknown_object_is_404() {
 fn if_unmodified_since_gives_412_when_changed() {
     let mut s = sf();
     let id = s
-        .handle(10_000, create(BOOKING, &[]), None)
+        .call(10_000, create(BOOKING, &[]), None)
         .id()
         .unwrap()
         .to_owned();
-    s.handle(
+    s.call(
         20_000,
         update(BOOKING, &id, &[("A__c", json!(1))], None),
         None,
     );
     // The client read the record at 10 s; it changed at 20 s.
-    let r = s.handle(
+    let r = s.call(
         21_000,
         update(BOOKING, &id, &[("A__c", json!(2))], Some(10_000)),
         None,
@@ -408,15 +453,15 @@ fn if_unmodified_since_gives_412_when_changed() {
     );
     assert_eq!(s.ground_truth().records[&id].fields["A__c"], json!(1));
     // Unchanged since: applied.
-    let r = s.handle(
+    let r = s.call(
         22_000,
         update(BOOKING, &id, &[("A__c", json!(3))], Some(20_000)),
         None,
     );
     assert_eq!(r.status, 204);
     // Also for an upsert that updates.
-    s.handle(23_000, upsert(BOOKING, "e", &[]), None);
-    s.handle(30_000, upsert(BOOKING, "e", &[("A__c", json!(1))]), None);
+    s.call(23_000, upsert(BOOKING, "e", &[]), None);
+    s.call(30_000, upsert(BOOKING, "e", &[("A__c", json!(1))]), None);
     let mut req = upsert(BOOKING, "e", &[("A__c", json!(2))]);
     if let SalesforceRequest::Upsert {
         if_unmodified_since_ms,
@@ -425,36 +470,36 @@ fn if_unmodified_since_gives_412_when_changed() {
     {
         *if_unmodified_since_ms = Some(23_000);
     }
-    assert_eq!(s.handle(31_000, req, None).status, 412);
+    assert_eq!(s.call(31_000, req, None).status, 412);
 }
 
 #[test]
 fn if_unmodified_since_has_one_second_resolution() {
     let mut s = sf();
     let id = s
-        .handle(10_000, create(BOOKING, &[]), None)
+        .call(10_000, create(BOOKING, &[]), None)
         .id()
         .unwrap()
         .to_owned();
     // Changed at 10.5 s, client says "unmodified since 10.0 s": same second,
     // so the change goes unseen — a lost update the real API allows.
-    s.handle(
+    s.call(
         10_500,
         update(BOOKING, &id, &[("A__c", json!(1))], None),
         None,
     );
-    let r = s.handle(
+    let r = s.call(
         10_900,
         update(BOOKING, &id, &[("A__c", json!(2))], Some(10_000)),
         None,
     );
     assert_eq!(r.status, 204);
-    s.handle(
+    s.call(
         11_000,
         update(BOOKING, &id, &[("A__c", json!(3))], None),
         None,
     );
-    let r = s.handle(
+    let r = s.call(
         11_100,
         update(BOOKING, &id, &[("A__c", json!(4))], Some(10_999)),
         None,
@@ -465,7 +510,7 @@ fn if_unmodified_since_has_one_second_resolution() {
 #[test]
 fn throttle_is_unable_to_lock_row_and_not_applied() {
     let mut s = sf();
-    let r = s.handle(0, upsert(BOOKING, "saga-1", &[]), Some(Injected::Throttle));
+    let r = s.call(0, upsert(BOOKING, "saga-1", &[]), Some(Injected::Throttle));
     assert_eq!(
         (r.status, r.error_code()),
         (400, Some(SalesforceErrorCode::UnableToLockRow))
@@ -476,7 +521,7 @@ fn throttle_is_unable_to_lock_row_and_not_applied() {
 #[test]
 fn fail_before_apply_is_503_not_applied() {
     let mut s = sf();
-    let r = s.handle(
+    let r = s.call(
         0,
         upsert(BOOKING, "saga-1", &[]),
         Some(Injected::FailBeforeApply),
@@ -491,7 +536,7 @@ fn fail_before_apply_is_503_not_applied() {
 #[test]
 fn fail_after_apply_is_500_but_the_write_landed() {
     let mut s = sf();
-    let r = s.handle(
+    let r = s.call(
         0,
         create(BOOKING, &[(EXTERNAL_ID_FIELD, json!("saga-1"))]),
         Some(Injected::FailAfterApply),
@@ -502,7 +547,7 @@ fn fail_after_apply_is_500_but_the_write_landed() {
     );
     assert_eq!(count(&s, BOOKING, "saga-1"), 1);
     // Reconciliation: query by external id finds it.
-    let r = s.handle(1, query(BOOKING, "saga-1"), None);
+    let r = s.call(1, query(BOOKING, "saga-1"), None);
     let SalesforceBody::QueryResult {
         total_size,
         done,
@@ -522,21 +567,18 @@ fn daily_api_limit_is_a_rolling_24h_window() {
         ..config()
     });
     for t in 0..3 {
-        assert_eq!(s.handle(t * 1_000, query(BOOKING, "x"), None).status, 200);
+        assert_eq!(s.call(t * 1_000, query(BOOKING, "x"), None).status, 200);
     }
-    let r = s.handle(5_000, upsert(BOOKING, "x", &[]), None);
+    let r = s.call(5_000, upsert(BOOKING, "x", &[]), None);
     assert_eq!(
         (r.status, r.error_code()),
         (403, Some(SalesforceErrorCode::RequestLimitExceeded))
     );
     assert!(s.ground_truth().records.is_empty());
     // Rejected calls do not count: the first call leaves the window at 24 h.
-    assert_eq!(s.handle(DAY_MS - 1, query(BOOKING, "x"), None).status, 403);
-    assert_eq!(
-        s.handle(DAY_MS, upsert(BOOKING, "x", &[]), None).status,
-        201
-    );
-    assert_eq!(s.handle(DAY_MS, query(BOOKING, "x"), None).status, 403);
+    assert_eq!(s.call(DAY_MS - 1, query(BOOKING, "x"), None).status, 403);
+    assert_eq!(s.call(DAY_MS, upsert(BOOKING, "x", &[]), None).status, 201);
+    assert_eq!(s.call(DAY_MS, query(BOOKING, "x"), None).status, 403);
     assert_eq!(s.api_calls_in_window(), 3);
     s.check_invariants();
 }
@@ -544,7 +586,7 @@ fn daily_api_limit_is_a_rolling_24h_window() {
 #[test]
 fn opportunity_requires_name_stage_and_close_date() {
     let mut s = sf();
-    let r = s.handle(0, upsert(OPP, "saga-1", &[("Name", json!("x"))]), None);
+    let r = s.call(0, upsert(OPP, "saga-1", &[("Name", json!("x"))]), None);
     assert_eq!(
         (r.status, r.error_code()),
         (400, Some(SalesforceErrorCode::RequiredFieldMissing))
@@ -555,13 +597,13 @@ fn opportunity_requires_name_stage_and_close_date() {
     assert_eq!(errors[0].fields, vec!["StageName", "CloseDate"]);
     assert!(s.ground_truth().records.is_empty());
     let id = s
-        .handle(1, upsert(OPP, "saga-1", &opp_fields()), None)
+        .call(1, upsert(OPP, "saga-1", &opp_fields()), None)
         .id()
         .unwrap()
         .to_owned();
     // Updating the existing record does not need them again…
     assert_eq!(
-        s.handle(
+        s.call(
             2,
             upsert(OPP, "saga-1", &[("StageName", json!("Closed Won"))]),
             None
@@ -570,7 +612,7 @@ fn opportunity_requires_name_stage_and_close_date() {
         200
     );
     // …but cannot clear them.
-    let r = s.handle(
+    let r = s.call(
         3,
         update(OPP, &id, &[("StageName", Value::Null)], None),
         None,
@@ -632,13 +674,13 @@ fn field_validation() {
         ),
     ];
     for (req, code) in cases {
-        let r = s.handle(0, req.clone(), None);
+        let r = s.call(0, req.clone(), None);
         assert_eq!((r.status, r.error_code()), (400, Some(code)), "{req:?}");
     }
     assert!(s.ground_truth().records.is_empty());
     // A matching external id in the body is fine.
     assert_eq!(
-        s.handle(
+        s.call(
             0,
             upsert(BOOKING, "e", &[(EXTERNAL_ID_FIELD, json!("e"))]),
             None
@@ -647,7 +689,7 @@ fn field_validation() {
         201
     );
     assert_eq!(
-        s.handle(0, upsert(BOOKING, &"x".repeat(255), &[]), None)
+        s.call(0, upsert(BOOKING, &"x".repeat(255), &[]), None)
             .status,
         201
     );
@@ -657,19 +699,19 @@ fn field_validation() {
 fn update_can_move_the_external_id_but_not_onto_a_taken_one() {
     let mut s = sf();
     let a = s
-        .handle(0, upsert(BOOKING, "a", &[]), None)
+        .call(0, upsert(BOOKING, "a", &[]), None)
         .id()
         .unwrap()
         .to_owned();
-    s.handle(1, upsert(BOOKING, "b", &[]), None);
-    let r = s.handle(
+    s.call(1, upsert(BOOKING, "b", &[]), None);
+    let r = s.call(
         2,
         update(BOOKING, &a, &[(EXTERNAL_ID_FIELD, json!("b"))], None),
         None,
     );
     assert_eq!(r.error_code(), Some(SalesforceErrorCode::DuplicateValue));
     assert_eq!(
-        s.handle(
+        s.call(
             3,
             update(BOOKING, &a, &[(EXTERNAL_ID_FIELD, json!("c"))], None),
             None
@@ -680,7 +722,7 @@ fn update_can_move_the_external_id_but_not_onto_a_taken_one() {
     assert_eq!(count(&s, BOOKING, "c"), 1);
     assert_eq!(count(&s, BOOKING, "a"), 0);
     assert_eq!(
-        s.handle(
+        s.call(
             4,
             update(BOOKING, &a, &[(EXTERNAL_ID_FIELD, Value::Null)], None),
             None
@@ -696,23 +738,20 @@ fn update_can_move_the_external_id_but_not_onto_a_taken_one() {
 fn abort_applies_nothing() {
     let mut s = sf();
     let t = s
-        .begin(0, upsert(BOOKING, "saga-1", &[]), None)
+        .start(0, upsert(BOOKING, "saga-1", &[]), None)
         .ticket()
         .unwrap();
     assert_eq!(s.in_flight(), vec![t]);
     assert!(s.abort(t));
     assert!(!s.abort(t));
     assert!(s.ground_truth().records.is_empty());
-    assert_eq!(
-        s.handle(1, upsert(BOOKING, "saga-1", &[]), None).status,
-        201
-    );
+    assert_eq!(s.call(1, upsert(BOOKING, "saga-1", &[]), None).status, 201);
 }
 
 #[test]
 fn dump_lists_records() {
     let mut s = sf();
-    s.handle(
+    s.call(
         0,
         upsert(BOOKING, "saga-1", &[("Status__c", json!("Held"))]),
         None,
@@ -910,7 +949,7 @@ proptest! {
                         fields: write_fields(*object, *complete, n),
                         if_unmodified_since_ms: None,
                     };
-                    let resp = s.handle(now, req, *inj);
+                    let resp = s.call(now, req, *inj);
                     let expected = if r.call(now) {
                         r.with_fault(*inj, |r| r.upsert(*object, *ext, *complete))
                     } else {
@@ -924,7 +963,7 @@ proptest! {
                         fields.insert(EXTERNAL_ID_FIELD.into(), json!(format!("ext-{e}")));
                     }
                     let req = SalesforceRequest::Create { object: OBJECTS[*object as usize].into(), fields };
-                    let resp = s.handle(now, req, *inj);
+                    let resp = s.call(now, req, *inj);
                     let expected = if r.call(now) {
                         r.with_fault(*inj, |r| r.insert(*object, *ext, *complete))
                     } else {
@@ -939,8 +978,8 @@ proptest! {
                         fields: write_fields(*object, true, n),
                         if_unmodified_since_ms: None,
                     };
-                    let a = s.begin(now, req.clone(), None);
-                    let b = s.begin(now, req, None);
+                    let a = s.start(now, req.clone(), None);
+                    let b = s.start(now, req, None);
                     let a_ok = r.call(now);
                     let b_ok = r.call(now);
                     let before = r.by_ext.get(&(*object, *ext)).copied().unwrap_or(0);
@@ -965,7 +1004,7 @@ proptest! {
                     let object = s.ground_truth().records.get(&id).map_or(BOOKING, |rec| if rec.object == OPP { OPP } else { BOOKING });
                     let deleted = s.ground_truth().records.get(&id).is_some_and(|rec| rec.is_deleted);
                     let req = update(object, &id, &[("Step__c", json!(n))], None);
-                    let resp = s.handle(now, req, *inj);
+                    let resp = s.call(now, req, *inj);
                     let exists = (*record as usize) < r.per_object.iter().sum::<usize>() + r.deleted;
                     let expected = if r.call(now) {
                         r.with_fault(*inj, |_| if exists && !deleted { 204 } else { 404 })
@@ -979,7 +1018,7 @@ proptest! {
                     let id = id.unwrap_or_else(|| "a0B000000000999".into());
                     let found = s.ground_truth().records.get(&id).cloned();
                     let object = found.as_ref().map_or(BOOKING, |rec| if rec.object == OPP { OPP } else { BOOKING });
-                    let resp = s.handle(now, SalesforceRequest::Delete { object: object.into(), id }, *inj);
+                    let resp = s.call(now, SalesforceRequest::Delete { object: object.into(), id }, *inj);
                     let expected = if r.call(now) {
                         r.with_fault(*inj, |r| match &found {
                             Some(rec) if !rec.is_deleted => {
@@ -1011,7 +1050,7 @@ proptest! {
         let mut now = 0;
         for (req, inj, dt) in reqs {
             now += dt;
-            let r = s.handle(now, req, inj);
+            let r = s.call(now, req, inj);
             prop_assert!(matches!(r.status, 200 | 201 | 204 | 300 | 400 | 403 | 404 | 412 | 500 | 503));
             s.check_invariants();
         }
@@ -1136,7 +1175,7 @@ fn strict() -> Salesforce {
 #[test]
 fn a_validation_rule_refuses_insert_and_update_definitively_and_applies_nothing() {
     let mut s = strict();
-    let r = s.handle(
+    let r = s.call(
         0,
         upsert(BOOKING, "saga-3", &[("Customer__c", json!("cust-3"))]),
         None,
@@ -1148,9 +1187,9 @@ fn a_validation_rule_refuses_insert_and_update_definitively_and_applies_nothing(
     );
     assert_eq!(count(&s, BOOKING, "saga-3"), 0, "nothing inserted");
     // A number compares by its text; other objects are not guarded.
-    let r = s.handle(1, create(BOOKING, &[("Customer__c", json!(7))]), None);
+    let r = s.call(1, create(BOOKING, &[("Customer__c", json!(7))]), None);
     assert_eq!(r.status, 400, "{r:?}");
-    let r = s.handle(
+    let r = s.call(
         2,
         upsert(OPP, "saga-3", &{
             let mut f = opp_fields();
@@ -1162,13 +1201,13 @@ fn a_validation_rule_refuses_insert_and_update_definitively_and_applies_nothing(
     assert_eq!(r.status, 201, "{r:?}");
     // An update that would make the record match is refused, and the
     // record keeps its old values.
-    let r = s.handle(
+    let r = s.call(
         3,
         upsert(BOOKING, "saga-1", &[("Customer__c", json!("cust-1"))]),
         None,
     );
     assert_eq!(r.status, 201);
-    let r = s.handle(
+    let r = s.call(
         4,
         upsert(BOOKING, "saga-1", &[("Customer__c", json!("cust-3"))]),
         None,
@@ -1182,7 +1221,7 @@ fn a_validation_rule_refuses_insert_and_update_definitively_and_applies_nothing(
     assert_eq!(rec.fields["Customer__c"], json!("cust-1"));
     assert_eq!(s.ground_truth().history.len(), 2, "two inserts, no update");
     // Retrying does not help: it is definitive.
-    let r = s.handle(
+    let r = s.call(
         5,
         upsert(BOOKING, "saga-3", &[("Customer__c", json!("cust-3"))]),
         None,
@@ -1223,7 +1262,7 @@ fn validation_rules_are_checked_when_the_scenario_loads() {
 #[test]
 fn delete_moves_a_record_to_the_recycle_bin_and_undelete_brings_it_back() {
     let mut s = sf();
-    let r = s.handle(
+    let r = s.call(
         0,
         upsert(BOOKING, "saga-1", &[("Status__c", json!("Pending"))]),
         None,
@@ -1233,9 +1272,9 @@ fn delete_moves_a_record_to_the_recycle_bin_and_undelete_brings_it_back() {
         object: BOOKING.into(),
         id: id.into(),
     };
-    assert_eq!(s.handle(1, del(&id), None).status, 204);
+    assert_eq!(s.call(1, del(&id), None).status, 204);
     // Gone for get, update, delete and query; its external id is free.
-    let r = s.handle(
+    let r = s.call(
         2,
         SalesforceRequest::Get {
             object: BOOKING.into(),
@@ -1247,7 +1286,7 @@ fn delete_moves_a_record_to_the_recycle_bin_and_undelete_brings_it_back() {
         (r.status, r.error_code()),
         (404, Some(SalesforceErrorCode::EntityIsDeleted))
     );
-    let r = s.handle(
+    let r = s.call(
         3,
         update(BOOKING, &id, &[("Status__c", json!("x"))], None),
         None,
@@ -1256,9 +1295,9 @@ fn delete_moves_a_record_to_the_recycle_bin_and_undelete_brings_it_back() {
         (r.status, r.error_code()),
         (404, Some(SalesforceErrorCode::EntityIsDeleted))
     );
-    assert_eq!(s.handle(4, del(&id), None).status, 404);
+    assert_eq!(s.call(4, del(&id), None).status, 404);
     assert_eq!(count(&s, BOOKING, "saga-1"), 0);
-    match s.handle(5, query(BOOKING, "saga-1"), None).body {
+    match s.call(5, query(BOOKING, "saga-1"), None).body {
         SalesforceBody::QueryResult { total_size, .. } => assert_eq!(total_size, 0),
         other => panic!("{other:?}"),
     }
@@ -1267,21 +1306,21 @@ fn delete_moves_a_record_to_the_recycle_bin_and_undelete_brings_it_back() {
         object: BOOKING.into(),
         id: id.into(),
     };
-    assert_eq!(s.handle(6, undel(&id), None).status, 200);
+    assert_eq!(s.call(6, undel(&id), None).status, 200);
     assert_eq!(count(&s, BOOKING, "saga-1"), 1);
-    let r = s.handle(7, undel(&id), None);
+    let r = s.call(7, undel(&id), None);
     assert_eq!(r.error_code(), Some(SalesforceErrorCode::UndeleteFailed));
     // Deleted again, an upsert of the same external id makes a new record;
     // the old one can then not come back over it.
-    assert_eq!(s.handle(8, del(&id), None).status, 204);
-    let r = s.handle(
+    assert_eq!(s.call(8, del(&id), None).status, 204);
+    let r = s.call(
         9,
         upsert(BOOKING, "saga-1", &[("Status__c", json!("New"))]),
         None,
     );
     assert_eq!(r.status, 201, "{r:?}");
     assert_ne!(r.id().unwrap(), id);
-    let r = s.handle(10, undel(&id), None);
+    let r = s.call(10, undel(&id), None);
     assert_eq!(r.error_code(), Some(SalesforceErrorCode::DuplicateValue));
     let kinds: Vec<ChangeKind> = s.ground_truth().history_of(&id).map(|c| c.kind).collect();
     use ChangeKind::*;
@@ -1292,7 +1331,7 @@ fn delete_moves_a_record_to_the_recycle_bin_and_undelete_brings_it_back() {
 #[test]
 fn a_write_that_waits_on_another_writes_row_lock_fails_unable_to_lock_row() {
     let mut s = sf();
-    let r = s.handle(
+    let r = s.call(
         0,
         upsert(BOOKING, "saga-1", &[("Status__c", json!("Pending"))]),
         None,
@@ -1303,12 +1342,12 @@ fn a_write_that_waits_on_another_writes_row_lock_fails_unable_to_lock_row() {
         Begin::Done(r) => panic!("answered at the door: {r:?}"),
     };
     // The first holds the lock past the second's completion.
-    let first = ticket(s.begin(
+    let first = ticket(s.start(
         10,
         update(BOOKING, &id, &[("Status__c", json!("A"))], None),
         None,
     ));
-    let second = ticket(s.begin(
+    let second = ticket(s.start(
         11,
         upsert(BOOKING, "saga-1", &[("Status__c", json!("B"))]),
         None,
@@ -1323,12 +1362,12 @@ fn a_write_that_waits_on_another_writes_row_lock_fails_unable_to_lock_row() {
         "the locked-out write applied nothing"
     );
     // Once the first has committed, the next write of the row goes through.
-    let first = ticket(s.begin(
+    let first = ticket(s.start(
         20,
         update(BOOKING, &id, &[("Status__c", json!("C"))], None),
         None,
     ));
-    let second = ticket(s.begin(
+    let second = ticket(s.start(
         21,
         update(BOOKING, &id, &[("Status__c", json!("D"))], None),
         None,
@@ -1341,16 +1380,16 @@ fn a_write_that_waits_on_another_writes_row_lock_fails_unable_to_lock_row() {
     );
     // Writes of different records do not contend.
     let other = s
-        .handle(30, upsert(BOOKING, "saga-2", &[]), None)
+        .call(30, upsert(BOOKING, "saga-2", &[]), None)
         .id()
         .unwrap()
         .to_string();
-    let a = ticket(s.begin(
+    let a = ticket(s.start(
         31,
         update(BOOKING, &id, &[("Status__c", json!("E"))], None),
         None,
     ));
-    let b = ticket(s.begin(
+    let b = ticket(s.start(
         32,
         update(BOOKING, &other, &[("Status__c", json!("F"))], None),
         None,
@@ -1358,4 +1397,316 @@ fn a_write_that_waits_on_another_writes_row_lock_fails_unable_to_lock_row() {
     assert_eq!(s.complete(33, b).status, 204);
     assert_eq!(s.complete(34, a).status, 204);
     s.check_invariants();
+}
+
+// ----- sessions (issue 16) -----
+
+const MIN: u64 = 60_000;
+
+/// A login's token at `now`.
+fn login(s: &mut Salesforce, now: u64) -> String {
+    token(s, now)
+}
+
+fn under(token: &str, request: SalesforceRequest) -> SalesforceCall {
+    SalesforceCall::api(token, request)
+}
+
+fn assert_invalid_session(r: &SalesforceResponse) {
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.error_code(), Some(SalesforceErrorCode::InvalidSessionId));
+    assert!(r.is_invalid_session());
+    match &r.body {
+        SalesforceBody::Errors(e) => assert_eq!(e[0].message, "Session expired or invalid"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_default_session_timeout_is_two_hours_and_only_the_documented_choices_load() {
+    assert_eq!(
+        SalesforceConfig::default().session_timeout_ms,
+        2 * 3_600_000
+    );
+    for minutes in [15, 30, 60, 120, 240, 480, 720, 1440] {
+        let c = SalesforceConfig {
+            session_timeout_ms: minutes * MIN,
+            ..SalesforceConfig::default()
+        };
+        assert!(c.validate().is_ok(), "{minutes} min");
+    }
+    for ms in [0, 1, 14 * MIN, 45 * MIN, 1441 * MIN, u64::MAX] {
+        let e = SalesforceConfig {
+            session_timeout_ms: ms,
+            ..SalesforceConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.contains("salesforce.session_timeout_ms"), "{e}");
+    }
+    let c: SalesforceConfig = serde_json::from_str(r#"{"session_timeout_ms": 900000}"#).unwrap();
+    assert_eq!(c.session_timeout_ms, 15 * MIN);
+}
+
+#[test]
+fn a_session_expires_after_the_timeout_of_inactivity_and_a_401_applies_nothing() {
+    let mut s = Salesforce::new(SalesforceConfig {
+        session_timeout_ms: 15 * MIN,
+        ..config()
+    });
+    let t = login(&mut s, 0);
+    // Just inside the timeout: accepted.
+    let r = s.handle(
+        15 * MIN - 1,
+        under(&t, upsert(BOOKING, "saga-1", &[])),
+        None,
+    );
+    assert_eq!(r.status, 201);
+    // A full timeout without a request: ended.
+    let quiet_until = 15 * MIN - 1 + 15 * MIN;
+    let write = upsert(BOOKING, "saga-2", &[("Status__c", json!("Held"))]);
+    let r = s.handle(quiet_until, under(&t, write.clone()), None);
+    assert_invalid_session(&r);
+    assert_eq!(count(&s, BOOKING, "saga-2"), 0, "nothing applied");
+    assert_eq!(s.ground_truth().history.len(), 1);
+    assert_eq!(s.ground_truth().api_calls, 1, "a 401 is not an API call");
+    assert_eq!(s.ground_truth().session_expiries, 1);
+    // It stays ended (counted once), whatever comes later.
+    assert_invalid_session(&s.handle(quiet_until + 1, under(&t, query(BOOKING, "saga-1")), None));
+    assert_eq!(s.ground_truth().session_expiries, 1);
+    assert_eq!(s.ground_truth().invalid_session_refusals, 2);
+    // Log in again, send it again: applied once.
+    assert_eq!(s.ground_truth().relogins_after_expiry, 0);
+    let t2 = login(&mut s, quiet_until + 2);
+    assert_ne!(t, t2);
+    assert_eq!(s.ground_truth().relogins_after_expiry, 1);
+    assert_eq!(
+        s.handle(quiet_until + 3, under(&t2, write), None).status,
+        201
+    );
+    assert_eq!(count(&s, BOOKING, "saga-2"), 1);
+    s.check_invariants();
+}
+
+#[test]
+fn every_request_resets_the_inactivity_timer() {
+    let mut s = Salesforce::new(SalesforceConfig {
+        session_timeout_ms: 15 * MIN,
+        ..config()
+    });
+    let t = login(&mut s, 0);
+    // A request every 14 minutes for four hours: never expires.
+    for i in 1..=17 {
+        let r = s.handle(i * 14 * MIN, under(&t, query(BOOKING, "x")), None);
+        assert_eq!(r.status, 200, "at {i}: {r:?}");
+    }
+    // Any request under a live session counts, even one the API refuses.
+    let r = s.handle(
+        17 * 14 * MIN + 14 * MIN,
+        under(&t, update(BOOKING, "bad", &[], None)),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    let r = s.handle(
+        17 * 14 * MIN + 28 * MIN,
+        under(&t, query(BOOKING, "x")),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(s.ground_truth().session_expiries, 0);
+    s.check_invariants();
+}
+
+#[test]
+fn an_unknown_token_is_refused() {
+    let mut s = sf();
+    for token in ["", "00D000000000001!session-1", "anything"] {
+        let r = s.handle(0, under(token, upsert(BOOKING, "saga-1", &[])), None);
+        assert_invalid_session(&r);
+    }
+    assert_eq!(count(&s, BOOKING, "saga-1"), 0);
+    assert_eq!(s.ground_truth().invalid_session_refusals, 3);
+    assert_eq!(s.ground_truth().session_expiries, 0);
+    assert_eq!(s.ground_truth().api_calls, 0);
+    // A refused unknown token is no expiry: the next login is no relogin.
+    login(&mut s, 1);
+    assert_eq!(s.ground_truth().relogins_after_expiry, 0);
+    s.check_invariants();
+}
+
+#[test]
+fn revoked_sessions_are_refused_and_a_new_login_works() {
+    let mut s = sf();
+    let a = login(&mut s, 0);
+    let b = login(&mut s, 1);
+    // In flight when revoked: it was checked on arrival and completes.
+    let t = s
+        .begin(2, under(&a, upsert(BOOKING, "saga-1", &[])), None)
+        .ticket()
+        .expect("pending");
+    assert_eq!(s.revoke_sessions(), 2);
+    assert_eq!(s.revoke_sessions(), 0, "already revoked");
+    assert_eq!(s.complete(3, t).status, 201);
+    for token in [&a, &b] {
+        assert_invalid_session(&s.handle(4, under(token, upsert(BOOKING, "saga-2", &[])), None));
+    }
+    assert_eq!(count(&s, BOOKING, "saga-2"), 0);
+    assert_eq!(s.ground_truth().sessions_revoked, 2);
+    assert_eq!(s.ground_truth().session_expiries, 0, "revoked, not expired");
+    let c = login(&mut s, 5);
+    assert_eq!(
+        s.handle(6, under(&c, upsert(BOOKING, "saga-2", &[])), None)
+            .status,
+        201
+    );
+    s.check_invariants();
+}
+
+#[test]
+fn sessions_are_the_orgs_state_and_a_login_after_a_crash_works() {
+    let mut s = Salesforce::new(SalesforceConfig {
+        session_timeout_ms: 15 * MIN,
+        ..config()
+    });
+    let t = login(&mut s, 0);
+    // The service node crashes with a request in flight: aborted, and the
+    // session is still there afterwards (durable, like the records).
+    let ticket = s
+        .begin(1, under(&t, upsert(BOOKING, "saga-1", &[])), None)
+        .ticket()
+        .expect("pending");
+    assert!(s.abort(ticket));
+    assert_eq!(
+        s.handle(2, under(&t, upsert(BOOKING, "saga-1", &[])), None)
+            .status,
+        201
+    );
+    // A restarted client has lost its token and logs in again: both work.
+    let fresh = login(&mut s, 3);
+    assert_eq!(
+        s.handle(4, under(&fresh, query(BOOKING, "saga-1")), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        s.handle(5, under(&t, query(BOOKING, "saga-1")), None)
+            .status,
+        200
+    );
+    assert_eq!(s.sessions_issued(), 2);
+    s.check_invariants();
+}
+
+#[test]
+fn a_login_is_answered_at_once_and_injected_failures_issue_no_usable_token() {
+    let mut s = sf();
+    let r = s.begin(0, SalesforceCall::Login, None);
+    let r = r.done().expect("answered at the door");
+    assert_eq!(r.status, 200);
+    assert!(r.access_token().is_some());
+    // The token endpoint has no row to lock: a throttle does not apply.
+    assert_eq!(
+        s.handle(1, SalesforceCall::Login, Some(Injected::Throttle))
+            .status,
+        200
+    );
+    for inj in [Injected::FailBeforeApply, Injected::EdgeUnavailable] {
+        let r = s.handle(2, SalesforceCall::Login, Some(inj));
+        assert_eq!(r.status, 503);
+        assert!(r.access_token().is_none());
+    }
+    // Issued, but the client hears a 500 and never learns the token.
+    let r = s.handle(3, SalesforceCall::Login, Some(Injected::FailAfterApply));
+    assert_eq!(r.status, 500);
+    assert!(r.access_token().is_none());
+    assert_eq!(s.ground_truth().logins, 3);
+    assert_eq!(s.ground_truth().api_calls, 0, "logins are not API calls");
+    s.check_invariants();
+}
+
+#[derive(Clone, Debug)]
+enum SessionCmd {
+    Login,
+    Advance(u64),
+    /// A query under the `n`th token issued (an unknown one past the end).
+    Query(usize),
+    Revoke,
+}
+
+fn session_cmd() -> impl Strategy<Value = SessionCmd> {
+    prop_oneof![
+        2 => Just(SessionCmd::Login),
+        3 => prop_oneof![Just(MIN), Just(10 * MIN), Just(15 * MIN), Just(40 * MIN)]
+            .prop_map(SessionCmd::Advance),
+        6 => (0usize..5).prop_map(SessionCmd::Query),
+        1 => Just(SessionCmd::Revoke),
+    ]
+}
+
+proptest! {
+    /// Sessions agree with a reference (last use and ended flag per
+    /// token): a request is served iff its session was issued, not revoked
+    /// and used within the timeout; a 401 applies nothing and is not an
+    /// API call.
+    #[test]
+    fn sessions_agree_with_reference(cmds in prop::collection::vec(session_cmd(), 1..60)) {
+        let timeout = 15 * MIN;
+        let mut s = Salesforce::new(SalesforceConfig { session_timeout_ms: timeout, ..config() });
+        // (token, last use, live)
+        let mut reference: Vec<(String, u64, bool)> = Vec::new();
+        let (mut now, mut served, mut refused) = (0u64, 0u64, 0u64);
+        for cmd in &cmds {
+            now += 1;
+            match cmd {
+                SessionCmd::Login => {
+                    let r = s.handle(now, SalesforceCall::Login, None);
+                    reference.push((r.access_token().unwrap().to_owned(), now, true));
+                }
+                SessionCmd::Advance(ms) => now += ms,
+                SessionCmd::Revoke => {
+                    let live = reference.iter().filter(|(_, _, live)| *live).count();
+                    // The model also ends sessions it found expired; the
+                    // reference ends them only here or on a refused use.
+                    let revoked = s.revoke_sessions();
+                    prop_assert!(revoked <= live);
+                    for r in &mut reference { r.2 = false; }
+                }
+                SessionCmd::Query(n) => {
+                    let token = reference.get(*n).map_or("unknown".to_owned(), |r| r.0.clone());
+                    let resp = s.handle(now, SalesforceCall::api(&token, query(BOOKING, "x")), None);
+                    let ok = match reference.get_mut(*n) {
+                        Some(r) if r.2 && now - r.1 < timeout => { r.1 = now; true }
+                        Some(r) => { r.2 = false; false }
+                        None => false,
+                    };
+                    if ok { served += 1 } else { refused += 1 }
+                    prop_assert_eq!(resp.status, if ok { 200 } else { 401 }, "{:?} at {}", cmd, now);
+                }
+            }
+            s.check_invariants();
+            let t = s.ground_truth();
+            prop_assert_eq!((t.api_calls, t.invalid_session_refusals), (served, refused));
+            prop_assert!(t.history.is_empty());
+        }
+    }
+
+    /// No call a client can send — any token, any request — makes the
+    /// model panic.
+    #[test]
+    fn calls_under_any_token_never_panic(
+        calls in prop::collection::vec((proptest::option::of(any_string()), any_request(), injected(), 0u64..DAY_MS), 1..30)
+    ) {
+        let mut s = sf();
+        let mut now = 0;
+        for (token, req, inj, dt) in calls {
+            now += dt;
+            let call = match token {
+                None => SalesforceCall::Login,
+                Some(t) => SalesforceCall::api(&t, req),
+            };
+            let r = s.handle(now, call, inj);
+            prop_assert!(matches!(r.status, 200 | 401 | 500 | 503), "{:?}", r);
+            s.check_invariants();
+        }
+    }
 }

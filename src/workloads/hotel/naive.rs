@@ -20,6 +20,12 @@
 //! 5. set the booking `Confirmed` and the opportunity `Closed Won`
 //!    (Salesforce `Update` by the ids step 3 returned).
 //!
+//! Salesforce wants a session: it logs in at its first Salesforce call,
+//! keeps the token in memory (a restart logs in again), and on a 401
+//! `INVALID_SESSION_ID` logs in again and resends the call once — what
+//! any Salesforce client library does, and not what this baseline is
+//! about.
+//!
 //! Each call is tried once and then retried up to [`RETRIES_MAX`] times,
 //! [`RETRY_PAUSE_MS`] apart, on *any* failure (timeout, refused, 5xx, 429,
 //! 4xx alike). If a step still fails, it compensates in reverse order what
@@ -60,7 +66,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -74,7 +80,7 @@ use crate::saga::driver::BoxFuture;
 use crate::saga::{SagaId, SagaInput, SagaStatus};
 use crate::services::inventory::{HoldStatus, InventoryBody, InventoryRequest, InventoryResponse};
 use crate::services::salesforce::{
-    SalesforceBody, SalesforceRequest, SalesforceResponse, EXTERNAL_ID_FIELD,
+    SalesforceBody, SalesforceCall, SalesforceRequest, SalesforceResponse, EXTERNAL_ID_FIELD,
 };
 use crate::services::stripe::{CaptureMethod, PaymentIntentStatus, StripeRequest, StripeResponse};
 use crate::sim::clock::elapsed_ms;
@@ -103,6 +109,7 @@ impl CoordinatorImpl for NaiveCoordinator {
             hold_ttl_ms: env.scenario.workload.hold_ttl_ms,
             in_progress: AtomicU32::new(0),
             holds_sent: AtomicU64::new(0),
+            session: Mutex::new(None),
         })))
     }
 }
@@ -127,6 +134,8 @@ struct Naive {
     hold_ttl_ms: u64,
     in_progress: AtomicU32,
     holds_sent: AtomicU64,
+    /// The Salesforce access token (memory only).
+    session: Mutex<Option<String>>,
 }
 
 /// What one flow believes it did (it never asks the services).
@@ -290,8 +299,44 @@ impl Naive {
         self.svc.stripe(req).await.map_err(net_error)
     }
 
+    /// `req` under its session (a login first if it has none); after a
+    /// 401 `INVALID_SESSION_ID`, one login and one resend.
     async fn salesforce(&self, req: SalesforceRequest) -> Tried<SalesforceResponse> {
-        self.svc.salesforce(req).await.map_err(net_error)
+        let token = match self.token() {
+            Some(t) => t,
+            None => self.login().await?,
+        };
+        let r = self
+            .svc
+            .salesforce(SalesforceCall::api(&token, req.clone()))
+            .await
+            .map_err(net_error)?;
+        if !r.is_invalid_session() {
+            return Ok(r);
+        }
+        let token = self.login().await?;
+        self.svc
+            .salesforce(SalesforceCall::api(&token, req))
+            .await
+            .map_err(net_error)
+    }
+
+    fn token(&self) -> Option<String> {
+        self.session.lock().expect("session").clone()
+    }
+
+    async fn login(&self) -> Tried<String> {
+        let r = self
+            .svc
+            .salesforce(SalesforceCall::Login)
+            .await
+            .map_err(net_error)?;
+        let token = r
+            .access_token()
+            .ok_or_else(|| format!("salesforce login {}: {:?}", r.status, r.error_code()))?
+            .to_owned();
+        *self.session.lock().expect("session") = Some(token.clone());
+        Ok(token)
     }
 
     async fn inventory(&self, req: InventoryRequest) -> Tried<InventoryResponse> {
