@@ -45,6 +45,7 @@ pub const POINTS: &[&str] = &[
     "salesforce: a validation rule refused a save",
     "salesforce: a write waited out another's row lock",
     "salesforce: expired session re-authenticated",
+    "salesforce: revoked session re-authenticated",
     "stripe: edge 503 not stored under the key",
     "stripe: poisoned key retried under a fresh logged key",
     "fault: search index an incident behind",
@@ -212,6 +213,10 @@ pub fn coverage(out: &RunOutcome) -> Coverage {
     c.hit(
         "salesforce: expired session re-authenticated",
         out.salesforce.relogins_after_expiry > 0,
+    );
+    c.hit(
+        "salesforce: revoked session re-authenticated",
+        out.salesforce.relogins_after_revocation > 0,
     );
     c.hit(
         "stripe: edge 503 not stored under the key",

@@ -281,7 +281,7 @@ impl<'a> Truth<'a> {
             .iter()
             .filter_map(|e| match &e.what {
                 EnvKind::RoomType { room_type, .. } => Some(room_type.as_str()),
-                EnvKind::AuthorizationsExpire { .. } => None,
+                EnvKind::AuthorizationsExpire { .. } | EnvKind::SessionsRevoked { .. } => None,
             })
             .collect();
         for h in out.inventory.holds.values() {

@@ -550,6 +550,9 @@ pub struct SalesforceGroundTruth {
     /// Sessions an admin revoked ([`Salesforce::revoke_sessions`]).
     #[serde(default)]
     pub sessions_revoked: u64,
+    /// Logins that came after a request was refused for a revoked session.
+    #[serde(default)]
+    pub relogins_after_revocation: u64,
 }
 
 impl SalesforceGroundTruth {
@@ -711,6 +714,8 @@ pub struct Salesforce {
     sessions: BTreeMap<String, Session>,
     /// A request was refused for an expired session since the last login.
     expiry_refused: bool,
+    /// A request was refused for a revoked session since the last login.
+    revocation_refused: bool,
 }
 
 /// One session of the org.
@@ -747,6 +752,7 @@ impl Salesforce {
             last_id: 0,
             sessions: BTreeMap::new(),
             expiry_refused: false,
+            revocation_refused: false,
         }
     }
 
@@ -778,6 +784,9 @@ impl Salesforce {
         self.truth.logins += 1;
         if std::mem::take(&mut self.expiry_refused) {
             self.truth.relogins_after_expiry += 1;
+        }
+        if std::mem::take(&mut self.revocation_refused) {
+            self.truth.relogins_after_revocation += 1;
         }
         let access_token = format!("00D000000000001!session-{}", self.truth.logins);
         self.sessions.insert(
@@ -814,8 +823,10 @@ impl Salesforce {
             }
         };
         self.truth.invalid_session_refusals += 1;
-        if ended == Some(SessionEnd::Expired) {
-            self.expiry_refused = true;
+        match ended {
+            Some(SessionEnd::Expired) => self.expiry_refused = true,
+            Some(SessionEnd::Revoked) => self.revocation_refused = true,
+            None => {}
         }
         Err(SalesforceResponse::error(
             401,

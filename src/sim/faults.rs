@@ -213,15 +213,22 @@ pub enum EnvKind {
         /// The Stripe node.
         service: String,
     },
+    /// An admin revokes every Salesforce session (a password reset, a
+    /// connected app's tokens revoked, Setup → Session Management): the
+    /// next API call with an old token gets 401 `INVALID_SESSION_ID`.
+    SessionsRevoked {
+        /// The Salesforce node.
+        service: String,
+    },
 }
 
 impl EnvKind {
     /// The service node the event acts on.
     pub fn service(&self) -> &str {
         match self {
-            EnvKind::RoomType { service, .. } | EnvKind::AuthorizationsExpire { service } => {
-                service
-            }
+            EnvKind::RoomType { service, .. }
+            | EnvKind::AuthorizationsExpire { service }
+            | EnvKind::SessionsRevoked { service } => service,
         }
     }
 }
@@ -741,13 +748,14 @@ impl FaultPlan {
     /// times of the safety phase. An operator cuts the room type's capacity
     /// (half the time), takes it out of order (a quarter) or puts it back as
     /// it was (a quarter); `stripe` names the Stripe node, if the world has
-    /// one.
+    /// one, `salesforce` the Salesforce node.
     pub fn draw_events(
         seed: u64,
         profile: &SwarmProfile,
         safety_ms: u64,
         rooms: Option<&OperatorTarget>,
         stripe: Option<&str>,
+        salesforce: Option<&str>,
     ) -> Vec<EnvEvent> {
         let mut rng = rng_for(seed, "environment");
         let safety_ms = safety_ms.max(1);
@@ -785,6 +793,17 @@ impl FaultPlan {
                 events.push(EnvEvent {
                     at_ms: rng.gen_range(0..safety_ms),
                     what: EnvKind::AuthorizationsExpire {
+                        service: service.to_string(),
+                    },
+                });
+            }
+        }
+        let revocations = count(profile.session_revocations, &mut rng);
+        if let Some(service) = salesforce {
+            for _ in 0..revocations {
+                events.push(EnvEvent {
+                    at_ms: rng.gen_range(0..safety_ms),
+                    what: EnvKind::SessionsRevoked {
                         service: service.to_string(),
                     },
                 });
@@ -870,6 +889,9 @@ pub struct SwarmProfile {
     /// Most authorization expiries at Stripe per run
     /// ([`EnvKind::AuthorizationsExpire`]).
     pub authorization_expiries: u32,
+    /// Most revocations of every Salesforce session per run
+    /// ([`EnvKind::SessionsRevoked`]).
+    pub session_revocations: u32,
 }
 
 impl Default for SwarmProfile {
@@ -895,6 +917,7 @@ impl Default for SwarmProfile {
             max_drift_ppm: 500,
             operator_events: 2,
             authorization_expiries: 1,
+            session_revocations: 1,
         }
     }
 }
@@ -934,6 +957,7 @@ impl SwarmProfile {
             ("faults.clock_skews", self.clock_skews),
             ("faults.operator_events", self.operator_events),
             ("faults.authorization_expiries", self.authorization_expiries),
+            ("faults.session_revocations", self.session_revocations),
         ] {
             in_range(field, n, 0, MAX_FAULTS_PER_KIND)?;
         }
@@ -970,6 +994,7 @@ impl SwarmProfile {
             clock_skews: 0,
             operator_events: 0,
             authorization_expiries: 0,
+            session_revocations: 0,
             ..SwarmProfile::default()
         }
     }

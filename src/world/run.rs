@@ -151,6 +151,7 @@ pub fn plan_for_with(s: &Scenario, extra: &[String], seed: u64) -> FaultPlan {
         d.phases.safety_ms,
         Some(&rooms),
         Some(STRIPE),
+        Some(SALESFORCE),
     );
     plan.workload = drawn.workload;
     plan
@@ -203,6 +204,7 @@ fn apply_event(
     world: &World,
     what: &EnvKind,
     stripe: &Mutex<Stripe>,
+    salesforce: &Mutex<Salesforce>,
     inventory: &Mutex<Inventory>,
 ) {
     match what {
@@ -231,6 +233,10 @@ fn apply_event(
             let now = world.clock_ms(service);
             let n = stripe.lock().expect("stripe").expire_authorizations(now);
             crate::emit!("stripe", "network", "ends {n} uncaptured authorization(s)");
+        }
+        EnvKind::SessionsRevoked { .. } => {
+            let n = salesforce.lock().expect("salesforce").revoke_sessions();
+            crate::emit!("salesforce", "admin", "revokes {n} session(s)");
         }
     }
 }
@@ -473,7 +479,8 @@ pub fn run(
         // (No task without events: a task more changes the schedule.)
         let environment = (!plan.events.is_empty()).then(|| {
             let (w, plan) = (world.clone(), plan.clone());
-            let (stripe, inventory) = (stripe.clone(), inventory.clone());
+            let (stripe, salesforce, inventory) =
+                (stripe.clone(), salesforce.clone(), inventory.clone());
             tokio::spawn(async move {
                 for e in &plan.events {
                     let now = crate::sim::clock::elapsed_ms();
@@ -483,7 +490,7 @@ pub fn run(
                     if !w.faults_on() {
                         return;
                     }
-                    apply_event(&w, &e.what, &stripe, &inventory);
+                    apply_event(&w, &e.what, &stripe, &salesforce, &inventory);
                 }
             })
         });
