@@ -787,26 +787,23 @@ impl FaultPlan {
                 });
             }
         }
-        let expiries = count(profile.authorization_expiries, &mut rng);
-        if let Some(service) = stripe {
-            for _ in 0..expiries {
-                events.push(EnvEvent {
-                    at_ms: rng.gen_range(0..safety_ms),
-                    what: EnvKind::AuthorizationsExpire {
-                        service: service.to_string(),
-                    },
-                });
-            }
-        }
-        let revocations = count(profile.session_revocations, &mut rng);
-        if let Some(service) = salesforce {
-            for _ in 0..revocations {
-                events.push(EnvEvent {
-                    at_ms: rng.gen_range(0..safety_ms),
-                    what: EnvKind::SessionsRevoked {
-                        service: service.to_string(),
-                    },
-                });
+        let at_a_service: [(u32, Option<&str>, fn(String) -> EnvKind); 2] = [
+            (profile.authorization_expiries, stripe, |service| {
+                EnvKind::AuthorizationsExpire { service }
+            }),
+            (profile.session_revocations, salesforce, |service| {
+                EnvKind::SessionsRevoked { service }
+            }),
+        ];
+        for (max, service, what) in at_a_service {
+            let n = count(max, &mut rng);
+            if let Some(service) = service {
+                for _ in 0..n {
+                    events.push(EnvEvent {
+                        at_ms: rng.gen_range(0..safety_ms),
+                        what: what(service.to_string()),
+                    });
+                }
             }
         }
         events.sort();
