@@ -128,6 +128,9 @@ impl OpClient {
             if !r.is_invalid_session() {
                 return Ok(r);
             }
+            if mutants::is_active(Mutant::SessionExpiryIsRejection) {
+                return Err(Outcome::rejected("salesforce 401 INVALID_SESSION_ID"));
+            }
             self.forget_session(&token).await;
             emit!(
                 self.svc.node,
@@ -351,6 +354,13 @@ impl OpClient {
             Err(e) => net_outcome(e),
             Ok(r) => match &r.body {
                 InventoryBody::Booking(b) => Outcome::applied(&b.id),
+                InventoryBody::Error(_)
+                    if r.status < 500
+                        && r.status != 429
+                        && mutants::is_active(Mutant::RefusedConfirmCountsAsBooked) =>
+                {
+                    Outcome::applied(hold_id)
+                }
                 _ => classify_pms(&r),
             },
         }
@@ -469,6 +479,19 @@ impl OpClient {
         customer: &str,
         step_key: &str,
     ) -> Result<Vec<PaymentIntent>, Outcome> {
+        if mutants::is_active(Mutant::ReconcileBySearch) {
+            let req = StripeRequest::SearchPaymentIntents {
+                metadata_key: META_STEP_KEY.to_string(),
+                metadata_value: step_key.to_string(),
+            };
+            return match self.stripe(req).await {
+                Err(e) => Err(net_outcome(e)),
+                Ok(r) => match r.body {
+                    StripeBody::SearchResult { data, .. } => Ok(data),
+                    _ => Err(classify_stripe(&r)),
+                },
+            };
+        }
         let mut found = Vec::new();
         let mut after: Option<String> = None;
         for _ in 0..LIST_PAGES_MAX {
@@ -564,6 +587,11 @@ impl OpClient {
                 Ok(Some(pi)) => pi,
             };
             let req = match pi.status {
+                PaymentIntentStatus::RequiresCapture
+                    if mutants::is_active(Mutant::AuthorizationLeftOnCompensation) =>
+                {
+                    continue
+                }
                 PaymentIntentStatus::RequiresCapture
                 | PaymentIntentStatus::RequiresConfirmation
                 | PaymentIntentStatus::RequiresAction
@@ -684,7 +712,10 @@ impl OpClient {
             id: id.clone(),
             // A lower final bill is a partial capture: Stripe releases the
             // rest of the authorization.
-            amount_to_capture_cents: call.input.capture_cents,
+            amount_to_capture_cents: call
+                .input
+                .capture_cents
+                .filter(|_| !mutants::is_active(Mutant::CaptureTheWholeAuthorization)),
         };
         match self.stripe(req).await {
             Err(e) => net_outcome(e),

@@ -37,11 +37,29 @@ pub enum Mutant {
     NewSagaPerStart,
     /// Retry forever, without a cap (even a declined card).
     RetryForever,
+    /// Capture the whole authorization, not the (lower) final bill.
+    CaptureTheWholeAuthorization,
+    /// A confirm the PMS refused (hold expired, rooms out of order or
+    /// sold) counted as booked.
+    RefusedConfirmCountsAsBooked,
+    /// An expired or revoked Salesforce session taken as a definitive
+    /// refusal: no new login.
+    SessionExpiryIsRejection,
+    /// Undo an authorization by forgetting it: nothing is cancelled, the
+    /// money stays held.
+    AuthorizationLeftOnCompensation,
+    /// Look a charge up through Stripe's search (eventually consistent)
+    /// instead of the consistent list, so reconciliation and undo miss
+    /// charges written less than a lag ago.
+    ReconcileBySearch,
+    /// Tell the caller "completed" as soon as the pivot is applied, before
+    /// the steps after it are done.
+    AnswerCompletedAtPivot,
 }
 
 impl Mutant {
     /// Every mutant, once each (the mutation suite runs them all).
-    pub const ALL: [Mutant; 8] = [
+    pub const ALL: [Mutant; 14] = [
         Mutant::RetryChargeWithoutKey,
         Mutant::CompensateUnknownWithoutReconcile,
         Mutant::CallBeforeIntentDurable,
@@ -50,6 +68,12 @@ impl Mutant {
         Mutant::IgnoreLateActions,
         Mutant::NewSagaPerStart,
         Mutant::RetryForever,
+        Mutant::CaptureTheWholeAuthorization,
+        Mutant::RefusedConfirmCountsAsBooked,
+        Mutant::SessionExpiryIsRejection,
+        Mutant::AuthorizationLeftOnCompensation,
+        Mutant::ReconcileBySearch,
+        Mutant::AnswerCompletedAtPivot,
     ];
 
     /// The invariants one would expect to catch this mutant.
@@ -63,6 +87,12 @@ impl Mutant {
             Mutant::IgnoreLateActions => &["all-or-nothing", "no-orphan-hold", "no-double-charge"],
             Mutant::NewSagaPerStart => &["no-double-charge", "no-overbooking", "at-most-once"],
             Mutant::RetryForever => &["liveness"],
+            Mutant::CaptureTheWholeAuthorization => &["no-double-charge"],
+            Mutant::RefusedConfirmCountsAsBooked => &["caller-told-truth", "all-or-nothing"],
+            Mutant::SessionExpiryIsRejection => &["needs-operator", "all-or-nothing"],
+            Mutant::AuthorizationLeftOnCompensation => &["all-or-nothing"],
+            Mutant::ReconcileBySearch => &["all-or-nothing", "no-double-charge"],
+            Mutant::AnswerCompletedAtPivot => &["all-or-nothing", "caller-told-truth"],
         }
     }
 }
