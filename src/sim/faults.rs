@@ -787,7 +787,8 @@ impl FaultPlan {
                 });
             }
         }
-        let at_a_service: [(u32, Option<&str>, fn(String) -> EnvKind); 2] = [
+        type Whole<'a> = (u32, Option<&'a str>, fn(String) -> EnvKind);
+        let at_a_service: [Whole; 2] = [
             (profile.authorization_expiries, stripe, |service| {
                 EnvKind::AuthorizationsExpire { service }
             }),
