@@ -16,7 +16,11 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the `--json` summary line's layout. Bumped when a field
 /// changes meaning or goes away; `merge` refuses to mix versions.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: `coverage` holds every entry of the generated catalogue (0 when
+/// missed) and the entries hit outside it; `unreachable` names the entries
+/// the scenario cannot reach, with why.
+pub const SCHEMA_VERSION: u32 = 2;
 /// Failing seeds kept in a summary (the lowest ones); the count of
 /// failures is always exact. Keeps memory flat when every seed fails.
 pub const MAX_KEPT_FAILURES: usize = 10_000;
@@ -227,14 +231,29 @@ pub struct FuzzSummary {
     /// The failing seeds with their reason, in seed order: the lowest
     /// [`MAX_KEPT_FAILURES`] of them (`failures` counts all).
     pub failing: Vec<Failure>,
-    /// Coverage points: how many seeds hit each.
+    /// Coverage entries (`check::coverage::catalogue`): how many seeds hit
+    /// each, 0 for one never hit.
     #[serde(default)]
     pub coverage: BTreeMap<String, u64>,
+    /// The catalogue entries the scenario cannot reach, each with why
+    /// (`check::coverage::unreachable`).
+    #[serde(default)]
+    pub unreachable: BTreeMap<String, String>,
+    /// The catalogue entries the scenario reaches too rarely for its
+    /// default budget to be asked to, each with why
+    /// (`check::coverage::rare`).
+    #[serde(default)]
+    pub rare: BTreeMap<String, String>,
 }
 
 fn add_coverage(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     for (k, v) in from {
-        *into.entry(k.clone()).or_insert(0) += v;
+        match into.get_mut(k) {
+            Some(n) => *n += v,
+            None => {
+                into.insert(k.clone(), *v);
+            }
+        }
     }
 }
 
@@ -441,6 +460,9 @@ impl FuzzSummary {
         );
         merged.scenario_path = first.scenario_path.clone();
         merged.coordinator = first.coordinator.clone();
+        // One scenario and coordinator (checked above): the same declarations.
+        merged.unreachable = first.unreachable.clone();
+        merged.rare = first.rare.clone();
         merged.start = first.start;
         merged.range_seeds = first.range_seeds;
         merged.jobs = parts.iter().map(|(_, p)| p.jobs).sum();
@@ -476,7 +498,30 @@ impl FuzzSummary {
             seeds_per_s: 0.0,
             failing,
             coverage,
+            unreachable: BTreeMap::new(),
+            rare: BTreeMap::new(),
         }
+    }
+
+    /// Put the coverage catalogue in: every entry of `catalogue` is listed
+    /// (0 when no seed hit it), and the `unreachable` and `rare`
+    /// declarations of those entries are kept with their reasons.
+    pub fn with_catalogue(
+        &mut self,
+        catalogue: &[String],
+        unreachable: Vec<(String, String)>,
+        rare: Vec<(String, String)>,
+    ) {
+        for entry in catalogue {
+            self.coverage.entry(entry.clone()).or_insert(0);
+        }
+        let listed = |d: Vec<(String, String)>| -> BTreeMap<String, String> {
+            d.into_iter()
+                .filter(|(e, _)| catalogue.contains(e))
+                .collect()
+        };
+        self.unreachable = listed(unreachable);
+        self.rare = listed(rare);
     }
 
     fn set_elapsed(&mut self, elapsed_s: f64) {

@@ -917,6 +917,7 @@ mod tests {
             inventory: InventoryGroundTruth::default(),
             user: Vec::new(),
             log: Vec::new(),
+            calls: Default::default(),
             agents: (1..=agents)
                 .map(|n| AgentRecord {
                     agent: n,

@@ -471,6 +471,8 @@ pub struct Workload {
     input: InputFn,
     services: Vec<UserServiceSpec>,
     variant: Option<VariantFn>,
+    /// Every member of the family (see [`Workload::with_variants`]).
+    members: Vec<Arc<Workload>>,
 }
 
 /// Picks the workload a run's scenario asks for (see
@@ -496,9 +498,20 @@ impl Workload {
     /// scenario to the member. The bundled hotel checkout picks its
     /// capture mode this way, so a seed that draws manual capture runs the
     /// authorize / capture saga.
-    pub fn with_variants(mut self, pick: VariantFn) -> Workload {
+    pub fn with_variants(mut self, pick: VariantFn, members: Vec<Arc<Workload>>) -> Workload {
         self.variant = Some(pick);
+        self.members = members;
         self
+    }
+
+    /// Every workload a run of this one may run: the family's members
+    /// (what the coverage catalogue is generated from), or itself.
+    pub fn family(&self) -> Vec<&Workload> {
+        if self.members.is_empty() {
+            vec![self]
+        } else {
+            self.members.iter().map(|m| m.as_ref()).collect()
+        }
     }
 
     /// The member of this workload's family scenario `s` runs (itself, for
@@ -563,6 +576,7 @@ impl Workload {
             input,
             services: Vec::new(),
             variant: None,
+            members: Vec::new(),
         };
         w.definition(true)?;
         for (i, step) in w.steps.iter().enumerate() {

@@ -13,6 +13,7 @@ use super::args::{
     fuzz_config, handle_of_seed, load, parse_shard, replay_cmd, write_atomic, BadInput,
     CoordinatorArg, ScenarioArg, SeedRangeArg,
 };
+use crate::check::coverage;
 use crate::fuzz::{fuzz, FuzzConfig, FuzzSummary, SeedResult};
 use crate::scenario::Scenario;
 use crate::trace::TraceMode;
@@ -62,6 +63,13 @@ pub fn exec(a: FuzzArgs) -> Result<ExitCode, BadInput> {
     );
     summary.scenario_path = a.scenario.scenario.clone();
     summary.coordinator = imp.name().to_string();
+    let workload = super::registry::get().workload_for(&s);
+    let catalogue = coverage::catalogue(&workload, imp.uses_saga_log());
+    summary.with_catalogue(
+        &catalogue,
+        coverage::unreachable(&s, &workload),
+        coverage::rare(&s, &workload),
+    );
     for f in &mut summary.failing {
         f.replay = replay_cmd(&a.scenario, &a.coordinator, f.seed);
         f.handle = Some(handle_of_seed(&a.scenario, &a.coordinator, &s, f.seed));
@@ -82,13 +90,13 @@ pub fn exec(a: FuzzArgs) -> Result<ExitCode, BadInput> {
         }
     }
     if let Some(path) = &a.report {
-        match write_atomic(path, &fuzz_report(&summary)) {
+        match write_atomic(path, &fuzz_report(&summary, &catalogue)) {
             Ok(()) => written.push(path),
             Err(BadInput(e)) => errors.push(format!("--report {e}")),
         }
     }
     let determinism = a.check_determinism.then_some(twice);
-    print_summary(&summary, a.json, &written, determinism);
+    print_summary(&summary, &catalogue, a.json, &written, determinism);
     for e in &errors {
         errln!("error: {e} (the run's summary is above)");
     }
@@ -292,22 +300,14 @@ fn thousands(n: u64) -> String {
 /// `determinism`: how many seeds were run twice, when `--check-determinism`.
 fn print_summary(
     summary: &FuzzSummary,
+    catalogue: &[String],
     json: bool,
     written: &[&PathBuf],
     determinism: Option<u64>,
 ) {
     if !json {
-        outln!("coverage (seeds that hit each path):");
-        for point in crate::check::coverage::POINTS {
-            let hits = summary.coverage.get(*point).copied().unwrap_or(0);
-            outln!(
-                "  {hits:>8}  {point}{}",
-                if hits == 0 {
-                    paint(Colour::Yellow, "   <- never hit")
-                } else {
-                    String::new()
-                }
-            );
+        for line in coverage_lines(summary, catalogue) {
+            outln!("{line}");
         }
     }
     if summary.interrupted {
@@ -372,8 +372,105 @@ fn print_summary(
     }
 }
 
+/// The coverage part of the terminal summary: the count of entries and how
+/// many were hit, then the entries never hit that are not declared
+/// unreachable, the declared ones by reason, anything hit outside the
+/// catalogue, and a compact hit summary (the named points one by one, the
+/// generated entries by group).
+fn coverage_lines(summary: &FuzzSummary, catalogue: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let seeds = |e: &str| summary.coverage.get(e).copied().unwrap_or(0);
+    let hit = catalogue.iter().filter(|e| seeds(e) > 0).count();
+    let unreachable = &summary.unreachable;
+    let rare = &summary.rare;
+    let missed: Vec<&String> = catalogue
+        .iter()
+        .filter(|e| seeds(e) == 0 && !unreachable.contains_key(*e) && !rare.contains_key(*e))
+        .collect();
+    out.push(format!(
+        "coverage: {} entries, {hit}/{} hit, {} declared unreachable, {} rare ({} of them hit), {}",
+        catalogue.len(),
+        catalogue.len(),
+        unreachable.len(),
+        rare.len(),
+        rare.keys().filter(|e| seeds(e) > 0).count(),
+        if missed.is_empty() {
+            paint(Colour::Green, "every other entry hit")
+        } else {
+            paint(Colour::Yellow, &format!("{} never hit", missed.len()))
+        }
+    ));
+    if !missed.is_empty() {
+        out.push("never hit:".to_string());
+        for e in &missed {
+            out.push(format!("  {}", paint(Colour::Yellow, e)));
+        }
+    }
+    let stale: Vec<&String> = unreachable.keys().filter(|e| seeds(e) > 0).collect();
+    if !stale.is_empty() {
+        out.push(format!(
+            "{} (hit, yet declared unreachable):",
+            paint(Colour::Yellow, "stale declarations")
+        ));
+        for e in stale {
+            out.push(format!("  {e}"));
+        }
+    }
+    if !unreachable.is_empty() {
+        let mut by_reason: std::collections::BTreeMap<&str, usize> = Default::default();
+        for why in unreachable.values() {
+            *by_reason.entry(why).or_insert(0) += 1;
+        }
+        out.push("declared unreachable, by reason:".to_string());
+        for (why, n) in by_reason {
+            out.push(format!("  {n:>4}  {}", paint(Colour::Dim, why)));
+        }
+    }
+    let outside = coverage::Coverage(summary.coverage.clone());
+    let outside = outside.outside(catalogue);
+    if !outside.is_empty() {
+        out.push(format!(
+            "hit outside the catalogue ({}; unlabelled calls, or a class a model does not declare):",
+            outside.len()
+        ));
+        for e in outside.iter().take(20) {
+            out.push(format!("  {:>8}  {e}", seeds(e)));
+        }
+        if outside.len() > 20 {
+            out.push(format!("  … and {} more", outside.len() - 20));
+        }
+    }
+    out.push("coverage (seeds that hit each path):".to_string());
+    for point in coverage::POINTS {
+        let hits = seeds(point);
+        out.push(format!(
+            "  {hits:>8}  {point}{}",
+            if hits == 0 {
+                paint(Colour::Yellow, "   <- never hit")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    let mut groups: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for e in catalogue.iter().skip(coverage::POINTS.len()) {
+        let g = groups.entry(coverage::group_of(e)).or_insert((0, 0));
+        g.1 += 1;
+        if seeds(e) > 0 {
+            g.0 += 1;
+        }
+    }
+    if !groups.is_empty() {
+        out.push("generated entries hit, by group:".to_string());
+        for (g, (h, n)) in groups {
+            out.push(format!("  {h:>4}/{n:<4} {g}"));
+        }
+    }
+    out
+}
+
 /// The markdown summary of a fuzz run (`fuzz --report FILE`).
-fn fuzz_report(s: &FuzzSummary) -> String {
+fn fuzz_report(s: &FuzzSummary, catalogue: &[String]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "# sagasim fuzz: {}\n", s.scenario);
@@ -401,11 +498,26 @@ fn fuzz_report(s: &FuzzSummary) -> String {
     }
     let _ = writeln!(
         out,
-        "\n## Coverage (seeds that reached each path)\n\n| path | seeds |\n|---|--:|"
+        "\n## Coverage (seeds that reached each path)\n\n{} entries, {} hit, {} declared \
+         unreachable.\n\n| path | seeds | |\n|---|--:|---|",
+        catalogue.len(),
+        catalogue
+            .iter()
+            .filter(|e| s.coverage.get(*e).copied().unwrap_or(0) > 0)
+            .count(),
+        s.unreachable.len()
     );
-    for point in crate::check::coverage::POINTS {
-        let hits = s.coverage.get(*point).copied().unwrap_or(0);
-        let _ = writeln!(out, "| {point} | {hits} |");
+    for entry in catalogue {
+        let hits = s.coverage.get(entry).copied().unwrap_or(0);
+        let note = match s.unreachable.get(entry) {
+            Some(why) => format!("unreachable: {why}"),
+            None => match s.rare.get(entry) {
+                Some(why) => format!("rare: {why}"),
+                None if hits == 0 => "**never hit**".to_string(),
+                None => String::new(),
+            },
+        };
+        let _ = writeln!(out, "| {} | {hits} | {} |", md_cell(entry), md_cell(&note));
     }
     if !s.failing.is_empty() {
         let _ = writeln!(out, "\n## Failing seeds (first 50)\n");
@@ -414,6 +526,11 @@ fn fuzz_report(s: &FuzzSummary) -> String {
         }
     }
     out
+}
+
+/// `text` safe in a markdown table cell.
+fn md_cell(text: &str) -> String {
+    text.replace('|', "\\|")
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ use crate::sim::CallError;
 use crate::workload::{
     HoldSpec, Operation, SfRecord, Workload, META_BUSINESS_KEY, META_SAGA, META_STEP, META_STEP_KEY,
 };
-use crate::world::wire::Services;
+use crate::world::wire::{CallLabel, Services};
 use crate::world::CoordinatorEnv;
 
 /// Most list pages one reconciliation reads (a limit on everything): 1,000
@@ -87,6 +87,8 @@ pub struct OpClient {
     /// logs in again); the lock is held across a login so that concurrent
     /// calls wait for one login instead of each making their own.
     session: Arc<tokio::sync::Mutex<Option<String>>>,
+    /// Each step's call labels, by [`Op`] (action, reconcile, compensate).
+    labels: Arc<Vec<[Arc<CallLabel>; 3]>>,
 }
 
 type Reply<T> = Result<T, CallError>;
@@ -107,6 +109,20 @@ impl OpClient {
             workload: env.workload.clone(),
             hold_ttl_ms: env.scenario.workload.hold_ttl_ms,
             session: Arc::new(tokio::sync::Mutex::new(None)),
+            labels: Arc::new(
+                env.workload
+                    .steps()
+                    .iter()
+                    .map(|s| {
+                        [Op::Action, Op::Reconcile, Op::Compensate].map(|op| {
+                            Arc::new(CallLabel {
+                                step: s.name.clone(),
+                                op: op_name(op),
+                            })
+                        })
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -874,7 +890,16 @@ fn classify_status(service: &str, status: u16) -> Outcome {
 
 impl StepClient for OpClient {
     fn call(&self, call: StepCall) -> BoxFuture<Outcome> {
-        let me = self.clone();
+        let mut me = self.clone();
+        let slot = match call.op {
+            Op::Action => 0,
+            Op::Reconcile => 1,
+            Op::Compensate => 2,
+        };
+        match self.labels.get(call.step) {
+            Some(labels) => me.svc.set_label(labels[slot].clone()),
+            None => me.svc = me.svc.labelled(&call.step_name, op_name(call.op)),
+        }
         Box::pin(async move {
             emit!(
                 me.svc.node,
@@ -902,6 +927,80 @@ impl StepClient for OpClient {
             );
             outcome
         })
+    }
+}
+
+/// How the coverage catalogue names a saga operation.
+pub fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Action => "action",
+        Op::Reconcile => "reconcile",
+        Op::Compensate => "compensate",
+    }
+}
+
+/// The requests (service, request kind) the glue may send for `kind` of a
+/// step bound to `op` — what [`OpClient`]'s dispatch does, listed for the
+/// coverage catalogue. Empty when the step has no such operation (no
+/// undo).
+pub fn requests(op: &Operation, kind: Op) -> Vec<(String, &'static str)> {
+    use crate::world::wire::{INVENTORY as PMS, SALESFORCE as SF, STRIPE};
+    let on = |service: &str, kinds: &[&'static str]| -> Vec<(String, &'static str)> {
+        kinds.iter().map(|k| (service.to_string(), *k)).collect()
+    };
+    match (op, kind) {
+        (Operation::PmsHold(_), Op::Action) => on(PMS, &["hold"]),
+        (Operation::PmsHold(_), Op::Reconcile) => on(PMS, &["list_by_client_ref"]),
+        (Operation::PmsHold(_), Op::Compensate) => on(PMS, &["list_by_client_ref", "release"]),
+        (Operation::StripeCharge | Operation::StripeAuthorize, Op::Action) => on(
+            STRIPE,
+            &[
+                "create_payment_intent",
+                "retrieve_payment_intent",
+                "cancel_payment_intent",
+            ],
+        ),
+        (Operation::StripeCharge | Operation::StripeAuthorize, Op::Reconcile) => {
+            on(STRIPE, &["list_payment_intents"])
+        }
+        (Operation::StripeCharge | Operation::StripeAuthorize, Op::Compensate) => on(
+            STRIPE,
+            &[
+                "list_payment_intents",
+                "retrieve_payment_intent",
+                "cancel_payment_intent",
+                "list_refunds",
+                "create_refund",
+            ],
+        ),
+        (Operation::StripeCapture { .. }, Op::Action) => on(
+            STRIPE,
+            &["retrieve_payment_intent", "capture_payment_intent"],
+        ),
+        (Operation::StripeCapture { .. }, Op::Reconcile) => {
+            on(STRIPE, &["retrieve_payment_intent"])
+        }
+        // Any Salesforce call may first log in (none yet, or a 401).
+        (Operation::SalesforceUpsert { .. }, Op::Action) => on(SF, &["login", "upsert"]),
+        (Operation::SalesforceUpsert { .. }, Op::Reconcile) => {
+            on(SF, &["login", "query_by_external_id"])
+        }
+        (Operation::SalesforceUpsert { undo, .. }, Op::Compensate) if !undo.is_empty() => {
+            on(SF, &["login", "upsert"])
+        }
+        (Operation::PmsConfirm { .. }, Op::Action) => on(PMS, &["confirm"]),
+        (Operation::PmsConfirm { .. }, Op::Reconcile) => on(PMS, &["get_hold"]),
+        (Operation::Call { service, .. }, Op::Action) => on(service, &["call"]),
+        (Operation::Call { service, .. }, Op::Reconcile) => on(service, &["find"]),
+        (
+            Operation::Call {
+                service,
+                undo: Some(_),
+                ..
+            },
+            Op::Compensate,
+        ) => on(service, &["call"]),
+        _ => Vec::new(),
     }
 }
 

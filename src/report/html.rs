@@ -413,6 +413,24 @@ pub fn render(r: &Report<'_>) -> String {
     }
     h.push_str("</tbody></table></section>\n");
 
+    // Coverage: what this run reached of the catalogue.
+    let (total, rows) = r.coverage();
+    let _ = write!(
+        h,
+        "<section id=\"coverage\"><h2>Coverage: {} of {total} catalogue entries reached</h2>\
+         <details><summary>entries (calls for a response entry)</summary>\
+         <table class=\"net\"><tbody>",
+        rows.len()
+    );
+    for (entry, n) in &rows {
+        let _ = write!(
+            h,
+            "<tr><td class=\"mono\">{}</td><td class=\"num\">{n}</td></tr>",
+            escape(entry)
+        );
+    }
+    h.push_str("</tbody></table></details></section>\n");
+
     // Plan.
     let plan_json = serde_json::to_string_pretty(&*out.plan).unwrap_or_default();
     let _ = write!(

@@ -133,6 +133,16 @@ pub fn render(r: &Report<'_>) -> String {
             let _ = writeln!(m, "| {} | {count} |", kind.class());
         }
     }
+    let (total, rows) = r.coverage();
+    let _ = writeln!(
+        m,
+        "\n## Coverage\n\n{} of the catalogue's {total} entries reached (calls for a response \
+         entry).\n\n| entry | count |\n|---|---:|",
+        rows.len()
+    );
+    for (entry, n) in &rows {
+        let _ = writeln!(m, "| {} | {n} |", md(entry, true));
+    }
     m.push_str("\nThe timeline is in the HTML report next to this file.\n");
     m
 }

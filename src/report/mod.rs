@@ -125,6 +125,43 @@ impl<'a> Report<'a> {
         html::render(self)
     }
 
+    /// The run's coverage against the catalogue of its workload and
+    /// coordinator (`check::coverage`): how many entries the catalogue
+    /// holds, and each entry the run reached with how often (calls for a
+    /// response entry, 1 for any other), in catalogue order, then any
+    /// reached outside it.
+    pub fn coverage(&self) -> (usize, Vec<(String, u64)>) {
+        use crate::check::coverage;
+        let out = self.outcome;
+        let catalogue = coverage::catalogue(&out.workload, out.uses_saga_log);
+        let hit = coverage::coverage(out);
+        let mut calls: std::collections::BTreeMap<String, u64> = Default::default();
+        for (key, n) in &out.calls {
+            let label = match &key.label {
+                Some(l) => format!("{} {}", l.step, l.op),
+                None => crate::world::wire::UNLABELLED.to_string(),
+            };
+            *calls
+                .entry(coverage::response_entry(
+                    &label,
+                    &key.service,
+                    key.kind,
+                    key.class,
+                ))
+                .or_insert(0) += n;
+        }
+        let count = |e: &str| calls.get(e).copied().unwrap_or(1);
+        let mut rows: Vec<(String, u64)> = catalogue
+            .iter()
+            .filter(|e| hit.0.contains_key(*e))
+            .map(|e| (e.clone(), count(e)))
+            .collect();
+        for e in hit.outside(&catalogue) {
+            rows.push((e.to_string(), count(e)));
+        }
+        (catalogue.len(), rows)
+    }
+
     /// The markdown summary.
     pub fn markdown(&self) -> String {
         markdown::render(self)

@@ -486,6 +486,123 @@ impl InventoryResponse {
     }
 }
 
+impl InventoryRequest {
+    /// The request's kind, as the coverage catalogue names it (`hold`,
+    /// `confirm`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InventoryRequest::Hold { .. } => "hold",
+            InventoryRequest::Confirm { .. } => "confirm",
+            InventoryRequest::Release { .. } => "release",
+            InventoryRequest::GetHold { .. } => "get_hold",
+            InventoryRequest::ListByClientRef { .. } => "list_by_client_ref",
+            InventoryRequest::CancelBooking { .. } => "cancel_booking",
+            InventoryRequest::SetRoomType { .. } => "set_room_type",
+        }
+    }
+}
+
+/// Every response class the PMS can answer a request of kind `kind` (see
+/// [`InventoryRequest::kind`]) with ([`InventoryResponse::class`] of each
+/// possible response); empty for an unknown kind. Every kind can be
+/// throttled (429), fail before (503) or after (500) applying.
+pub fn response_classes(kind: &str) -> Vec<&'static str> {
+    let own: &[&str] = match kind {
+        "hold" => &[
+            "201 hold active",
+            "200 hold active",
+            "200 hold released",
+            "200 hold expired",
+            "200 hold confirmed",
+            "400 INVALID_REQUEST",
+            "400 UNKNOWN_ROOM_TYPE",
+            "409 CLIENT_REF_CONFLICT",
+            "409 NO_AVAILABILITY",
+        ],
+        "confirm" => &[
+            "201 booking",
+            "200 booking",
+            "404 HOLD_NOT_FOUND",
+            "409 HOLD_RELEASED",
+            "409 LEASE_EXPIRED",
+            "409 NO_AVAILABILITY",
+            "409 ROOM_OUT_OF_ORDER",
+        ],
+        "release" => &[
+            "200 released an active hold",
+            "200 release of an ended hold",
+            "200 release of an unknown hold",
+            "409 HOLD_CONFIRMED",
+        ],
+        "get_hold" => &[
+            "200 hold active",
+            "200 hold released",
+            "200 hold expired",
+            "200 hold confirmed",
+            "404 HOLD_NOT_FOUND",
+        ],
+        "list_by_client_ref" => &["200 list", "400 INVALID_REQUEST"],
+        "cancel_booking" => &["200 booking", "404 BOOKING_NOT_FOUND"],
+        "set_room_type" => &[
+            "200 room type",
+            "400 INVALID_REQUEST",
+            "409 CAPACITY_IN_USE",
+        ],
+        _ => return Vec::new(),
+    };
+    let mut v: Vec<&'static str> = own.to_vec();
+    v.extend([
+        "429 RATE_LIMITED",
+        "500 INTERNAL_ERROR",
+        "503 SERVICE_UNAVAILABLE",
+    ]);
+    v.sort_unstable();
+    v
+}
+
+impl InventoryResponse {
+    /// The response's class for the coverage catalogue: the status and
+    /// what the body says (a hold's status, what a release found, an
+    /// error's code).
+    pub fn class(&self) -> &'static str {
+        let created = self.status == 201;
+        match &self.body {
+            InventoryBody::Hold(h) => match (created, h.status) {
+                (true, _) => "201 hold active",
+                (false, HoldStatus::Active) => "200 hold active",
+                (false, HoldStatus::Released) => "200 hold released",
+                (false, HoldStatus::Expired) => "200 hold expired",
+                (false, HoldStatus::Confirmed) => "200 hold confirmed",
+            },
+            InventoryBody::Booking(_) if created => "201 booking",
+            InventoryBody::Booking(_) => "200 booking",
+            InventoryBody::Released { previous, .. } => match previous {
+                Some(HoldStatus::Active) => "200 released an active hold",
+                Some(_) => "200 release of an ended hold",
+                None => "200 release of an unknown hold",
+            },
+            InventoryBody::List { .. } => "200 list",
+            InventoryBody::RoomType { .. } => "200 room type",
+            InventoryBody::Error(e) => match e.code {
+                PmsErrorCode::InvalidRequest => "400 INVALID_REQUEST",
+                PmsErrorCode::UnknownRoomType => "400 UNKNOWN_ROOM_TYPE",
+                PmsErrorCode::NoAvailability => "409 NO_AVAILABILITY",
+                PmsErrorCode::LeaseExpired => "409 LEASE_EXPIRED",
+                PmsErrorCode::RoomOutOfOrder => "409 ROOM_OUT_OF_ORDER",
+                PmsErrorCode::HoldReleased => "409 HOLD_RELEASED",
+                PmsErrorCode::HoldConfirmed => "409 HOLD_CONFIRMED",
+                PmsErrorCode::HoldNotFound => "404 HOLD_NOT_FOUND",
+                PmsErrorCode::BookingNotFound => "404 BOOKING_NOT_FOUND",
+                PmsErrorCode::ClientRefConflict => "409 CLIENT_REF_CONFLICT",
+                PmsErrorCode::CapacityInUse => "409 CAPACITY_IN_USE",
+                PmsErrorCode::RateLimited => "429 RATE_LIMITED",
+                PmsErrorCode::ServiceUnavailable => "503 SERVICE_UNAVAILABLE",
+                PmsErrorCode::InternalError => "500 INTERNAL_ERROR",
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Pending {
     request: InventoryRequest,

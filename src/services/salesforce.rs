@@ -323,6 +323,15 @@ pub enum SalesforceCall {
 }
 
 impl SalesforceCall {
+    /// The call's kind, as the coverage catalogue names it: `login`, or
+    /// the API request's [`SalesforceRequest::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SalesforceCall::Login => "login",
+            SalesforceCall::Api { request, .. } => request.kind(),
+        }
+    }
+
     /// `request` under `session`.
     pub fn api(session: &str, request: SalesforceRequest) -> Self {
         SalesforceCall::Api {
@@ -684,6 +693,121 @@ impl SalesforceResponse {
             SalesforceBody::SaveResult { id, .. } => Some(id),
             SalesforceBody::Record(r) => Some(&r.id),
             _ => None,
+        }
+    }
+}
+
+impl SalesforceRequest {
+    /// The request's kind, as the coverage catalogue names it (`upsert`,
+    /// `query_by_external_id`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SalesforceRequest::Upsert { .. } => "upsert",
+            SalesforceRequest::Create { .. } => "create",
+            SalesforceRequest::Update { .. } => "update",
+            SalesforceRequest::Get { .. } => "get",
+            SalesforceRequest::QueryByExternalId { .. } => "query_by_external_id",
+            SalesforceRequest::Delete { .. } => "delete",
+            SalesforceRequest::Undelete { .. } => "undelete",
+        }
+    }
+}
+
+/// Every response class the org can answer a request of kind `kind` (see
+/// [`SalesforceRequest::kind`]) with ([`SalesforceResponse::class`] of
+/// each possible response); empty for an unknown kind. Every kind can meet
+/// the API limit (403), lock contention (`UNABLE_TO_LOCK_ROW`), an unknown
+/// object (404), a server error before (503) or after (500) applying.
+pub fn response_classes(kind: &str) -> Vec<&'static str> {
+    const SAVE: &[&str] = &[
+        "400 FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "400 REQUIRED_FIELD_MISSING",
+        "400 invalid request",
+    ];
+    let own: &[&str] = match kind {
+        "upsert" => &[
+            "201 created",
+            "200 saved an existing record",
+            "300 MULTIPLE_CHOICES",
+            "400 DUPLICATE_VALUE",
+            "412 PRECONDITION_FAILED",
+        ],
+        "create" => &["201 created", "400 DUPLICATE_VALUE"],
+        "update" => &[
+            "204 no content",
+            "404 ENTITY_IS_DELETED",
+            "412 PRECONDITION_FAILED",
+        ],
+        "get" => &["200 record", "404 ENTITY_IS_DELETED", "400 invalid request"],
+        "query_by_external_id" => &["200 query result"],
+        "delete" => &[
+            "204 no content",
+            "404 ENTITY_IS_DELETED",
+            "400 invalid request",
+        ],
+        "undelete" => &[
+            "200 saved an existing record",
+            "400 UNDELETE_FAILED",
+            "400 invalid request",
+        ],
+        // The token endpoint: a throttle does not apply to it.
+        "login" => {
+            return vec![
+                "200 token",
+                "500 UNKNOWN_EXCEPTION",
+                "503 SERVER_UNAVAILABLE",
+            ]
+        }
+        _ => return Vec::new(),
+    };
+    let mut v: Vec<&'static str> = own.to_vec();
+    if matches!(kind, "upsert" | "create" | "update") {
+        v.extend(SAVE);
+    }
+    v.extend([
+        "401 INVALID_SESSION_ID",
+        "400 UNABLE_TO_LOCK_ROW",
+        "403 REQUEST_LIMIT_EXCEEDED",
+        "404 NOT_FOUND",
+        "500 UNKNOWN_EXCEPTION",
+        "503 SERVER_UNAVAILABLE",
+    ]);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl SalesforceResponse {
+    /// The response's class for the coverage catalogue: the status and
+    /// what the body says (created or saved, the first error's code).
+    /// Malformed-request errors (field names, read-only fields, ids,
+    /// lengths) are one class, `400 invalid request`.
+    pub fn class(&self) -> &'static str {
+        use SalesforceErrorCode::*;
+        match &self.body {
+            SalesforceBody::SaveResult { created: true, .. } => "201 created",
+            SalesforceBody::SaveResult { created: false, .. } => "200 saved an existing record",
+            SalesforceBody::NoContent => "204 no content",
+            SalesforceBody::Token { .. } => "200 token",
+            SalesforceBody::Record(_) => "200 record",
+            SalesforceBody::QueryResult { .. } => "200 query result",
+            SalesforceBody::MultipleChoices { .. } => "300 MULTIPLE_CHOICES",
+            SalesforceBody::Errors(errors) => match errors.first().map(|e| e.error_code) {
+                Some(DuplicateValue) => "400 DUPLICATE_VALUE",
+                Some(EntityIsDeleted) => "404 ENTITY_IS_DELETED",
+                Some(FieldCustomValidationException) => "400 FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                Some(InvalidSessionId) => "401 INVALID_SESSION_ID",
+                Some(InvalidField | InvalidFieldForInsertUpdate | MalformedId | StringTooLong)
+                | None => "400 invalid request",
+                Some(NotFound) => "404 NOT_FOUND",
+                Some(PreconditionFailed) => "412 PRECONDITION_FAILED",
+                Some(RequestLimitExceeded) => "403 REQUEST_LIMIT_EXCEEDED",
+                Some(RequiredFieldMissing) => "400 REQUIRED_FIELD_MISSING",
+                Some(ServerUnavailable) => "503 SERVER_UNAVAILABLE",
+                Some(UnableToLockRow) => "400 UNABLE_TO_LOCK_ROW",
+                Some(UndeleteFailed) => "400 UNDELETE_FAILED",
+                Some(UnknownException) => "500 UNKNOWN_EXCEPTION",
+            },
         }
     }
 }

@@ -716,6 +716,197 @@ impl StripeResponse {
     }
 }
 
+impl StripeRequest {
+    /// The request's kind, as the coverage catalogue names it
+    /// (`create_payment_intent`, `list_refunds`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StripeRequest::CreatePaymentIntent { .. } => "create_payment_intent",
+            StripeRequest::ConfirmPaymentIntent { .. } => "confirm_payment_intent",
+            StripeRequest::CapturePaymentIntent { .. } => "capture_payment_intent",
+            StripeRequest::CancelPaymentIntent { .. } => "cancel_payment_intent",
+            StripeRequest::CreateRefund { .. } => "create_refund",
+            StripeRequest::RetrievePaymentIntent { .. } => "retrieve_payment_intent",
+            StripeRequest::RetrieveRefund { .. } => "retrieve_refund",
+            StripeRequest::ListRefunds { .. } => "list_refunds",
+            StripeRequest::SearchPaymentIntents { .. } => "search_payment_intents",
+            StripeRequest::ListPaymentIntents { .. } => "list_payment_intents",
+        }
+    }
+}
+
+/// Response classes every request kind can get: the rate limiter, the
+/// edge and a server error sit in front of every endpoint.
+const ANY: &[&str] = &["429 rate_limit", "500 api_error", "503 edge unavailable"];
+/// What a keyed write can get besides its own answers: the key's
+/// in-flight lock, a key reused with other parameters, a stored result
+/// replayed (a stored 5xx poisons the key), a malformed request.
+const KEYED: &[&str] = &[
+    "400 idempotency_error",
+    "400 invalid request",
+    "409 idempotency_key_in_use",
+    "replayed 2xx",
+    "replayed 4xx",
+    "replayed 500 api_error",
+];
+/// A PaymentIntent in each status it can be read in.
+const INTENT_STATUSES: &[&str] = &[
+    "200 pi requires_payment_method",
+    "200 pi requires_confirmation",
+    "200 pi requires_action",
+    "200 pi processing",
+    "200 pi requires_capture",
+    "200 pi succeeded",
+    "200 pi canceled",
+];
+
+/// Every response class the model can answer a request of kind `kind`
+/// (see [`StripeRequest::kind`]) with, [`StripeResponse::class`] of each
+/// possible response; empty for an unknown kind.
+pub fn response_classes(kind: &str) -> Vec<&'static str> {
+    let own: &[&str] = match kind {
+        "create_payment_intent" => &[
+            "200 pi requires_confirmation",
+            "200 pi requires_action",
+            "200 pi processing",
+            "200 pi requires_capture",
+            "200 pi succeeded",
+            "402 card_declined",
+            "replayed 402 card_declined",
+        ],
+        "confirm_payment_intent" => &[
+            "200 pi requires_action",
+            "200 pi processing",
+            "200 pi requires_capture",
+            "200 pi succeeded",
+            "402 card_declined",
+            "replayed 402 card_declined",
+            "400 payment_intent_unexpected_state",
+            "404 resource_missing",
+        ],
+        "capture_payment_intent" => &[
+            "200 pi succeeded",
+            "400 payment_intent_unexpected_state",
+            "404 resource_missing",
+        ],
+        "cancel_payment_intent" => &[
+            "200 pi canceled",
+            "400 payment_intent_unexpected_state",
+            "404 resource_missing",
+        ],
+        "create_refund" => &[
+            "200 refund pending",
+            "200 refund succeeded",
+            "200 refund failed",
+            "400 charge_already_refunded",
+            "400 payment_intent_unexpected_state",
+            "404 resource_missing",
+        ],
+        "retrieve_payment_intent" => INTENT_STATUSES,
+        "retrieve_refund" => &[
+            "200 refund pending",
+            "200 refund succeeded",
+            "200 refund failed",
+            "404 resource_missing",
+        ],
+        "list_refunds" => &["200 refund list", "404 resource_missing"],
+        "search_payment_intents" => &["200 search page"],
+        "list_payment_intents" => &[
+            "200 list page",
+            "400 invalid request",
+            "404 resource_missing",
+        ],
+        _ => return Vec::new(),
+    };
+    let keyed = matches!(
+        kind,
+        "create_payment_intent"
+            | "confirm_payment_intent"
+            | "capture_payment_intent"
+            | "cancel_payment_intent"
+            | "create_refund"
+    );
+    let mut v: Vec<&'static str> = own.iter().chain(ANY).copied().collect();
+    if kind == "retrieve_payment_intent" {
+        v.push("404 resource_missing");
+    }
+    if keyed {
+        v.extend(KEYED);
+    } else if kind != "list_payment_intents" {
+        v.push("400 invalid request");
+    }
+    // A create stores a PaymentIntent, a decline or a 5xx: never a 4xx.
+    if kind == "create_payment_intent" {
+        v.retain(|c| *c != "replayed 4xx");
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl StripeResponse {
+    /// The response's class for the coverage catalogue: status and what
+    /// the body says (a PaymentIntent's or Refund's status, an error's
+    /// code); a replayed stored result is `replayed …`. Malformed-request
+    /// errors (amounts, empty or non-integer parameters) are one class,
+    /// `400 invalid request`.
+    pub fn class(&self) -> &'static str {
+        if self.idempotent_replayed {
+            return match self.status {
+                200..=299 => "replayed 2xx",
+                402 => "replayed 402 card_declined",
+                500..=599 => "replayed 500 api_error",
+                _ => "replayed 4xx",
+            };
+        }
+        match &self.body {
+            StripeBody::PaymentIntent(pi) => match pi.status {
+                PaymentIntentStatus::RequiresPaymentMethod => "200 pi requires_payment_method",
+                PaymentIntentStatus::RequiresConfirmation => "200 pi requires_confirmation",
+                PaymentIntentStatus::RequiresAction => "200 pi requires_action",
+                PaymentIntentStatus::Processing => "200 pi processing",
+                PaymentIntentStatus::RequiresCapture => "200 pi requires_capture",
+                PaymentIntentStatus::Succeeded => "200 pi succeeded",
+                PaymentIntentStatus::Canceled => "200 pi canceled",
+            },
+            StripeBody::Refund(r) => match r.status {
+                RefundStatus::Pending => "200 refund pending",
+                RefundStatus::Succeeded => "200 refund succeeded",
+                RefundStatus::Failed => "200 refund failed",
+            },
+            StripeBody::SearchResult { .. } => "200 search page",
+            StripeBody::RefundList { .. } => "200 refund list",
+            StripeBody::List { .. } => "200 list page",
+            StripeBody::Error(e) => match (self.status, e.code, e.error_type) {
+                (503, _, _) => "503 edge unavailable",
+                (500..=599, _, _) => "500 api_error",
+                (_, Some(StripeErrorCode::CardDeclined), _) => "402 card_declined",
+                (_, Some(StripeErrorCode::RateLimit), _) => "429 rate_limit",
+                (_, Some(StripeErrorCode::IdempotencyKeyInUse), _) => "409 idempotency_key_in_use",
+                (_, Some(StripeErrorCode::ResourceMissing), _) => "404 resource_missing",
+                (_, Some(StripeErrorCode::PaymentIntentUnexpectedState), _) => {
+                    "400 payment_intent_unexpected_state"
+                }
+                (_, Some(StripeErrorCode::ChargeAlreadyRefunded), _) => {
+                    "400 charge_already_refunded"
+                }
+                (_, None, StripeErrorType::IdempotencyError) => "400 idempotency_error",
+                (
+                    _,
+                    Some(
+                        StripeErrorCode::AmountTooLarge
+                        | StripeErrorCode::AmountTooSmall
+                        | StripeErrorCode::ParameterInvalidEmpty
+                        | StripeErrorCode::ParameterInvalidInteger,
+                    )
+                    | None,
+                    _,
+                ) => "400 invalid request",
+            },
+        }
+    }
+}
+
 /// A request refused at the door (boxed: responses are large, refusals rare).
 type Rejection = Box<StripeResponse>;
 

@@ -105,6 +105,33 @@ pub fn status_of(response: &Value) -> u16 {
         .unwrap_or(500)
 }
 
+/// A user-service request's kind for the coverage catalogue: `find` (a
+/// reconciliation, `{"op": "find"}`) or `call` (an action or an undo).
+pub fn request_kind(request: &Value) -> &'static str {
+    match request.get("op").and_then(Value::as_str) {
+        Some("find") => "find",
+        _ => "call",
+    }
+}
+
+/// Every response class a user service can answer with: a user service's
+/// statuses are its own, so the classes are the status groups the glue
+/// tells apart ([`response_class`]).
+pub const RESPONSE_CLASSES: &[&str] = &["2xx", "409", "429", "4xx", "500", "503", "5xx"];
+
+/// The class of a user service's response (see [`RESPONSE_CLASSES`]).
+pub fn response_class(response: &Value) -> &'static str {
+    match status_of(response) {
+        200..=299 => "2xx",
+        409 => "409",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        501..=502 | 504..=599 => "5xx",
+        _ => "4xx",
+    }
+}
+
 impl ServiceModel for UserModel {
     type Request = Value;
     type Response = Value;

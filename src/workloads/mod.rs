@@ -12,15 +12,26 @@ pub mod hotel;
 
 use std::sync::Arc;
 
-use crate::scenario::Scenario;
+use crate::scenario::{CaptureModeName, Scenario};
 use crate::workload::Workload;
 
 /// The bundled workload a scenario file runs: the hotel checkout in the
 /// scenario's capture mode.
+/// The family's members are the capture modes the scenario's seeds may run
+/// (`[saga] capture` and those `[swarm] capture` draws).
 pub fn for_scenario(s: &Scenario) -> Arc<Workload> {
-    Arc::new(
-        hotel::hotel_checkout(s.saga.capture.into()).with_variants(Arc::new(|drawn: &Scenario| {
-            Arc::new(hotel::hotel_checkout(drawn.saga.capture.into()))
-        })),
-    )
+    let all = [CaptureModeName::Automatic, CaptureModeName::Manual]
+        .map(|c| Arc::new(hotel::hotel_checkout(c.into())));
+    let drawn: Vec<CaptureModeName> = s.swarm.as_ref().map_or(Vec::new(), |w| w.capture.clone());
+    let members = [CaptureModeName::Automatic, CaptureModeName::Manual]
+        .iter()
+        .zip(&all)
+        .filter(|(c, _)| **c == s.saga.capture || drawn.contains(c))
+        .map(|(_, w)| w.clone())
+        .collect();
+    let pick = move |d: &Scenario| match d.saga.capture {
+        CaptureModeName::Automatic => all[0].clone(),
+        CaptureModeName::Manual => all[1].clone(),
+    };
+    Arc::new(hotel::hotel_checkout(s.saga.capture.into()).with_variants(Arc::new(pick), members))
 }

@@ -52,6 +52,9 @@ pub struct CoordinatorEnv {
     /// The run's seed, for a coordinator that needs seeded jitter (it must
     /// not use any other randomness).
     pub seed: u64,
+    /// Where [`wire::Services`] counts its calls' answers (the run's
+    /// coverage of response classes; shared by every incarnation).
+    pub calls: wire::CallTally,
 }
 
 /// What the world needs from a running coordinator.

@@ -7,6 +7,7 @@
 //! returns the services' ground truth, the coordinator's durable log and
 //! the agents' records — the checkers' inputs.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +61,10 @@ pub struct RunOutcome {
     pub user: Vec<UserGroundTruth>,
     /// The coordinator's durable log, with fsync times.
     pub log: Vec<Durable<LogRecord>>,
+    /// How many of the coordinator's service calls got each answer, by
+    /// step label, service, request kind and response class (see
+    /// [`wire::Services`]; not part of the trace).
+    pub calls: BTreeMap<wire::CallKey, u64>,
     /// What each caller was told, by agent number order.
     pub agents: Vec<AgentRecord>,
     /// What each agent asked for, by agent number order.
@@ -395,6 +400,7 @@ pub fn run(
         // The coordinator: booted from its disk at start and every restart.
         let disk = world.disk::<LogRecord>(COORDINATOR);
         let slot: Slot = Arc::default();
+        let calls = wire::CallTally::default();
         {
             let env = CoordinatorEnv {
                 node: COORDINATOR.into(),
@@ -407,6 +413,7 @@ pub fn run(
                 scenario: s.clone(),
                 workload: workload.clone(),
                 seed,
+                calls: calls.clone(),
             };
             let slot = slot.clone();
             let wait = Duration::from_millis(s.workload.tool_wait_ms);
@@ -553,6 +560,7 @@ pub fn run(
             inventory: inventory_truth,
             user,
             log: disk.durable(),
+            calls: calls.snapshot(),
             agents: records
                 .iter()
                 .map(|r| r.lock().expect("agent record").clone())

@@ -126,6 +126,8 @@ fn sharded_fuzz_merged_equals_one_run() {
         "first_failing_seed",
         "failing",
         "coverage",
+        "unreachable",
+        "rare",
     ] {
         assert_eq!(a[key], b[key], "{key}");
     }
@@ -483,7 +485,9 @@ fn fuzz_json_line_carries_the_run_and_replayable_failures() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let j = last_json(&out);
-    assert_eq!(j["schema"], 1);
+    assert_eq!(j["schema"], 2);
+    assert!(j["coverage"].as_object().is_some_and(|c| c.len() > 300));
+    assert!(j["unreachable"].as_object().is_some_and(|u| !u.is_empty()));
     assert_eq!(j["sagasim_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(j["scenario"], "tiny-budgets");
     assert_eq!(j["scenario_path"], FAILING);
