@@ -437,9 +437,11 @@ impl RunMetrics {
     }
 
     /// These metrics with the ceiling set: how many checkouts of `out`
-    /// could succeed under `s` ([`could_succeed`]).
+    /// could succeed under `s` as the run's plan drew it (its agents,
+    /// rooms and declining cards; [`could_succeed`]).
     pub fn with_ceiling(mut self, s: &Scenario, out: &RunOutcome) -> RunMetrics {
-        self.could_succeed = could_succeed(s, &out.agents);
+        let drawn = s.for_plan(&out.plan).unwrap_or_else(|_| s.clone());
+        self.could_succeed = could_succeed(&drawn, &out.agents);
         self
     }
 
