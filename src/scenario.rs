@@ -215,6 +215,19 @@ pub struct WorkloadSwarm {
     pub hold_ttl_ms: Option<[u64; 2]>,
     /// Tool calls an agent makes before giving up.
     pub agent_attempts: Option<[u32; 2]>,
+    /// Highest share of agents whose card asks for 3-D Secure
+    /// (`stripe.requires_action_customers`), drawn like `decline_share`.
+    pub requires_action_share: f64,
+    /// Highest share of agents who pay by a method that settles later
+    /// (`stripe.processing_customers`), drawn like `decline_share`.
+    pub processing_share: f64,
+    /// Highest share of agents whose card was closed since: a refund to it
+    /// fails (`stripe.refund_failing_customers`), drawn like
+    /// `decline_share`.
+    pub closed_card_share: f64,
+    /// How long refunds stay `pending`, in ms: half the seeds keep
+    /// `stripe.refund_settle_ms`, half draw one uniformly in this range.
+    pub refund_settle_ms: Option<[u64; 2]>,
 }
 
 impl WorkloadSwarm {
@@ -236,9 +249,13 @@ impl WorkloadSwarm {
         range("price_cents", self.price_cents, 1, MAX_PRICE_CENTS)?;
         range("hold_ttl_ms", self.hold_ttl_ms, 1, MAX_TIME_MS)?;
         range("agent_attempts", self.agent_attempts, 1, MAX_AGENT_ATTEMPTS)?;
+        range("refund_settle_ms", self.refund_settle_ms, 0, MAX_TIME_MS)?;
         for (field, p) in [
             ("swarm.decline_share", self.decline_share),
             ("swarm.partial_capture_share", self.partial_capture_share),
+            ("swarm.requires_action_share", self.requires_action_share),
+            ("swarm.processing_share", self.processing_share),
+            ("swarm.closed_card_share", self.closed_card_share),
         ] {
             if !(p.is_finite() && (0.0..=1.0).contains(&p)) {
                 return Err(format!(
@@ -274,6 +291,18 @@ pub struct WorkloadDraw {
     pub hold_ttl_ms: u64,
     /// Tool calls per agent.
     pub agent_attempts_max: u32,
+    /// Agents whose card asks for 3-D Secure.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub requires_action_agents: BTreeSet<u32>,
+    /// Agents whose payment settles later (`processing`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub processing_agents: BTreeSet<u32>,
+    /// Agents whose card was closed (refunds to it fail).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub closed_card_agents: BTreeSet<u32>,
+    /// How long refunds stay `pending`, in ms (`None`: the scenario's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_settle_ms: Option<u64>,
 }
 
 /// Processing time per service, and the network between nodes.
@@ -690,6 +719,28 @@ impl Scenario {
         s.workload.price_cents = d.price_cents;
         s.workload.hold_ttl_ms = d.hold_ttl_ms;
         s.workload.agent_attempts_max = d.agent_attempts_max;
+        for (agents, customers) in [
+            (
+                &d.requires_action_agents,
+                &mut s.stripe.requires_action_customers,
+            ),
+            (&d.processing_agents, &mut s.stripe.processing_customers),
+            (
+                &d.closed_card_agents,
+                &mut s.stripe.refund_failing_customers,
+            ),
+        ] {
+            if let Some(a) = agents.iter().find(|a| **a == 0 || **a > d.agents) {
+                return Err(format!(
+                    "plan's workload: names agent {a}, not in 1..={}",
+                    d.agents
+                ));
+            }
+            customers.extend(agents.iter().map(|a| Scenario::customer(*a)));
+        }
+        if let Some(ms) = d.refund_settle_ms {
+            s.stripe.refund_settle_ms = ms;
+        }
         s.validate().map_err(|e| format!("plan's workload: {e}"))?;
         Ok(s)
     }
@@ -760,7 +811,27 @@ impl Scenario {
             }
             _ => w.hold_ttl_ms,
         };
+        // Drawn last, so that adding them left every earlier draw of a
+        // seed as it was.
+        let card = |max: f64, rng: &mut crate::sim::rng::SimRng| {
+            if max > 0.0 {
+                share(max, rng)
+            } else {
+                BTreeSet::new()
+            }
+        };
+        let requires_action_agents = card(sw.requires_action_share, &mut rng);
+        let processing_agents = card(sw.processing_share, &mut rng);
+        let closed_card_agents = card(sw.closed_card_share, &mut rng);
+        let refund_settle_ms = match sw.refund_settle_ms {
+            Some([lo, hi]) if rng.gen_bool(0.5) => Some(rng.gen_range(lo..=hi)),
+            _ => None,
+        };
         Some(WorkloadDraw {
+            requires_action_agents,
+            processing_agents,
+            closed_card_agents,
+            refund_settle_ms,
             agents,
             rooms,
             declining_agents,

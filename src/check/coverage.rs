@@ -23,7 +23,7 @@
 //!   sweep), from the plan's crash times and the log's fsync times.
 //!
 //! An entry a scenario cannot reach is declared with why
-//! ([`unreachable`]); a test holds both ways (every other entry is hit,
+//! ([`unreachable()`]); a test holds both ways (every other entry is hit,
 //! no declared one is).
 //!
 //! Computed from structured results (network counters, the call tally, the
@@ -90,21 +90,20 @@ pub const POINTS: &[&str] = &[
 /// [`rare`] ones.
 pub fn unreachable(s: &Scenario, w: &Workload) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let st = &s.stripe;
     for (point, undeclared, why) in [
         (
             "stripe: 3-D Secure answered as a rejection the agent can act on",
-            st.requires_action_customers.is_empty(),
+            !reach(s).requires_action,
             NO_3DS,
         ),
         (
             "stripe: processing payment awaited, then applied",
-            st.processing_customers.is_empty(),
+            !reach(s).processing,
             NO_PROCESSING,
         ),
         (
             "stripe: failed refund handed to an operator",
-            st.refund_failing_customers.is_empty(),
+            !reach(s).closed_cards,
             NO_FAILING_REFUNDS,
         ),
         (
@@ -141,7 +140,7 @@ pub fn unreachable(s: &Scenario, w: &Workload) -> Vec<(String, String)> {
 /// asked to. Not asserted either way.
 pub fn rare(s: &Scenario, w: &Workload) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    if s.stripe.refund_settle_ms == 0 {
+    if !reach(s).pending_refunds {
         // Reached only through a refund another refund pre-empted (one seed
         // in 100,000 of the default scenario).
         out.push((
@@ -178,6 +177,14 @@ struct Reach {
     operators: bool,
     /// The card network ends authorizations.
     expiries: bool,
+    /// Some customer's card asks for 3-D Secure.
+    requires_action: bool,
+    /// Some customer's payment settles later.
+    processing: bool,
+    /// Some customer's card refuses refunds (closed).
+    closed_cards: bool,
+    /// Refunds stay pending for a while.
+    pending_refunds: bool,
 }
 
 fn reach(s: &Scenario) -> Reach {
@@ -190,10 +197,24 @@ fn reach(s: &Scenario) -> Reach {
             lo.min(s.workload.hold_ttl_ms)
         });
     let swarm = s.plan.is_none();
+    let st = &s.stripe;
+    let drawn = |share: fn(&crate::scenario::WorkloadSwarm) -> f64| {
+        swarm && s.swarm.as_ref().is_some_and(|w| share(w) > 0.0)
+    };
     Reach {
         ttl_outlasts_run: shortest_ttl > run,
         operators: swarm && s.faults.operator_events > 0,
         expiries: swarm && s.faults.authorization_expiries > 0,
+        requires_action: !st.requires_action_customers.is_empty()
+            || drawn(|w| w.requires_action_share),
+        processing: !st.processing_customers.is_empty() || drawn(|w| w.processing_share),
+        closed_cards: !st.refund_failing_customers.is_empty() || drawn(|w| w.closed_card_share),
+        pending_refunds: st.refund_settle_ms > 0
+            || (swarm
+                && s.swarm
+                    .as_ref()
+                    .and_then(|w| w.refund_settle_ms)
+                    .is_some_and(|[_, hi]| hi > 0)),
     }
 }
 
@@ -216,7 +237,74 @@ fn generated_declarations(s: &Scenario, w: &Workload) -> Vec<(String, Declared)>
     out
 }
 
+/// Whether a declared validation rule can refuse step `i`'s write (its
+/// action's records, or its undo's for `op == Compensate`): a rule on an
+/// object and field the write sends, with a literal value it rejects, or a
+/// value from the caller's input that no earlier write of that object sent
+/// (an earlier write carrying it was refused first).
+fn rule_can_refuse(s: &Scenario, w: &Workload, i: usize, op: Op) -> bool {
+    let Operation::SalesforceUpsert { records, undo, .. } = &w.steps()[i].op else {
+        return false;
+    };
+    let writes = if op == Op::Compensate { undo } else { records };
+    let written_before = |object: &str| {
+        op == Op::Compensate
+            || w.steps()[..i].iter().any(|st| {
+                matches!(&st.op, Operation::SalesforceUpsert { records, .. }
+                    if records.iter().any(|r| r.object == object))
+            })
+    };
+    s.salesforce.validation_rules.iter().any(|rule| {
+        writes.iter().any(|r| {
+            r.object == rule.object
+                && match r.fields.get(&rule.field).map(|f| f.literal()) {
+                    None => false,
+                    Some(Some(v)) => {
+                        rule.rejects_record(&r.object, &[(rule.field.clone(), v)].into())
+                    }
+                    Some(None) => !written_before(&r.object),
+                }
+        })
+    })
+}
+
+const RULES_MISS: &str = "no declared validation rule can refuse this write: its rules refuse \
+                          a value from the caller's input, which an earlier write of the object \
+                          carried and was refused for first";
+
 fn member_declarations(s: &Scenario, w: &Workload, out: &mut Vec<(String, Declared)>) {
+    if !s.salesforce.validation_rules.is_empty() {
+        let pivot = pivot_of(w);
+        for (i, step) in w.steps().iter().enumerate() {
+            let name = &step.name;
+            for op in [Op::Action, Op::Compensate] {
+                if !matches!(step.op, Operation::SalesforceUpsert { .. })
+                    || (op == Op::Compensate && !step.compensated())
+                    || rule_can_refuse(s, w, i, op)
+                {
+                    continue;
+                }
+                let label = step_op(name, op_name(op));
+                let mut put = |e: String| out.push((e, Declared::Unreachable(RULES_MISS)));
+                put(response_entry(
+                    &label,
+                    crate::world::wire::SALESFORCE,
+                    "upsert",
+                    "400 FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                ));
+                put(format!("saga: {name} {} \u{2192} rejected", op_name(op)));
+                match op {
+                    Op::Compensate => put(format!(
+                        "saga: needs operator: compensation of {name} rejected"
+                    )),
+                    _ if i >= pivot => put(format!(
+                        "saga: needs operator: {name} rejected at or after the pivot"
+                    )),
+                    _ => put(format!("saga: turned back at {name} (rejected)")),
+                }
+            }
+        }
+    }
     for step in w.steps() {
         for op in ops_of(step) {
             let label = step_op(&step.name, op_name(op));
@@ -230,10 +318,9 @@ fn member_declarations(s: &Scenario, w: &Workload, out: &mut Vec<(String, Declar
         }
     }
     let pivot = pivot_of(w);
-    let st = &s.stripe;
     let r = reach(s);
     let ttl_outlasts_run = r.ttl_outlasts_run;
-    let no_refusal = st.refund_failing_customers.is_empty();
+    let no_refusal = !r.closed_cards;
     for (i, step) in w.steps().iter().enumerate() {
         let name = &step.name;
         let mut put = |entry: String, d: Option<Declared>| {
@@ -290,7 +377,11 @@ fn member_declarations(s: &Scenario, w: &Workload, out: &mut Vec<(String, Declar
         }
         if step.compensated() {
             let undo_rejected = match &step.op {
-                Operation::StripeCharge | Operation::StripeAuthorize if no_refusal => {
+                Operation::StripeAuthorize => Some(Declared::Unreachable(
+                    "an authorization's undo is a cancel, which Stripe does not refuse for an \
+                     intent not yet captured",
+                )),
+                Operation::StripeCharge if no_refusal => {
                     Some(Declared::Unreachable(NO_FAILING_REFUNDS))
                 }
                 Operation::PmsHold(_) => Some(Declared::Unreachable(RELEASE_NEVER_REFUSED)),
@@ -370,10 +461,9 @@ fn response_declaration(
     class: &str,
 ) -> Option<Declared> {
     use Declared::{Rare, Unreachable};
-    let st = &s.stripe;
     let charge = matches!(operation, Operation::StripeCharge);
-    let no_3ds = st.requires_action_customers.is_empty();
-    let no_processing = st.processing_customers.is_empty();
+    let no_3ds = !reach(s).requires_action;
+    let no_processing = !reach(s).processing;
     let r = reach(s);
     let ttl_outlasts_run = r.ttl_outlasts_run;
     let transport_or_5xx = matches!(
@@ -462,12 +552,12 @@ fn response_declaration(
         }
         "200 pi requires_action" if no_3ds => return Some(Unreachable(NO_3DS)),
         "200 pi processing" if no_processing => return Some(Unreachable(NO_PROCESSING)),
-        "200 refund pending" if st.refund_settle_ms == 0 => {
+        "200 refund pending" if !r.pending_refunds => {
             return Some(Unreachable(
                 "stripe.refund_settle_ms is 0: refunds settle at once (scenario stripe-refunds sets it)",
             ))
         }
-        "200 refund failed" if st.refund_failing_customers.is_empty() => {
+        "200 refund failed" if !r.closed_cards => {
             return Some(Unreachable(NO_FAILING_REFUNDS))
         }
         "200 pi requires_capture" if charge => {
@@ -476,10 +566,41 @@ fn response_declaration(
                  authorize-capture authorizes)",
             ))
         }
-        "200 pi requires_payment_method" => {
+        "200 pi requires_payment_method" if no_processing => {
             return Some(Unreachable(
                 "the glue reads an intent back only after a replayed success or to undo a live one, \
-                 never a declined one",
+                 never a declined one (only a processing payment that declines is read back as \
+                 one: no stripe.processing_customers)",
+            ))
+        }
+        "200 pi processing" | "200 pi requires_action" | "200 pi requires_payment_method"
+            if matches!(operation, Operation::StripeCapture { .. }) =>
+        {
+            return Some(Unreachable(
+                "a capture reads the authorization its saga already holds (requires_capture or \
+                 later)",
+            ))
+        }
+        "200 pi processing"
+        | "200 pi requires_action"
+        | "200 pi requires_payment_method"
+        | "200 pi canceled"
+        | "timeout"
+            if op == Op::Compensate
+                && matches!(operation, Operation::StripeCharge | Operation::StripeAuthorize)
+                && matches!(kind, "retrieve_payment_intent" | "cancel_payment_intent") =>
+        {
+            return Some(Rare(
+                "a payment is undone while still in 3-D Secure or processing only when its saga \
+                 turns back in that window",
+            ))
+        }
+        "replayed 2xx" | "replayed 4xx" | "replayed 500 api_error" | "refused"
+            if kind == "cancel_payment_intent" && op == Op::Action =>
+        {
+            return Some(Rare(
+                "the action cancels only a 3-D Secure intent: a replay or refusal of that cancel \
+                 is rare",
             ))
         }
         "200 pi canceled" if charge && no_3ds && no_processing => {

@@ -496,14 +496,14 @@ fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expec
                 }
             },
             None | Some(SagaStatus::Running { .. }) => {
-                // Stripe ended the authorization (not the coordinator): after
-                // the pivot nothing can complete or undo the saga, and its
-                // caller, who gave up listening, was owed NeedsOperator.
-                let stripe_ended_it = truth
-                    .keys
-                    .get(key)
-                    .is_some_and(|t| !t.expired_authorizations.is_empty());
-                if let (SagaState::Partial(_), false) = (&state, stripe_ended_it) {
+                // The services left this saga for an operator (Stripe ended
+                // the authorization or failed the refund, a PMS operator
+                // withdrew the rooms): nothing can complete or undo it, and
+                // its caller, who gave up listening, was owed NeedsOperator —
+                // judged as one who heard it would be. A scenario's blanket
+                // permission excuses nothing here.
+                let services_left_it = services_need_operator(truth, key);
+                if let (SagaState::Partial(_), false) = (&state, services_left_it) {
                     cx.eventually("all-or-nothing", key, format!("unanswered, and {state}"));
                 }
             }
@@ -520,12 +520,16 @@ fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expec
 /// where a PMS operator changed the room type of a hold it never confirmed
 /// (a confirm after the pivot can only fail).
 fn needs_operator_allowed(scenario: &Scenario, truth: &Truth, key: &str) -> bool {
-    scenario.checks.needs_operator_allowed
-        || truth.keys.get(key).is_some_and(|t| {
-            !t.failed_refunds.is_empty()
-                || !t.expired_authorizations.is_empty()
-                || t.rooms_withdrawn
-        })
+    scenario.checks.needs_operator_allowed || services_need_operator(truth, key)
+}
+
+/// Whether the services show that no coordinator could finish or undo
+/// `key`'s saga alone: Stripe failed a refund or ended an authorization of
+/// it, or a PMS operator changed the room type of a hold it never confirmed.
+fn services_need_operator(truth: &Truth, key: &str) -> bool {
+    truth.keys.get(key).is_some_and(|t| {
+        !t.failed_refunds.is_empty() || !t.expired_authorizations.is_empty() || t.rooms_withdrawn
+    })
 }
 
 fn label(answer: Option<&SagaStatus>) -> &'static str {

@@ -70,12 +70,12 @@ fn naive_double_charges_and_leaves_stale_state_where_the_saga_does_not() {
 
     assert_eq!(saga.double_charges, 0, "{table}");
     assert_eq!(saga.overcharged_cents, 0, "{table}");
-    // The saga leaves stale state only where Stripe ended an authorization
-    // after the pivot (room booked, not paid, CRM not closed): it hands
-    // those to an operator, and never double-books, pays without a room or
-    // leaves the CRM ahead of the PMS.
+    // The saga leaves stale state only where the services left it for an
+    // operator — Stripe ended an authorization after the pivot (room
+    // booked, not paid, CRM not closed), or failed the refund of a closed
+    // card (paid, no room) — and never double-books or leaves the CRM
+    // ahead of the PMS.
     for kind in [
-        StaleKind::PaidNoRoom,
         StaleKind::RoomBookedTwice,
         StaleKind::CrmConfirmedNoRoom,
         StaleKind::CrmOpenNoRoom,

@@ -31,6 +31,7 @@ fn one_manual_checkout(partial: bool) -> WorkloadDraw {
         price_cents: 25_000,
         hold_ttl_ms: 900_000,
         agent_attempts_max: 200,
+        ..WorkloadDraw::default()
     }
 }
 
