@@ -566,6 +566,12 @@ fn response_declaration(
                  authorize-capture authorizes)",
             ))
         }
+        "200 pi requires_payment_method" if op == Op::Action && !no_processing => {
+            return Some(Rare(
+                "a declined payment's answer lost is found by reconciliation, which lists; the \
+                 action reads one back only when a processing payment declines under a replay",
+            ))
+        }
         "200 pi requires_payment_method" if no_processing => {
             return Some(Unreachable(
                 "the glue reads an intent back only after a replayed success or to undo a live one, \
@@ -860,6 +866,16 @@ fn outcomes_of(operation: &Operation, op: Op) -> &'static [&'static str] {
             ]
         }
         Op::Action | Op::Compensate => &["applied", "rejected", "transient", "unknown"],
+        // A payment found declined (its answer lost) is the action's
+        // definitive answer.
+        Op::Reconcile
+            if matches!(
+                operation,
+                Operation::StripeCharge | Operation::StripeAuthorize
+            ) =>
+        {
+            &["found", "not found", "rejected", "unknown"]
+        }
         Op::Reconcile => &["found", "not found", "unknown"],
     }
 }

@@ -13,6 +13,13 @@
 //! - `no-overbooking`: confirmed bookings per unit-night ≤ capacity + limit.
 //! - `attributable`: every effect carries a label of the attribution
 //!   contract (`crate::workload`) naming one of the run's business keys.
+//! - `no-retry-after-decline`: a card Stripe declined (402, definitive) is
+//!   never asked again for the same business key.
+//! - `answer-stands`: every decided answer a caller gets for its key (a
+//!   restarted caller asks again) is the same decision.
+//!
+//! `docs/PROMISES.md` lists every promise the coordinator makes to its
+//! callers and to the services, and the invariant that checks each.
 //!
 //! Eventually (only judged when the run converged; otherwise `liveness`):
 //! - `all-or-nothing`: each saga ends with every declared step done or
@@ -182,6 +189,8 @@ pub fn check(scenario: &Scenario, out: &RunOutcome) -> Verdict {
     at_most_once(&mut cx, &truth);
     no_overbooking(&mut cx);
     attributable(&mut cx, &truth);
+    no_retry_after_decline(&mut cx, &truth);
+    answer_stands(&mut cx);
     if out.uses_saga_log {
         log_discipline(&mut cx);
         compensation_order(&mut cx);
@@ -283,6 +292,46 @@ fn at_most_once(cx: &mut Ctx<'_>, truth: &Truth) {
                 let facts = format!("{} {object} records: {}", recs.len(), ids.join(", "));
                 cx.safety("at-most-once", key, cx.end_ms, facts);
             }
+        }
+    }
+}
+
+/// A declined card (402) is a definitive answer: sending the charge again
+/// (under a new key, or by confirming the intent again) asks the bank
+/// twice, and to the customer looks like a second attempt to take money.
+fn no_retry_after_decline(cx: &mut Ctx<'_>, truth: &Truth) {
+    for (key, t) in &truth.keys {
+        if t.declines > 1 {
+            let facts = format!(
+                "the card was declined {} times: a definitive decline was retried",
+                t.declines
+            );
+            cx.safety("no-retry-after-decline", key, cx.end_ms, facts);
+        }
+    }
+}
+
+/// A decided answer stands: every decided answer a caller got for its key
+/// (a restarted caller asks again) is the same decision — an answer given
+/// before its decision was durable can change after a crash.
+fn answer_stands(cx: &mut Ctx<'_>) {
+    for a in &cx.out.agents {
+        let Some(first) = a.answers.first() else {
+            continue;
+        };
+        if let Some(other) = a
+            .answers
+            .iter()
+            .find(|s| std::mem::discriminant(*s) != std::mem::discriminant(first))
+        {
+            let facts = format!(
+                "told {} and later {}",
+                label(Some(first)),
+                label(Some(other))
+            );
+            let at = a.answered_ms.unwrap_or(cx.end_ms);
+            let key = a.business_key.clone();
+            cx.safety("answer-stands", &key, at, facts);
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct KeyTruth<'a> {
     /// returned — the ledger has no `Refund` line for them, so `net_cents`
     /// still counts it as taken.
     pub failed_refunds: Vec<String>,
+    /// Confirmations Stripe declined (402), over the key's PaymentIntents.
+    pub declines: u32,
     /// Authorizations Stripe ended, not the coordinator (expired, or
     /// reversed by the card network: `cancellation_reason = automatic`):
     /// a capture after the pivot can then only fail.
@@ -207,6 +209,7 @@ impl<'a> Truth<'a> {
             };
             intent_owner.insert(pi.id.as_str(), k);
             let kt = t.keys.get_mut(k).expect("keys come from the inputs");
+            kt.declines += pi.declined_attempts;
             if pi.amount_refunded_cents > pi.amount_received_cents {
                 kt.over_refunded.push(pi.id.clone());
             }

@@ -554,12 +554,29 @@ impl OpClient {
             {
                 Outcome::unknown(&format!("a payment intent is still {PROCESSING}"))
             }
-            Ok(list) => found(
-                list.iter()
+            Ok(list) => {
+                let live: Vec<String> = list
+                    .iter()
                     .filter(|pi| is_live(pi))
                     .map(|pi| pi.id.clone())
-                    .collect(),
-            ),
+                    .collect();
+                // Nothing live, but Stripe declined the card under this key
+                // (an answer lost to a timeout or a stored 500): that is
+                // the action's definitive answer — asking the card again
+                // under a fresh key would be a second charge attempt
+                // (regression `authorize-capture-71`).
+                let declined = list.iter().find(|pi| {
+                    pi.status == PaymentIntentStatus::RequiresPaymentMethod
+                        && pi.declined_attempts > 0
+                });
+                match declined {
+                    Some(pi) if live.is_empty() => Outcome::rejected(&format!(
+                        "stripe 402 card declined (found by reconciliation: {})",
+                        pi.id
+                    )),
+                    _ => found(live),
+                }
+            }
         }
     }
 

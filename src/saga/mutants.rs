@@ -86,13 +86,15 @@ impl Mutant {
             Mutant::NullCompensationIsError => &["needs-operator"],
             Mutant::IgnoreLateActions => &["all-or-nothing", "no-orphan-hold", "no-double-charge"],
             Mutant::NewSagaPerStart => &["no-double-charge", "no-overbooking", "at-most-once"],
-            Mutant::RetryForever => &["liveness"],
+            Mutant::RetryForever => &["liveness", "no-retry-after-decline"],
             Mutant::CaptureTheWholeAuthorization => &["no-double-charge"],
             Mutant::RefusedConfirmCountsAsBooked => &["caller-told-truth", "all-or-nothing"],
             Mutant::SessionExpiryIsRejection => &["needs-operator", "all-or-nothing"],
             Mutant::AuthorizationLeftOnCompensation => &["all-or-nothing"],
             Mutant::ReconcileBySearch => &["all-or-nothing", "no-double-charge"],
-            Mutant::AnswerCompletedAtPivot => &["all-or-nothing", "caller-told-truth"],
+            Mutant::AnswerCompletedAtPivot => {
+                &["all-or-nothing", "caller-told-truth", "answer-stands"]
+            }
         }
     }
 }

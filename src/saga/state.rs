@@ -483,9 +483,16 @@ impl StepRun {
                 };
                 false
             }
-            Outcome::Unknown { reason }
-            | Outcome::Transient { reason }
-            | Outcome::Rejected { reason } => {
+            Outcome::Rejected { reason } => {
+                // Found definitively refused (a declined card whose answer
+                // was lost): the action failed; sending it again, under
+                // any key, would ask the service a second time.
+                self.action = ActionState::Failed {
+                    reason: reason.clone(),
+                };
+                false
+            }
+            Outcome::Unknown { reason } | Outcome::Transient { reason } => {
                 self.action = ActionState::Unknown {
                     reason: format!("reconcile failed: {reason}"),
                 };
@@ -1228,13 +1235,12 @@ impl Saga {
                     item.to_undo = Some(refs);
                 }
             }
-            (Op::Reconcile, Outcome::NotFound) => item.to_undo = Some(Vec::new()),
-            (
-                Op::Reconcile,
-                Outcome::Unknown { reason }
-                | Outcome::Transient { reason }
-                | Outcome::Rejected { reason },
-            ) => {
+            // Found definitively refused (a declined card): nothing live to
+            // undo, as for nothing found.
+            (Op::Reconcile, Outcome::NotFound | Outcome::Rejected { .. }) => {
+                item.to_undo = Some(Vec::new())
+            }
+            (Op::Reconcile, Outcome::Unknown { reason } | Outcome::Transient { reason }) => {
                 item.last_reason = reason.clone();
                 backoff = Some((BackoffKind::Forward, item.reconciles));
             }

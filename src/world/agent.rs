@@ -32,6 +32,10 @@ pub struct AgentRecord {
     /// The decided status it was told last; `None` if it never got one
     /// (every call timed out or answered "running").
     pub answer: Option<SagaStatus>,
+    /// Every decided status it was told, in order: one per incarnation at
+    /// most (a restarted agent asks again), so at most `boots`.
+    #[serde(default)]
+    pub answers: Vec<SagaStatus>,
     /// Tool calls made, over all incarnations.
     pub calls: u32,
     /// Tool calls that ended without a reply (timeout or refused).
@@ -108,6 +112,7 @@ pub async fn run_agent(
                     plan.input.business_key
                 );
                 let mut r = record.lock().expect("agent record");
+                r.answers.push(status.clone());
                 r.answer = Some(status);
                 r.answered_ms = Some(elapsed_ms());
                 r.finished = true;

@@ -462,7 +462,13 @@ impl Harness {
             }
             Op::Reconcile => match fault {
                 Fault::Ok | Fault::Duplicate => self.world.reconcile(saga, step),
-                Fault::Reject => Outcome::rejected("scripted 400 on search"),
+                // A reconcile's `Rejected` means "found, definitively
+                // refused" (a declined card whose answer was lost): only
+                // where nothing is live; a refused lookup is `Unknown`.
+                Fault::Reject => match self.world.reconcile(saga, step) {
+                    Outcome::NotFound => Outcome::rejected("scripted: found declined"),
+                    _ => Outcome::unknown("scripted 400 on search"),
+                },
                 Fault::Transient => Outcome::transient("scripted 429"),
                 Fault::LostReply
                 | Fault::LostRequest
@@ -646,7 +652,7 @@ pub fn assert_log_discipline(log: &[LogRecord]) {
                     (Op::Action, Outcome::Transient { .. } | Outcome::Rejected { .. }) => {
                         s.maybe_applied = false;
                     }
-                    (Op::Reconcile, Outcome::NotFound) => {
+                    (Op::Reconcile, Outcome::NotFound | Outcome::Rejected { .. }) => {
                         s.maybe_applied = false;
                         s.found.clear();
                     }
