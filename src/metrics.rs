@@ -440,7 +440,33 @@ impl RunMetrics {
     /// could succeed under `s` as the run's plan drew it (its agents,
     /// rooms and declining cards; [`could_succeed`]).
     pub fn with_ceiling(mut self, s: &Scenario, out: &RunOutcome) -> RunMetrics {
-        let drawn = s.for_plan(&out.plan).unwrap_or_else(|_| s.clone());
+        let mut drawn = s.for_plan(&out.plan).unwrap_or_else(|_| s.clone());
+        // Correct failures besides a declined card: a card that asks for
+        // 3-D Secure (the agent must send the customer to authenticate), a
+        // booking the CRM's validation rules refuse.
+        for (n, input) in (1..).zip(&out.inputs) {
+            let refused = out.workload.steps().iter().any(|step| match &step.op {
+                crate::workload::Operation::SalesforceUpsert { records, .. } => {
+                    records.iter().any(|r| {
+                        let fields = r.resolve(input);
+                        drawn
+                            .salesforce
+                            .validation_rules
+                            .iter()
+                            .any(|rule| rule.rejects_record(&r.object, &fields))
+                    })
+                }
+                _ => false,
+            });
+            if refused
+                || drawn
+                    .stripe
+                    .requires_action_customers
+                    .contains(&input.customer)
+            {
+                drawn.workload.declining_agents.insert(n);
+            }
+        }
         self.could_succeed = could_succeed(&drawn, &out.agents);
         self
     }
