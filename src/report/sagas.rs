@@ -222,6 +222,12 @@ fn send_parts(text: &str) -> Option<(&str, u32, &str)> {
 fn operation(callee: &str, body: &str) -> String {
     // `Service(Variant { … object: "X" …` → Variant (and object).
     let inner = body.split_once('(').map_or(body, |(_, r)| r);
+    // A Salesforce API call wraps its request: `Api { session: …, request:
+    // Upsert { … } }` reads as the request.
+    let inner = match inner.strip_prefix("Api {") {
+        Some(api) => api.split_once("request: ").map_or(inner, |(_, r)| r),
+        None => inner,
+    };
     let variant: String = inner
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -238,6 +244,7 @@ fn operation(callee: &str, body: &str) -> String {
         "CreateRefund" | "Refund" => "refund".to_string(),
         "Capture" | "CapturePaymentIntent" => "capture".to_string(),
         "Cancel" | "CancelPaymentIntent" => "cancel payment".to_string(),
+        "Login" => "log in".to_string(),
         "" => callee.to_string(),
         v if v.starts_with("List") || v.starts_with("Query") || v.starts_with("Search") => {
             format!("look up {}", object.unwrap_or(""))
@@ -267,7 +274,9 @@ fn reply_words(text: &str) -> (String, Tone) {
     let code = text
         .split_once("code: ")
         .map(|(_, r)| {
-            r.chars()
+            r.strip_prefix("Some(")
+                .unwrap_or(r)
+                .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect::<String>()
         })
