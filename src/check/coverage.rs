@@ -61,6 +61,7 @@ pub const POINTS: &[&str] = &[
     "fault: node crashed",
     "fault: node paused",
     "fault: clock skewed",
+    "fault: clock jumped forward",
     "fault: connection refused",
     "reconcile found the effect applied",
     "reconcile found the effect not applied",
@@ -1018,6 +1019,13 @@ pub fn coverage(out: &RunOutcome) -> Coverage {
             .any(|k| k.offset_ms != 0 || k.drift_ppm != 0),
     );
     c.hit("fault: connection refused", n.refused > 0);
+    c.hit(
+        "fault: clock jumped forward",
+        out.plan
+            .clocks
+            .iter()
+            .any(|k| k.jump.is_some_and(|j| j.at_ms < out.phases.safety_end_ms)),
+    );
 
     let log: Vec<&LogRecord> = out.log.iter().map(|d| &d.record).collect();
     let reconciled = |want: fn(&Outcome) -> bool| {

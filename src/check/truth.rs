@@ -97,8 +97,9 @@ pub struct KeyTruth<'a> {
     /// a capture after the pivot can then only fail.
     pub expired_authorizations: Vec<String>,
     /// A hold of this key was never confirmed, on a room type a PMS
-    /// operator changed during the run (cut, out of order): a confirm
-    /// after the pivot may have been made impossible.
+    /// operator changed during the run (cut, out of order), or it expired
+    /// early on a PMS clock that jumped forward: a confirm after the pivot
+    /// may have been made impossible.
     pub rooms_withdrawn: bool,
     /// Ids of PMS holds still `Active` in the ground truth at the end of
     /// the run.
@@ -287,10 +288,19 @@ impl<'a> Truth<'a> {
                 EnvKind::AuthorizationsExpire { .. } | EnvKind::SessionsRevoked { .. } => None,
             })
             .collect();
+        // The PMS's clock jumped forward: a hold may have expired before
+        // its TTL had passed in true time.
+        let pms_jumped = out
+            .plan
+            .clocks
+            .iter()
+            .any(|c| c.node == crate::world::wire::INVENTORY && c.jump.is_some());
         for h in out.inventory.holds.values() {
             let owner = h.client_ref.as_deref().and_then(|r| owner_of(r, &keys));
             if let Some(k) = owner {
-                if h.booking_id.is_none() && operated.contains(h.room_type.as_str()) {
+                let withdrawn = operated.contains(h.room_type.as_str())
+                    || (pms_jumped && h.status == HoldStatus::Expired);
+                if h.booking_id.is_none() && withdrawn {
                     t.keys.get_mut(k).expect("input").rooms_withdrawn = true;
                 }
             }

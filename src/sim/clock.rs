@@ -27,12 +27,28 @@ pub struct ClockSkew {
     /// Rate error in parts per million (1000 ppm = 3.6 s per hour).
     #[serde(default)]
     pub drift_ppm: i64,
+    /// A forward step of the clock at a simulated instant (an NTP step
+    /// after a long drift, a VM resumed after a suspend): from `at_ms` on,
+    /// the node reads `by_ms` later. Time it set (a hold's TTL, a deadline)
+    /// runs out that much sooner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump: Option<ClockJump>,
+}
+
+/// A forward step of one node's clock (see [`ClockSkew::jump`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClockJump {
+    /// When, in simulated ms since the start of the run.
+    pub at_ms: u64,
+    /// How far forward, in ms (a clock that steps back is not modelled:
+    /// readings would repeat).
+    pub by_ms: u64,
 }
 
 /// The clocks of all nodes of one run.
 #[derive(Clone, Debug, Default)]
 pub struct Clocks {
-    skews: BTreeMap<String, (i64, i64)>,
+    skews: BTreeMap<String, (i64, i64, Option<ClockJump>)>,
 }
 
 impl Clocks {
@@ -41,7 +57,7 @@ impl Clocks {
     pub fn new(skews: &[ClockSkew]) -> Self {
         let mut map = BTreeMap::new();
         for s in skews {
-            map.insert(s.node.clone(), (s.offset_ms, s.drift_ppm));
+            map.insert(s.node.clone(), (s.offset_ms, s.drift_ppm, s.jump));
         }
         Clocks { skews: map }
     }
@@ -49,22 +65,41 @@ impl Clocks {
     /// The node's clock reading (ms since the Unix epoch) at `elapsed_ms`
     /// of simulated time.
     pub fn read_ms(&self, node: &str, elapsed_ms: u64) -> u64 {
-        let (offset, drift) = self.skews.get(node).copied().unwrap_or((0, 0));
+        let (offset, drift, jump) = self.skews.get(node).copied().unwrap_or((0, 0, None));
         let elapsed = i128::from(elapsed_ms);
+        let stepped = jump
+            .filter(|j| elapsed_ms >= j.at_ms)
+            .map_or(0, |j| i128::from(j.by_ms));
         let t = i128::from(EPOCH_MS)
             + elapsed
             + i128::from(offset)
-            + elapsed * i128::from(drift) / 1_000_000;
+            + elapsed * i128::from(drift) / 1_000_000
+            + stepped;
         u64::try_from(t.max(0)).unwrap_or(u64::MAX)
     }
 
     /// The simulated elapsed ms at which `node`'s clock read `reading_ms`
-    /// (the inverse of [`Clocks::read_ms`], to the millisecond).
+    /// (the inverse of [`Clocks::read_ms`], to the millisecond; a reading
+    /// the clock skipped over in a jump maps to the jump's instant).
     pub fn elapsed_at(&self, node: &str, reading_ms: u64) -> u64 {
-        let (offset, drift) = self.skews.get(node).copied().unwrap_or((0, 0));
-        let t = i128::from(reading_ms) - i128::from(EPOCH_MS) - i128::from(offset);
-        let elapsed = t * 1_000_000 / (1_000_000 + i128::from(drift));
-        u64::try_from(elapsed.max(0)).unwrap_or(u64::MAX)
+        let (offset, drift, jump) = self.skews.get(node).copied().unwrap_or((0, 0, None));
+        let unstepped = |reading: i128| {
+            let t = reading - i128::from(EPOCH_MS) - i128::from(offset);
+            let elapsed = t * 1_000_000 / (1_000_000 + i128::from(drift));
+            u64::try_from(elapsed.max(0)).unwrap_or(u64::MAX)
+        };
+        let reading = i128::from(reading_ms);
+        match jump {
+            Some(j) => {
+                let before = unstepped(reading);
+                if before < j.at_ms {
+                    before
+                } else {
+                    unstepped(reading - i128::from(j.by_ms)).max(j.at_ms)
+                }
+            }
+            None => unstepped(reading),
+        }
     }
 
     /// The node's clock now (inside a runtime).
@@ -88,11 +123,13 @@ mod tests {
     fn offset_and_drift_apply_per_node() {
         let c = Clocks::new(&[
             ClockSkew {
+                jump: None,
                 node: "inventory".into(),
                 offset_ms: 5_000,
                 drift_ppm: 0,
             },
             ClockSkew {
+                jump: None,
                 node: "stripe".into(),
                 offset_ms: -2_000,
                 drift_ppm: 1_000,
@@ -111,5 +148,25 @@ mod tests {
                 assert!(back.abs_diff(e) <= 1, "{n} {e} -> {back}");
             }
         }
+    }
+
+    #[test]
+    fn a_jump_steps_the_reading_forward_and_the_inverse_follows() {
+        let c = Clocks::new(&[ClockSkew {
+            node: "inventory".into(),
+            offset_ms: 0,
+            drift_ppm: 0,
+            jump: Some(ClockJump {
+                at_ms: 10_000,
+                by_ms: 60_000,
+            }),
+        }]);
+        assert_eq!(c.read_ms("inventory", 9_999), EPOCH_MS + 9_999);
+        assert_eq!(c.read_ms("inventory", 10_000), EPOCH_MS + 70_000);
+        assert_eq!(c.elapsed_at("inventory", EPOCH_MS + 9_999), 9_999);
+        assert_eq!(c.elapsed_at("inventory", EPOCH_MS + 70_000), 10_000);
+        assert_eq!(c.elapsed_at("inventory", EPOCH_MS + 80_000), 20_000);
+        // A reading the clock skipped maps to the jump.
+        assert_eq!(c.elapsed_at("inventory", EPOCH_MS + 30_000), 10_000);
     }
 }

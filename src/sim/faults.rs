@@ -22,7 +22,7 @@ use std::fmt;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::clock::ClockSkew;
+use super::clock::{ClockJump, ClockSkew};
 use super::rng::rng_for;
 use crate::services::Injected;
 
@@ -505,6 +505,10 @@ impl FaultPlan {
         }
         let max_off = MAX_TIME_MS as i64;
         for (i, c) in self.clocks.iter().enumerate() {
+            if let Some(j) = c.jump {
+                ms(format!("clocks[{i}].jump.at_ms"), j.at_ms)?;
+                ms(format!("clocks[{i}].jump.by_ms"), j.by_ms)?;
+            }
             in_range(
                 &format!("clocks[{i}].offset_ms"),
                 c.offset_ms,
@@ -701,6 +705,7 @@ impl FaultPlan {
                 let max_off = profile.max_clock_offset_ms.max(1);
                 let max_drift = profile.max_drift_ppm.max(1);
                 plan.clocks.push(ClockSkew {
+                    jump: None,
                     node,
                     offset_ms: rng.gen_range(-max_off..=max_off),
                     drift_ppm: rng.gen_range(-max_drift..=max_drift),
@@ -727,6 +732,44 @@ impl FaultPlan {
         plan.normalise();
         debug_assert!(plan.validate(topo).is_ok());
         plan
+    }
+}
+
+impl FaultPlan {
+    /// Add seed `seed`'s forward clock jumps to this plan (its own random
+    /// stream, so the other draws of a seed do not move): on for half the
+    /// seeds, 1 to `clock_jumps` of them, each on one of `nodes` at a
+    /// uniform time of the safety phase, by 1 s to `max_clock_jump_ms`. A
+    /// jump joins the node's skew (one per node: the last drawn wins).
+    pub fn draw_clock_jumps(
+        &mut self,
+        seed: u64,
+        profile: &SwarmProfile,
+        safety_ms: u64,
+        nodes: &[&str],
+    ) {
+        let mut rng = rng_for(seed, "clock-jumps");
+        if nodes.is_empty() || profile.clock_jumps == 0 || !rng.gen_bool(0.5) {
+            return;
+        }
+        let safety_ms = safety_ms.max(1);
+        for _ in 0..rng.gen_range(1..=profile.clock_jumps) {
+            let node = nodes[rng.gen_range(0..nodes.len())];
+            let jump = ClockJump {
+                at_ms: rng.gen_range(0..safety_ms),
+                by_ms: rng.gen_range(1_000..=profile.max_clock_jump_ms.max(1_000)),
+            };
+            match self.clocks.iter_mut().find(|c| c.node == node) {
+                Some(c) => c.jump = Some(jump),
+                None => self.clocks.push(ClockSkew {
+                    node: node.to_string(),
+                    offset_ms: 0,
+                    drift_ppm: 0,
+                    jump: Some(jump),
+                }),
+            }
+        }
+        self.clocks.sort();
     }
 }
 
@@ -890,6 +933,11 @@ pub struct SwarmProfile {
     /// Most revocations of every Salesforce session per run
     /// ([`EnvKind::SessionsRevoked`]).
     pub session_revocations: u32,
+    /// Most forward clock jumps per run (`ClockSkew::jump`), on the nodes
+    /// that keep time for holds and deadlines (the PMS, the coordinator).
+    pub clock_jumps: u32,
+    /// Largest forward clock jump, in ms (at most [`MAX_TIME_MS`]).
+    pub max_clock_jump_ms: u64,
 }
 
 impl Default for SwarmProfile {
@@ -916,6 +964,10 @@ impl Default for SwarmProfile {
             operator_events: 2,
             authorization_expiries: 1,
             session_revocations: 1,
+            clock_jumps: 1,
+            // A VM suspended for a quarter of an hour, or an NTP step after
+            // a long partition: enough to outlive a PMS hold's usual TTL.
+            max_clock_jump_ms: 900_000,
         }
     }
 }
@@ -956,6 +1008,7 @@ impl SwarmProfile {
             ("faults.operator_events", self.operator_events),
             ("faults.authorization_expiries", self.authorization_expiries),
             ("faults.session_revocations", self.session_revocations),
+            ("faults.clock_jumps", self.clock_jumps),
         ] {
             in_range(field, n, 0, MAX_FAULTS_PER_KIND)?;
         }
@@ -964,6 +1017,7 @@ impl SwarmProfile {
             ("faults.max_down_ms", self.max_down_ms),
             ("faults.max_pause_ms", self.max_pause_ms),
             ("faults.max_window_ms", self.max_window_ms),
+            ("faults.max_clock_jump_ms", self.max_clock_jump_ms),
         ] {
             in_range(field, ms, 0, MAX_TIME_MS)?;
         }
@@ -993,6 +1047,7 @@ impl SwarmProfile {
             operator_events: 0,
             authorization_expiries: 0,
             session_revocations: 0,
+            clock_jumps: 0,
             ..SwarmProfile::default()
         }
     }

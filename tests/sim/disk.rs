@@ -86,6 +86,7 @@ fn node_clocks_carry_their_skew() {
             node: "n".into(),
             offset_ms: 90_000,
             drift_ppm: 0,
+            jump: None,
         }],
         ..FaultPlan::default()
     };
