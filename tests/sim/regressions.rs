@@ -45,3 +45,32 @@ fn every_regression_plan_now_holds_every_invariant() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Open bugs (`tests/open-bugs/*.json`): minimized plans that still break
+/// the reference coordinator, kept until the fix. Each must still fail the
+/// invariant it names — when one stops failing, it was fixed: move it to
+/// `tests/regressions/`, where it must then hold forever.
+#[test]
+fn every_open_bug_still_reproduces() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/open-bugs");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut files: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in &files {
+        let r = Regression::load(f).unwrap();
+        let s = Scenario::load(&r.scenario, &default_dir()).unwrap();
+        let c = run_checked(&s, r.seed, &r.plan, TraceMode::HashOnly, reference());
+        assert!(
+            c.verdict.all().any(|v| v.invariant == r.invariant),
+            "{} no longer breaks `{}`: the bug is fixed; move it to tests/regressions/ ({})",
+            f.display(),
+            r.invariant,
+            r.note
+        );
+    }
+}
