@@ -778,6 +778,26 @@ pub fn response_classes(kind: &str) -> Vec<&'static str> {
 }
 
 impl SalesforceResponse {
+    /// An injected 503 (before applying, or at the edge): nothing happened.
+    fn unavailable() -> SalesforceResponse {
+        SalesforceResponse::error(
+            503,
+            SalesforceErrorCode::ServerUnavailable,
+            "Server unavailable".to_owned(),
+            &[],
+        )
+    }
+
+    /// An injected 500 after the request was applied.
+    fn failed_after_applying() -> SalesforceResponse {
+        SalesforceResponse::error(
+            500,
+            SalesforceErrorCode::UnknownException,
+            "An unexpected error occurred.".to_owned(),
+            &[],
+        )
+    }
+
     /// The response's class for the coverage catalogue: the status and
     /// what the body says (created or saved, the first error's code).
     /// Malformed-request errors (field names, read-only fields, ids,
@@ -1567,21 +1587,11 @@ impl ServiceModel for Salesforce {
             SalesforceCall::Login => {
                 return Begin::Done(match injected {
                     Some(Injected::FailBeforeApply | Injected::EdgeUnavailable) => {
-                        SalesforceResponse::error(
-                            503,
-                            SalesforceErrorCode::ServerUnavailable,
-                            "Server unavailable".to_owned(),
-                            &[],
-                        )
+                        SalesforceResponse::unavailable()
                     }
                     Some(Injected::FailAfterApply) => {
                         let _issued = self.login(now_ms);
-                        SalesforceResponse::error(
-                            500,
-                            SalesforceErrorCode::UnknownException,
-                            "An unexpected error occurred.".to_owned(),
-                            &[],
-                        )
+                        SalesforceResponse::failed_after_applying()
                     }
                     None | Some(Injected::Throttle) => self.login(now_ms),
                 })
@@ -1645,21 +1655,11 @@ impl ServiceModel for Salesforce {
         }
         match pending.injected {
             Some(Injected::FailBeforeApply | Injected::EdgeUnavailable) => {
-                SalesforceResponse::error(
-                    503,
-                    SalesforceErrorCode::ServerUnavailable,
-                    "Server unavailable".to_owned(),
-                    &[],
-                )
+                SalesforceResponse::unavailable()
             }
             Some(Injected::FailAfterApply) => {
                 let _applied = self.execute(now_ms, &pending);
-                SalesforceResponse::error(
-                    500,
-                    SalesforceErrorCode::UnknownException,
-                    "An unexpected error occurred.".to_owned(),
-                    &[],
-                )
+                SalesforceResponse::failed_after_applying()
             }
             Some(Injected::Throttle) => unreachable!("throttled requests are answered in begin"),
             None => self.execute(now_ms, &pending),
