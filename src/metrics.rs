@@ -440,7 +440,8 @@ impl RunMetrics {
     /// could succeed under `s` as the run's plan drew it (its agents,
     /// rooms and declining cards; [`could_succeed`]).
     pub fn with_ceiling(mut self, s: &Scenario, out: &RunOutcome) -> RunMetrics {
-        let mut drawn = s.for_plan(&out.plan).unwrap_or_else(|_| s.clone());
+        // The run ran this plan, so its draw was valid.
+        let mut drawn = s.drawn(&out.plan);
         // Correct failures besides a declined card: a card that asks for
         // 3-D Secure (the agent must send the customer to authenticate), a
         // booking the CRM's validation rules refuse.

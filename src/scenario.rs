@@ -704,6 +704,32 @@ impl Scenario {
     /// declines, capture, price, hold TTL, attempts), validated as a
     /// scenario file is. The error names the plan field.
     pub fn for_plan(&self, plan: &FaultPlan) -> Result<Scenario, String> {
+        let s = self.apply_draw(plan)?;
+        if plan.workload.is_some() {
+            s.validate().map_err(|e| format!("plan's workload: {e}"))?;
+        }
+        Ok(s)
+    }
+
+    /// [`Scenario::for_plan`] for a plan already validated (a swarm plan, or
+    /// one checked on the way in), without validating the whole scenario
+    /// again on every run: panics on a draw that names agents it does not
+    /// have.
+    pub fn drawn(&self, plan: &FaultPlan) -> Scenario {
+        let s = match self.apply_draw(plan) {
+            Ok(s) => s,
+            Err(e) => panic!("unvalidated plan reached a run: {e}"),
+        };
+        debug_assert!(
+            plan.workload.is_none() || s.validate().is_ok(),
+            "unvalidated plan reached a run"
+        );
+        s
+    }
+
+    /// This scenario with `plan`'s workload draw written into it (the
+    /// agents each per-customer draw names are checked; nothing else is).
+    fn apply_draw(&self, plan: &FaultPlan) -> Result<Scenario, String> {
         let Some(d) = &plan.workload else {
             return Ok(self.clone());
         };
@@ -741,17 +767,7 @@ impl Scenario {
         if let Some(ms) = d.refund_settle_ms {
             s.stripe.refund_settle_ms = ms;
         }
-        s.validate().map_err(|e| format!("plan's workload: {e}"))?;
         Ok(s)
-    }
-
-    /// [`Scenario::for_plan`] for a plan already validated (a swarm plan, or
-    /// one checked on the way in): panics on a draw `for_plan` refuses.
-    pub fn drawn(&self, plan: &FaultPlan) -> Scenario {
-        match self.for_plan(plan) {
-            Ok(s) => s,
-            Err(e) => panic!("unvalidated plan reached a run: {e}"),
-        }
     }
 
     /// Draw seed `seed`'s workload within `[swarm]` (`None` without one).
