@@ -211,6 +211,13 @@ impl<'a> Truth<'a> {
             intent_owner.insert(pi.id.as_str(), k);
             let kt = t.keys.get_mut(k).expect("keys come from the inputs");
             kt.declines += pi.declined_attempts;
+            // Ended by Stripe (expired, or reversed by the network), not by
+            // the coordinator.
+            if pi.cancellation_reason == Some(CancellationReason::Automatic)
+                && pi.authorized_ms.is_some()
+            {
+                kt.expired_authorizations.push(pi.id.clone());
+            }
             if pi.amount_refunded_cents > pi.amount_received_cents {
                 kt.over_refunded.push(pi.id.clone());
             }
@@ -262,18 +269,6 @@ impl<'a> Truth<'a> {
                 .and_then(|k| t.keys.get_mut(*k))
             {
                 kt.failed_refunds.push(re.id.clone());
-            }
-        }
-
-        for pi in out.stripe.payment_intents.values() {
-            let ended_by_stripe = pi.cancellation_reason == Some(CancellationReason::Automatic)
-                && pi.authorized_ms.is_some();
-            if let Some(kt) = intent_owner
-                .get(pi.id.as_str())
-                .and_then(|k| t.keys.get_mut(*k))
-                .filter(|_| ended_by_stripe)
-            {
-                kt.expired_authorizations.push(pi.id.clone());
             }
         }
 
