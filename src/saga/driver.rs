@@ -5,7 +5,12 @@
 //! traits, so the same coordinator runs on real tokio with HTTP clients or,
 //! here, on simulated nodes: [`StepClient`] (make one service call and
 //! classify its result into an [`Outcome`]) and [`SagaLog`] (append, fsync,
-//! read back). Time comes from a clock function (the node's own clock).
+//! read back). Time comes from the node's wall clock, read once at boot as
+//! the anchor, and the monotonic clock after it: the core's `now_ms` is
+//! `wall at boot + monotonic time since boot`, so a wall clock stepped
+//! forward (NTP, a resumed VM) cannot end a deadline or a late window early
+//! within one process lifetime. Across a restart nothing is trusted: the
+//! recovery waits whole late windows again (see `recovery`).
 //!
 //! Ordering: records of a `Persist` are appended *while the core is still
 //! locked*, so the log holds them in the order the core produced them; only
@@ -45,7 +50,8 @@ pub trait SagaLog: Send + Sync + 'static {
     fn read(&self) -> Vec<LogRecord>;
 }
 
-/// The clock the core's `now_ms` comes from.
+/// The node's wall clock (ms since the Unix epoch). The driver reads it once
+/// per boot; see the module docs.
 pub type ClockFn = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// One running coordinator (one process lifetime).
@@ -72,6 +78,7 @@ impl Driver {
         clock: ClockFn,
     ) -> Result<Arc<Driver>, ConfigError> {
         let records = log.read();
+        let clock = monotonic_from(clock());
         let (core, commands) = Coordinator::recover(definition, config, clock(), &records)?;
         crate::emit!(
             "coordinator",
@@ -233,4 +240,16 @@ impl Driver {
             }
         }
     }
+}
+
+/// `wall_at_boot` plus the monotonic time since now: the clock the core
+/// runs on for one process lifetime. Under madsim the monotonic clock is
+/// simulated time, which no fault steps (a `ClockSkew::jump` moves the wall
+/// clock only), as `CLOCK_MONOTONIC` is never stepped by NTP.
+fn monotonic_from(wall_at_boot: u64) -> ClockFn {
+    let boot = madsim::time::TimeHandle::current().now_instant();
+    Arc::new(move || {
+        let since = madsim::time::TimeHandle::current().now_instant() - boot;
+        wall_at_boot.saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    })
 }

@@ -12,6 +12,10 @@
 //! - a saga that was sweeping restarts its current sweep round (reconciles
 //!   are reads, sweep compensations use stable keys);
 //! - backoff timers are not in the log: whatever waited, retries now;
+//! - a late window (the sweep's, the pivot fence's) starts again at the
+//!   restart: the log's times are wall-clock readings of a clock that may
+//!   have been stepped since, so they cannot tell how long ago a request
+//!   left;
 //! - a pivot fence is not logged either: a forward reconcile result that
 //!   follows the pivot's failure shows it was up (it is rebuilt, with its
 //!   own reconcile budget); a failed pivot without one is fenced again, so
@@ -218,7 +222,11 @@ fn resume(saga: &mut Saga, now_ms: u64) {
                 reason: "in flight at a crash".to_string(),
             };
             run.ambiguous = true;
-            // Sent at some instant before the crash, which is before now.
+        }
+        // Sent at some instant before the crash, which is before now; how
+        // long before, the logged wall-clock times cannot say (the clock may
+        // have been stepped since), so the late window starts again now.
+        if run.last_action_at_ms.is_some() {
             run.last_action_at_ms = Some(now_ms);
         }
         if run.undo == UndoState::InFlight {

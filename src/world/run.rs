@@ -158,7 +158,12 @@ pub fn plan_for_with(s: &Scenario, extra: &[String], seed: u64) -> FaultPlan {
         Some(STRIPE),
         Some(SALESFORCE),
     );
-    plan.draw_clock_jumps(seed, &d.faults, d.phases.safety_ms, &[INVENTORY]);
+    plan.draw_clock_jumps(
+        seed,
+        &d.faults,
+        d.phases.safety_ms,
+        &[COORDINATOR, INVENTORY],
+    );
     plan.workload = drawn.workload;
     plan
 }

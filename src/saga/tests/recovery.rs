@@ -722,3 +722,47 @@ fn recovery_keeps_the_fresh_key_generation_of_a_poisoned_key() {
         |c| matches!(c, Command::Call(call) if call.op == Op::Action && call.key == format!("{base}#2"))
     ));
 }
+
+/// The log's times are wall-clock readings of the incarnation that wrote
+/// them: after a restart on a clock stepped forward (regression
+/// `coordinator-clock-jump-1038`), a request sent "long ago" by those times
+/// may have left a moment before the crash. The sweep waits a whole late
+/// window from the restart, whatever the log's times say.
+#[test]
+fn after_a_restart_the_sweep_waits_a_whole_late_window_again() {
+    let saga = SagaId::for_business_key("a");
+    let log = vec![
+        started("a"),
+        intent("a", 0, "hold_room", Op::Action, 1),
+        result("a", 0, Op::Action, Outcome::applied("h1")),
+        intent("a", 1, "charge", Op::Action, 1),
+        result("a", 1, Op::Action, Outcome::rejected("402 card_declined")),
+        LogRecord::CompensationStarted {
+            saga: saga.clone(),
+            reason: "declined".to_string(),
+            at_ms: 0,
+        },
+        intent("a", 0, "hold_room", Op::Compensate, 1),
+        result("a", 0, Op::Compensate, Outcome::applied("h1")),
+        LogRecord::Decision {
+            saga,
+            decision: Decision::Compensated {
+                reason: "declined".to_string(),
+            },
+            at_ms: 0,
+        },
+    ];
+    let config = small_budgets();
+    // Hours after every logged time, as the log's clock reads it.
+    let now = 10 * 3_600_000;
+    let (_, commands) = Coordinator::recover(def(), config.clone(), now, &log).unwrap();
+    assert!(calls(&commands).is_empty(), "{commands:?}");
+    let waits: Vec<u64> = commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Schedule { delay_ms, .. } => Some(*delay_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits, [config.late_window_ms], "{commands:?}");
+}
