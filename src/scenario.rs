@@ -674,6 +674,20 @@ impl Scenario {
                 self.phases.liveness_ms, self.coordinator.late_window_ms
             ));
         }
+        // A long pause may begin as the safety phase ends: the coordinator
+        // resumes in the liveness phase and still has a late window to wait.
+        let after_pause = self
+            .faults
+            .max_long_pause_ms
+            .saturating_add(self.coordinator.late_window_ms);
+        if self.faults.long_pauses > 0 && self.phases.liveness_ms <= after_pause {
+            return Err(format!(
+                "phases.liveness_ms = {} must exceed faults.max_long_pause_ms + \
+                 coordinator.late_window_ms = {after_pause} (a coordinator paused as the \
+                 safety phase ends must still finish), or set faults.long_pauses = 0",
+                self.phases.liveness_ms
+            ));
+        }
         // The plan's times and size here; its node names need the world's
         // topology, which a user workload extends with its own services:
         // `check_plan` (the CLI calls it for the hotel world).

@@ -62,6 +62,7 @@ pub const POINTS: &[&str] = &[
     "fault: node paused",
     "fault: clock skewed",
     "fault: clock jumped forward",
+    "fault: a hold expired while the coordinator was paused",
     "fault: connection refused",
     "reconcile found the effect applied",
     "reconcile found the effect not applied",
@@ -111,6 +112,11 @@ pub fn unreachable(s: &Scenario, w: &Workload) -> Vec<(String, String)> {
             "salesforce: a validation rule refused a save",
             s.salesforce.validation_rules.is_empty(),
             NO_RULES,
+        ),
+        (
+            "fault: a hold expired while the coordinator was paused",
+            !reach(s).long_pause_outlives_hold,
+            NO_LONG_PAUSE,
         ),
     ] {
         if undeclared {
@@ -168,6 +174,9 @@ const NO_FAILING_REFUNDS: &str =
 const NO_RULES: &str =
     "the scenario declares no salesforce.validation_rules (scenario crm-refuses does)";
 
+const NO_LONG_PAUSE: &str = "no coordinator pause the scenario draws (faults.long_pauses, up to \
+                             faults.max_long_pause_ms) outlasts its shortest hold TTL";
+
 /// What the seeds of a scenario may meet beyond its `[workload]` as
 /// written: the shortest hold TTL its `[swarm]` draws, and the environment
 /// events its swarm profile sends (a fixed `[plan]` draws none).
@@ -186,6 +195,8 @@ struct Reach {
     closed_cards: bool,
     /// Refunds stay pending for a while.
     pending_refunds: bool,
+    /// A long pause of the coordinator may outlast a hold's TTL.
+    long_pause_outlives_hold: bool,
 }
 
 fn reach(s: &Scenario) -> Reach {
@@ -204,6 +215,9 @@ fn reach(s: &Scenario) -> Reach {
     };
     Reach {
         ttl_outlasts_run: shortest_ttl > run,
+        long_pause_outlives_hold: swarm
+            && s.faults.long_pauses > 0
+            && s.faults.max_long_pause_ms > shortest_ttl,
         operators: swarm && s.faults.operator_events > 0,
         expiries: swarm && s.faults.authorization_expiries > 0,
         requires_action: !st.requires_action_customers.is_empty()
@@ -1026,6 +1040,10 @@ pub fn coverage(out: &RunOutcome) -> Coverage {
             .iter()
             .any(|k| k.jump.is_some_and(|j| j.at_ms < out.phases.safety_end_ms)),
     );
+    c.hit(
+        "fault: a hold expired while the coordinator was paused",
+        hold_expired_in_a_coordinator_pause(out),
+    );
 
     let log: Vec<&LogRecord> = out.log.iter().map(|d| &d.record).collect();
     let reconciled = |want: fn(&Outcome) -> bool| {
@@ -1516,5 +1534,28 @@ fn late_after_compensation(out: &RunOutcome, log: &[&LogRecord]) -> bool {
                 && clocks.elapsed_at("inventory", h.created_ms) > since
         });
         late_charge || late_hold
+    })
+}
+
+/// Whether a PMS hold ran out (on the PMS's own clock) while the
+/// coordinator that asked for it was paused: it resumes believing the
+/// hold is still there.
+fn hold_expired_in_a_coordinator_pause(out: &RunOutcome) -> bool {
+    let pauses: Vec<_> = out
+        .plan
+        .pauses
+        .iter()
+        .filter(|p| p.node == crate::world::wire::COORDINATOR)
+        .collect();
+    if pauses.is_empty() {
+        return false;
+    }
+    let clocks = crate::sim::clock::Clocks::new(&out.plan.clocks);
+    out.inventory.holds.values().any(|h| {
+        let expired = clocks.elapsed_at(INVENTORY, h.expires_ms);
+        h.status == crate::services::inventory::HoldStatus::Expired
+            && pauses
+                .iter()
+                .any(|p| p.at_ms <= expired && expired < p.at_ms.saturating_add(p.for_ms))
     })
 }

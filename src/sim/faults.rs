@@ -736,6 +736,40 @@ impl FaultPlan {
 }
 
 impl FaultPlan {
+    /// Add seed `seed`'s long pauses to this plan (its own random stream,
+    /// like the clock jumps): on for a quarter of the seeds, 1 to
+    /// `long_pauses` of them, each of one of `nodes` at a uniform time of
+    /// the safety phase, for longer than `max_pause_ms` and at most
+    /// `max_long_pause_ms`. Draw them only on nodes whose stall cannot hold
+    /// a request past the late window (not a service: a request it stalls
+    /// lands after any window a coordinator can wait).
+    pub fn draw_long_pauses(
+        &mut self,
+        seed: u64,
+        profile: &SwarmProfile,
+        safety_ms: u64,
+        nodes: &[&str],
+    ) {
+        let mut rng = rng_for(seed, "long-pauses");
+        let shortest = profile.max_pause_ms.saturating_add(1);
+        if nodes.is_empty()
+            || profile.long_pauses == 0
+            || profile.max_long_pause_ms < shortest
+            || !rng.gen_bool(0.25)
+        {
+            return;
+        }
+        let safety_ms = safety_ms.max(1);
+        for _ in 0..rng.gen_range(1..=profile.long_pauses) {
+            self.pauses.push(Pause {
+                node: nodes[rng.gen_range(0..nodes.len())].to_string(),
+                at_ms: rng.gen_range(0..safety_ms),
+                for_ms: rng.gen_range(shortest..=profile.max_long_pause_ms),
+            });
+        }
+        self.pauses.sort();
+    }
+
     /// Add seed `seed`'s forward clock jumps to this plan (its own random
     /// stream, so the other draws of a seed do not move): on for half the
     /// seeds, 1 to `clock_jumps` of them, each on one of `nodes` at a
@@ -938,6 +972,14 @@ pub struct SwarmProfile {
     pub clock_jumps: u32,
     /// Largest forward clock jump, in ms (at most [`MAX_TIME_MS`]).
     pub max_clock_jump_ms: u64,
+    /// Most long pauses per run, on the nodes a long stall cannot make a
+    /// late request of (the coordinator): a pause of longer than
+    /// `max_pause_ms`, up to `max_long_pause_ms`, that outlives a short
+    /// hold while the coordinator keeps every belief in memory.
+    pub long_pauses: u32,
+    /// Longest long pause, in ms. The liveness phase must outlast it and a
+    /// late window (scenario validation).
+    pub max_long_pause_ms: u64,
 }
 
 impl Default for SwarmProfile {
@@ -968,6 +1010,11 @@ impl Default for SwarmProfile {
             // A VM suspended for a quarter of an hour, or an NTP step after
             // a long partition: enough to outlive a PMS hold's usual TTL.
             max_clock_jump_ms: 900_000,
+            long_pauses: 1,
+            // A stop-the-world stall of two minutes: a VM live-migrated or
+            // suspended, a process swapped out. Longer than the short holds
+            // the swarm draws, shorter than the liveness phase.
+            max_long_pause_ms: 120_000,
         }
     }
 }
@@ -1009,6 +1056,7 @@ impl SwarmProfile {
             ("faults.authorization_expiries", self.authorization_expiries),
             ("faults.session_revocations", self.session_revocations),
             ("faults.clock_jumps", self.clock_jumps),
+            ("faults.long_pauses", self.long_pauses),
         ] {
             in_range(field, n, 0, MAX_FAULTS_PER_KIND)?;
         }
@@ -1018,6 +1066,7 @@ impl SwarmProfile {
             ("faults.max_pause_ms", self.max_pause_ms),
             ("faults.max_window_ms", self.max_window_ms),
             ("faults.max_clock_jump_ms", self.max_clock_jump_ms),
+            ("faults.max_long_pause_ms", self.max_long_pause_ms),
         ] {
             in_range(field, ms, 0, MAX_TIME_MS)?;
         }
@@ -1048,6 +1097,7 @@ impl SwarmProfile {
             authorization_expiries: 0,
             session_revocations: 0,
             clock_jumps: 0,
+            long_pauses: 0,
             ..SwarmProfile::default()
         }
     }
@@ -1127,5 +1177,27 @@ mod tests {
         for i in 0..plan.len() {
             assert_eq!(plan.without(i).len(), plan.len() - 1);
         }
+    }
+
+    #[test]
+    fn long_pauses_fall_on_the_named_nodes_between_the_short_and_long_limits() {
+        let profile = SwarmProfile::default();
+        let mut drawn = 0;
+        for seed in 0..400 {
+            let mut plan = FaultPlan::default();
+            plan.draw_long_pauses(seed, &profile, 60_000, &["a"]);
+            for p in &plan.pauses {
+                assert_eq!(p.node, "a");
+                assert!(p.at_ms < 60_000);
+                assert!(p.for_ms > profile.max_pause_ms, "{p:?}");
+                assert!(p.for_ms <= profile.max_long_pause_ms, "{p:?}");
+            }
+            drawn += usize::from(!plan.pauses.is_empty());
+            let mut none = FaultPlan::default();
+            none.draw_long_pauses(seed, &SwarmProfile::none(), 60_000, &["a"]);
+            assert!(none.is_empty());
+        }
+        // A quarter of the seeds.
+        assert!((60..140).contains(&drawn), "{drawn} of 400");
     }
 }

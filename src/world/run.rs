@@ -164,6 +164,7 @@ pub fn plan_for_with(s: &Scenario, extra: &[String], seed: u64) -> FaultPlan {
         d.phases.safety_ms,
         &[COORDINATOR, INVENTORY],
     );
+    plan.draw_long_pauses(seed, &d.faults, d.phases.safety_ms, &[COORDINATOR]);
     plan.workload = drawn.workload;
     plan
 }

@@ -185,7 +185,21 @@ fn field() -> impl Strategy<Value = (String, String)> {
             &["max_delay_ms", "max_down_ms", "max_pause_ms"],
             Ms,
         ),
-        ("faults", &["max_window_ms"], Ms),
+        (
+            "faults",
+            &["max_window_ms", "max_clock_jump_ms", "max_long_pause_ms"],
+            Ms,
+        ),
+        (
+            "faults",
+            &["clock_jumps", "long_pauses", "operator_events"],
+            Count,
+        ),
+        (
+            "faults",
+            &["authorization_expiries", "session_revocations"],
+            Count,
+        ),
         (
             "faults",
             &["crashes", "pauses", "partitions", "brownouts"],
