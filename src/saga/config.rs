@@ -49,7 +49,8 @@ pub struct Config {
     /// How long a request may stay in flight, from the moment the driver
     /// sends it until the service applies it. **Must exceed the longest
     /// delivery delay the transport can produce**: the sweep checks for late
-    /// effects only once this window has passed since the step's last send.
+    /// effects only once this window has passed since the step's last action
+    /// call returned (its client sends nothing after that).
     pub late_window_ms: u64,
     /// Sweep rounds before finalizing: a round that finds and undoes a late
     /// effect is followed by another round to verify; effects still appearing

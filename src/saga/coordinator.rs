@@ -488,6 +488,12 @@ impl Coordinator {
             panic!("saga {id} has a call outstanding but does not wait for it");
         };
         assert_eq!(waited, call_id);
+        if call.op == Op::Action {
+            // The client may send its effectful request late in the call (a
+            // login first, a retry of its own): none of it leaves after the
+            // call returns, so the late window counts from here.
+            saga.steps[call.step].last_action_at_ms = Some(now);
+        }
         saga.on_call_done(&self.def, &self.config, &call, outcome, now);
         self.drive(&id, now, out);
     }

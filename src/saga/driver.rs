@@ -34,7 +34,8 @@ use super::{SagaDefinition, SagaInput, SagaStatus, SagaSummary, StepCall};
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Makes one service call for a step and classifies the result. Must always
-/// return (a timeout is `Outcome::Unknown`).
+/// return (a timeout is `Outcome::Unknown`), and send nothing once it has
+/// returned: the core's late window counts from the return.
 pub trait StepClient: Send + Sync + 'static {
     /// Makes `call` (with its key) and returns the classified outcome.
     fn call(&self, call: StepCall) -> BoxFuture<Outcome>;

@@ -78,8 +78,8 @@
 //!   sweep re-checks it.
 //! - **Pivot fence**: a pivot that failed (rejected, attempts or deadline
 //!   exhausted) after it was sent does not turn the saga back at once: it
-//!   is reconciled no earlier than `late_window_ms` after its last send
-//!   (with a reconcile budget of its own); `Found` = applied, go forward;
+//!   is reconciled no earlier than `late_window_ms` after its last action
+//!   call returned (with a reconcile budget of its own); `Found` = applied, go forward;
 //!   `NotFound` = compensate; `Unknown` = reconcile again. That reconcile
 //!   makes the pivot ambiguous, so the sweep re-checks it after compensating.
 //!
@@ -97,9 +97,12 @@
 //! attempted step whose action was ambiguous (ever `Unknown`, sent more than
 //! once, in flight at a crash) or whose `SweepPolicy` is `Always`:
 //!
-//! 1. wait until `late_window_ms` has passed since the last send of any
-//!    swept step — **assumption: a request never stays in flight longer than
-//!    `late_window_ms`** (the transport's longest delay must be shorter);
+//! 1. wait until `late_window_ms` has passed since the last action call
+//!    of any swept step returned — **assumption: a request never stays in
+//!    flight longer than `late_window_ms`** (the transport's longest delay
+//!    must be shorter), and a client sends nothing after its call returned
+//!    (it may send late *within* the call: a login first, a retry of its
+//!    own — regression `pms-without-idempotency-7659`);
 //! 2. reconcile each swept step (latest first). `Found` effects that should
 //!    not be live — all of them for a step that was compensated or never
 //!    applied; all but the kept one (the recorded reference, else the

@@ -72,7 +72,8 @@ pub(super) struct StepRun {
     /// Ever `Unknown`, sent more than once, or in flight at a crash: the
     /// service may hold effects the coordinator does not know about.
     pub(super) ambiguous: bool,
-    /// Upper bound of the instant the last action request was sent.
+    /// Upper bound of the instant the last action request was sent: when
+    /// the last action call returned (set again when it returns).
     pub(super) last_action_at_ms: Option<u64>,
     /// The pivot failed after it was sent, but a copy of one of its
     /// requests may still land (duplicate, late delivery): the saga waits
@@ -439,8 +440,8 @@ impl StepRun {
         self.reconciles - before
     }
 
-    /// How much longer the fence waits: until `late_window_ms` after the last
-    /// send of the pivot (on `now`'s clock, like the sweep: a timer that
+    /// How much longer the fence waits: until `late_window_ms` after the
+    /// pivot's last action call returned (on `now`'s clock, like the sweep: a timer that
     /// fires early does not shorten it). `None` once it may reconcile.
     fn fence_wait_ms(&self, config: &Config, now: u64) -> Option<u64> {
         self.fence.as_ref()?;
@@ -747,8 +748,8 @@ impl Saga {
     /// delayed it) that lands after the saga turned back — a booking nobody
     /// can undo (regression `late-pivot-after-compensation`). So before
     /// turning back, the pivot becomes `Unknown` behind a fence: it is
-    /// reconciled no earlier than `late_window_ms` after its last send
-    /// (`StepRun::fence_wait_ms`), with a reconcile budget of its own; found
+    /// reconciled no earlier than `late_window_ms` after its last action
+    /// call returned (`StepRun::fence_wait_ms`), with a reconcile budget of its own; found
     /// = applied, go forward; not found = fail for real, for `reason`;
     /// unknown = reconcile again. `None` when no fence is needed (not the
     /// pivot, never sent) or it was already up.

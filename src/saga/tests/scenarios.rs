@@ -390,9 +390,9 @@ fn compensation_retries_with_its_own_cap_then_needs_an_operator() {
         config.compensation_attempts_max as usize
     );
     let all = h.scheduled_delays();
-    // First the fence waits out the late window after the refused confirm
-    // (its reply came one call latency after the send)...
-    assert_eq!(all[0], config.late_window_ms - h.latency_ms);
+    // First the fence waits out the late window after the refused
+    // confirm's call returned...
+    assert_eq!(all[0], config.late_window_ms);
     // ... then only compensation backoffs (the sweep of the pivot is due
     // already).
     let delays = &all[1..];
@@ -1224,7 +1224,7 @@ fn fence_finds_a_copy_of_the_refused_pivot_and_the_saga_goes_forward() {
 }
 
 #[test]
-fn fence_waits_out_the_late_window_after_the_last_pivot_send_then_compensates() {
+fn fence_waits_out_the_late_window_after_the_last_pivot_call_then_compensates() {
     let config = small_budgets();
     // Refused once; refused 429 on every attempt (the regression
     // `late-pivot-after-compensation`): the wait counts from the last send.
@@ -1242,17 +1242,14 @@ fn fence_waits_out_the_late_window_after_the_last_pivot_send_then_compensates() 
         let pivot_sends = call_times(&h, "confirm_room", Op::Action);
         assert_eq!(pivot_sends.len(), sends);
         let last_send = *pivot_sends.last().unwrap();
-        // The fence sleeps from the refusal (one latency after the send)
-        // exactly to the end of the late window.
+        // The fence sleeps a whole late window from the refusal (the call's
+        // return, one latency after the send).
         let delays = h.scheduled_delays();
         assert_eq!(delays.len(), sends, "{delays:?}: backoffs, then the fence");
-        assert_eq!(
-            delays[sends - 1],
-            last_send + config.late_window_ms - (last_send + h.latency_ms)
-        );
+        assert_eq!(delays[sends - 1], config.late_window_ms);
         let reconciles = call_times(&h, "confirm_room", Op::Reconcile);
         assert_eq!(reconciles.len(), 2, "fence, sweep");
-        assert!(reconciles[0] >= last_send + config.late_window_ms);
+        assert!(reconciles[0] >= last_send + h.latency_ms + config.late_window_ms);
         // Then, and only then, the compensations, latest step first.
         let undos: Vec<(u64, String)> = h
             .timed_calls(KEY)
@@ -1290,7 +1287,7 @@ fn fence_reconcile_unknown_is_retried_with_backoff_then_resolved() {
     assert_eq!(
         delays,
         [
-            config.late_window_ms - h.latency_ms,
+            config.late_window_ms,
             // failures = 1 send + 1 reconcile
             config.backoff_ms(&saga, 3, crate::saga::BackoffKind::Forward, 2)
         ]
@@ -1492,4 +1489,70 @@ fn a_refused_charge_that_takes_effect_later_is_refunded_by_the_sweep() {
     assert!(h.world.live(&saga, 1).is_empty());
     h.assert_consistent();
     assert_log_discipline(&h.log);
+}
+
+/// A client may send its effectful request late in its call (the
+/// Salesforce glue logs in first; a lost login reply costs it a timeout):
+/// the late window counts from the call's return, not its start
+/// (regression `pms-without-idempotency-7659`). The hold's call returns
+/// `Unknown` 100 s after it began; the sweep must not look for a late hold
+/// before a late window has passed since then.
+#[test]
+fn the_late_window_counts_from_the_action_calls_return() {
+    let config = small_budgets();
+    let mut core = Coordinator::new(
+        saga_definition(CaptureMode::Automatic, true),
+        config.clone(),
+    )
+    .unwrap();
+    let returned_at = 100_000;
+    let mut now = 0;
+    let mut queue: Vec<Command> = core.on_event(now, Event::Start { input: input(KEY) });
+    let mut reconciles_at = Vec::new();
+    let mut actions = 0;
+    for _ in 0..EVENTS_MAX {
+        let Some(command) = (!queue.is_empty()).then(|| queue.remove(0)) else {
+            break;
+        };
+        let event = match command {
+            Command::Persist { token, .. } => Event::Persisted { token },
+            Command::Schedule { timer_id, delay_ms } => {
+                now += delay_ms;
+                Event::Timer { timer_id }
+            }
+            Command::Call(call) => {
+                let outcome = match call.op {
+                    Op::Action => {
+                        actions += 1;
+                        now = returned_at;
+                        Outcome::unknown("timeout")
+                    }
+                    Op::Reconcile => {
+                        reconciles_at.push(now);
+                        Outcome::NotFound
+                    }
+                    Op::Compensate => Outcome::NotFound,
+                };
+                Event::CallDone {
+                    call_id: call.call_id,
+                    outcome,
+                }
+            }
+            Command::Notify { .. } => continue,
+        };
+        queue.extend(core.on_event(now, event));
+    }
+    assert_eq!(actions, 1, "the hold is sent once, then reconciled");
+    // The first reconcile follows the `Unknown`; the second is the sweep's.
+    let [_, at] = reconciles_at[..] else {
+        panic!("reconciles at {reconciles_at:?}: one, then the sweep's")
+    };
+    assert!(
+        at >= returned_at + config.late_window_ms,
+        "the sweep looked at {at} ms, within the late window of the call's return at {returned_at} ms"
+    );
+    assert!(matches!(
+        core.status(KEY),
+        Some(SagaStatus::Compensated { .. })
+    ));
 }
