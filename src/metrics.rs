@@ -337,7 +337,8 @@ impl RunMetrics {
                 net_cents: t.net_cents,
                 peak_net_cents: t.peak_net_cents,
                 held_cents: t.held_cents,
-                rooms: u32::try_from(t.bookings.len()).unwrap_or(u32::MAX),
+                // A booking the guest cancelled since was still sold.
+                rooms: u32::try_from(t.bookings_made()).unwrap_or(u32::MAX),
                 ..KeyTruth::default()
             };
             // The CRM records and user-service effects, judged against
@@ -348,8 +349,12 @@ impl RunMetrics {
                 .filter(|(r, _)| records.contains(r))
                 .map(|(_, p)| p)
                 .collect();
-            kt.crm_done = others.iter().all(|p| **p == Progress::Done);
-            kt.crm_confirmed_any = others.iter().any(|p| **p == Progress::Done);
+            // A record an admin deleted once it was done counts as done.
+            let done = |p: &Progress| {
+                matches!(p, Progress::Done | Progress::Removed { was_done: true, .. })
+            };
+            kt.crm_done = others.iter().all(|p| done(p));
+            kt.crm_confirmed_any = others.iter().any(|p| done(p));
             kt.crm_open = others.iter().any(|p| matches!(p, Progress::Partial(_)));
             truth.insert(k.as_str(), kt);
         }

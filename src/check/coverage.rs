@@ -82,6 +82,11 @@ pub const POINTS: &[&str] = &[
     "stripe: processing payment awaited, then applied",
     "stripe: pending refund awaited",
     "stripe: failed refund handed to an operator",
+    "salesforce: an admin deleted a saga's record",
+    "salesforce: a saga wrote its record again after an admin deleted it",
+    "salesforce: a completed saga's record deleted by an admin",
+    "pms: a guest cancelled a confirmed booking",
+    "pms: a completed saga's booking cancelled by the guest",
 ];
 
 /// The entries of [`catalogue`]`(w, true)` that scenario `s` cannot reach,
@@ -117,6 +122,16 @@ pub fn unreachable(s: &Scenario, w: &Workload) -> Vec<(String, String)> {
             "fault: a hold expired while the coordinator was paused",
             !reach(s).long_pause_outlives_hold,
             NO_LONG_PAUSE,
+        ),
+        (
+            "pms: a guest cancelled a confirmed booking",
+            !reach(s).cancellations,
+            NO_CANCELLATIONS,
+        ),
+        (
+            "pms: a completed saga's booking cancelled by the guest",
+            !reach(s).cancellations,
+            NO_CANCELLATIONS,
         ),
     ] {
         if undeclared {
@@ -157,6 +172,19 @@ pub fn rare(s: &Scenario, w: &Workload) -> Vec<(String, String)> {
                 .to_string(),
         ));
     }
+    if !reach(s).deletions {
+        // Declared rare, not unreachable: no shipped scenario turns admin
+        // deletions on yet (open bug `hotel-checkout-1641`), so none could
+        // show them reached where declared; the regressions and
+        // `tests/sim/environment.rs` reach them on fixed plans.
+        for point in [
+            "salesforce: an admin deleted a saga's record",
+            "salesforce: a saga wrote its record again after an admin deleted it",
+            "salesforce: a completed saga's record deleted by an admin",
+        ] {
+            out.push((point.to_string(), NO_DELETIONS.to_string()));
+        }
+    }
     for (entry, why) in generated_declarations(s, w) {
         if let Declared::Rare(why) = why {
             out.push((entry, why.to_string()));
@@ -174,6 +202,12 @@ const NO_FAILING_REFUNDS: &str =
 const NO_RULES: &str =
     "the scenario declares no salesforce.validation_rules (scenario crm-refuses does)";
 
+const NO_DELETIONS: &str = "the scenario's swarm sends no admin deletions (faults.crm_deletions = \
+                            0, the default until open bug hotel-checkout-1641 is fixed, or a \
+                            fixed [plan])";
+const NO_CANCELLATIONS: &str = "the scenario's swarm sends no guest cancellations \
+                                (faults.booking_cancellations = 0, or a fixed [plan])";
+
 const NO_LONG_PAUSE: &str = "no coordinator pause the scenario draws (faults.long_pauses, up to \
                              faults.max_long_pause_ms) outlasts its shortest hold TTL";
 
@@ -187,6 +221,10 @@ struct Reach {
     operators: bool,
     /// The card network ends authorizations.
     expiries: bool,
+    /// An admin deletes Salesforce records.
+    deletions: bool,
+    /// A guest cancels confirmed bookings.
+    cancellations: bool,
     /// Some customer's card asks for 3-D Secure.
     requires_action: bool,
     /// Some customer's payment settles later.
@@ -220,6 +258,8 @@ fn reach(s: &Scenario) -> Reach {
             && s.faults.max_long_pause_ms > shortest_ttl,
         operators: swarm && s.faults.operator_events > 0,
         expiries: swarm && s.faults.authorization_expiries > 0,
+        deletions: swarm && s.faults.crm_deletions > 0,
+        cancellations: swarm && s.faults.booking_cancellations > 0,
         requires_action: !st.requires_action_customers.is_empty()
             || drawn(|w| w.requires_action_share),
         processing: !st.processing_customers.is_empty() || drawn(|w| w.processing_share),
@@ -1140,6 +1180,7 @@ pub fn coverage(out: &RunOutcome) -> Coverage {
             .iter()
             .any(|l| l.lag_ms >= SEARCH_INCIDENT_MIN_MS),
     );
+    environment_points(out, &mut c);
     for key in out.calls.keys() {
         c.bump(call_entry(key));
     }
@@ -1535,6 +1576,65 @@ fn late_after_compensation(out: &RunOutcome, log: &[&LogRecord]) -> bool {
         });
         late_charge || late_hold
     })
+}
+
+/// The points of an admin's deletions and a guest's cancellations, from
+/// the services' ground truth and what the callers were told.
+fn environment_points(out: &RunOutcome, c: &mut Coverage) {
+    let sf = &out.salesforce;
+    let pms = &out.inventory;
+    c.hit(
+        "salesforce: an admin deleted a saga's record",
+        !sf.admin_deletions.is_empty(),
+    );
+    c.hit(
+        "pms: a guest cancelled a confirmed booking",
+        !pms.guest_cancellations.is_empty(),
+    );
+    if sf.admin_deletions.is_empty() && pms.guest_cancellations.is_empty() {
+        return;
+    }
+    let completed = |label: Option<&str>| {
+        label.is_some_and(|l| {
+            out.agents.iter().any(|a| {
+                matches!(a.answer, Some(SagaStatus::Completed))
+                    && owner_of(l, &[a.business_key.as_str()].into()).is_some()
+            })
+        })
+    };
+    // A write of the same object and external id created a record after
+    // an admin deleted one (an upsert by external id does not match a
+    // record in the Recycle Bin).
+    let deleted: Vec<&salesforce::SfChange> = sf
+        .history
+        .iter()
+        .filter(|ch| {
+            ch.kind == salesforce::ChangeKind::Deleted && sf.admin_deletions.contains(&ch.id)
+        })
+        .collect();
+    c.hit(
+        "salesforce: a saga wrote its record again after an admin deleted it",
+        sf.history.iter().any(|ch| {
+            ch.kind == salesforce::ChangeKind::Created
+                && deleted.iter().any(|d| {
+                    d.seq < ch.seq && d.object == ch.object && d.external_id == ch.external_id
+                })
+        }),
+    );
+    c.hit(
+        "salesforce: a completed saga's record deleted by an admin",
+        sf.admin_deletions.iter().any(|id| {
+            let rec = &sf.records[id];
+            rec.is_deleted && completed(rec.external_id.as_deref())
+        }),
+    );
+    c.hit(
+        "pms: a completed saga's booking cancelled by the guest",
+        pms.guest_cancellations.iter().any(|id| {
+            pms.booking(id)
+                .is_some_and(|b| completed(b.client_ref.as_deref()))
+        }),
+    );
 }
 
 /// Whether a PMS hold ran out (on the PMS's own clock) while the

@@ -276,8 +276,15 @@ fn no_double_charge(cx: &mut Ctx<'_>, truth: &Truth) {
 
 fn at_most_once(cx: &mut Ctx<'_>, truth: &Truth) {
     for (key, t) in &truth.keys {
-        if t.bookings.len() > 1 {
-            let facts = format!("{} bookings: {}", t.bookings.len(), t.bookings.join(", "));
+        // A booking a guest cancelled since was still made.
+        if t.bookings_made() > 1 {
+            let made: Vec<&str> = t
+                .bookings
+                .iter()
+                .chain(&t.guest_cancelled)
+                .map(String::as_str)
+                .collect();
+            let facts = format!("{} bookings: {}", made.len(), made.join(", "));
             cx.safety("at-most-once", key, cx.end_ms, facts);
         }
         for (service, live) in &t.user_live {
@@ -523,8 +530,11 @@ fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expec
                     cx.eventually("needs-operator", key, facts);
                 }
             }
+            // The environment removing what the saga made (an admin's
+            // deletion, a guest's cancellation) is not the coordinator's
+            // undoing: `SagaState::Removed` agrees with either answer.
             Some(SagaStatus::Completed) => match state {
-                SagaState::All => {}
+                SagaState::All | SagaState::Removed => {}
                 SagaState::Nothing => {
                     let facts = "told Completed, but nothing is left in any service".to_string();
                     cx.eventually("caller-told-truth", key, facts);
@@ -534,7 +544,7 @@ fn eventual(cx: &mut Ctx<'_>, scenario: &Scenario, truth: &Truth, expect: &Expec
                 }
             },
             Some(SagaStatus::Compensated { .. } | SagaStatus::Rejected { .. }) => match state {
-                SagaState::Nothing => {}
+                SagaState::Nothing | SagaState::Removed => {}
                 SagaState::All => {
                     let facts = format!("told {}, but every step is done", label(answer));
                     cx.eventually("caller-told-truth", key, facts);

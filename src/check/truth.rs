@@ -104,10 +104,17 @@ pub struct KeyTruth<'a> {
     /// Ids of PMS holds still `Active` in the ground truth at the end of
     /// the run.
     pub active_holds: Vec<String>,
-    /// Ids of PMS bookings (confirmed holds).
+    /// Ids of PMS bookings (confirmed holds) that stand.
     pub bookings: Vec<String>,
-    /// Salesforce records, by object.
+    /// Ids of this key's bookings a guest cancelled at the front desk:
+    /// the saga made them, the environment undid them (see
+    /// [`KeyTruth::bookings_made`]).
+    pub guest_cancelled: Vec<String>,
+    /// Live Salesforce records, by object.
     pub records: BTreeMap<&'a str, Vec<RecordState<'a>>>,
+    /// Records an admin deleted (in the Recycle Bin), by object, as they
+    /// were when deleted.
+    pub admin_deleted: BTreeMap<&'a str, Vec<RecordState<'a>>>,
     /// Live effects in user services, by service.
     pub user_live: BTreeMap<String, Vec<String>>,
 }
@@ -116,6 +123,14 @@ impl KeyTruth<'_> {
     /// Money taken or held.
     pub fn paid(&self) -> bool {
         self.net_cents > 0 || self.held_cents > 0
+    }
+
+    /// Bookings the saga made: those that stand and those a guest
+    /// cancelled since (a cancellation the environment made is not the
+    /// coordinator's undoing, and a second booking the guest cancelled
+    /// was still made twice).
+    pub fn bookings_made(&self) -> usize {
+        self.bookings.len() + self.guest_cancelled.len()
     }
 }
 
@@ -126,6 +141,17 @@ pub enum Progress {
     Done,
     /// Nothing left (never done, or undone).
     Nothing,
+    /// Nothing left, because the environment removed what the saga made
+    /// (an admin deleted the record, a guest cancelled the booking): not
+    /// the coordinator's undoing, so it agrees with a saga that turned back
+    /// and, if it was in its final forward state when removed
+    /// (`was_done`), with one that completed.
+    Removed {
+        /// In its final forward state when the environment removed it.
+        was_done: bool,
+        /// What was removed.
+        what: String,
+    },
     /// Anything else, described.
     Partial(String),
 }
@@ -137,6 +163,10 @@ pub enum SagaState {
     All,
     /// Every resource [`Progress::Nothing`].
     Nothing,
+    /// Every resource [`Progress::Removed`] after it was done: the
+    /// environment removed all the saga made, so a saga told completed and
+    /// one told it turned back both agree with it.
+    Removed,
     /// Resources that are neither, described.
     Partial(Vec<String>),
 }
@@ -146,6 +176,7 @@ impl fmt::Display for SagaState {
         match self {
             SagaState::All => f.write_str("every step done"),
             SagaState::Nothing => f.write_str("nothing left"),
+            SagaState::Removed => f.write_str("every step done, then removed by the environment"),
             SagaState::Partial(v) => f.write_str(&v.join("; ")),
         }
     }
@@ -280,7 +311,7 @@ impl<'a> Truth<'a> {
             .iter()
             .filter_map(|e| match &e.what {
                 EnvKind::RoomType { room_type, .. } => Some(room_type.as_str()),
-                EnvKind::AuthorizationsExpire { .. } | EnvKind::SessionsRevoked { .. } => None,
+                _ => None,
             })
             .collect();
         // The PMS's clock jumped forward: a hold may have expired before
@@ -314,19 +345,28 @@ impl<'a> Truth<'a> {
                 }),
             }
         }
-        for b in out.inventory.bookings.values().filter(|b| b.stands()) {
+        let by_guest: BTreeSet<&str> = out
+            .inventory
+            .guest_cancellations
+            .iter()
+            .map(String::as_str)
+            .collect();
+        for b in out.inventory.bookings.values() {
             // A booking is its hold confirmed: an unattributable one was
-            // reported with its hold. A cancelled one is no booking.
-            if let Some(k) = b.client_ref.as_deref().and_then(|r| owner_of(r, &keys)) {
-                t.keys
-                    .get_mut(k)
-                    .expect("input")
-                    .bookings
-                    .push(b.id.clone());
+            // reported with its hold. One cancelled by a client is no
+            // booking; one a guest cancelled at the desk is listed apart.
+            let Some(k) = b.client_ref.as_deref().and_then(|r| owner_of(r, &keys)) else {
+                continue;
+            };
+            let kt = t.keys.get_mut(k).expect("input");
+            if b.stands() {
+                kt.bookings.push(b.id.clone());
+            } else if by_guest.contains(b.id.as_str()) {
+                kt.guest_cancelled.push(b.id.clone());
             }
         }
 
-        // Salesforce.
+        // Salesforce: live records; an admin's deletion is judged below.
         for rec in out.salesforce.records.values() {
             let owner = rec.external_id.as_deref().and_then(|e| owner_of(e, &keys));
             let Some(k) = owner else {
@@ -348,6 +388,23 @@ impl<'a> Truth<'a> {
                 .entry(rec.object.as_str())
                 .or_default()
                 .push((rec.id.as_str(), &rec.fields));
+        }
+        // Records an admin deleted: the saga wrote them, the environment
+        // removed them (see `Progress::Removed`).
+        for id in &out.salesforce.admin_deletions {
+            let Some(rec) = out.salesforce.records.get(id) else {
+                continue;
+            };
+            let owner = rec.external_id.as_deref().and_then(|e| owner_of(e, &keys));
+            if let (Some(k), true) = (owner, rec.is_deleted) {
+                t.keys
+                    .get_mut(k)
+                    .expect("input")
+                    .admin_deleted
+                    .entry(rec.object.as_str())
+                    .or_default()
+                    .push((rec.id.as_str(), &rec.fields));
+            }
         }
         // User services.
         for u in &out.user {
@@ -476,11 +533,15 @@ impl<'w> Expectations<'w> {
         }
         if let Some(confirmed) = self.pms {
             let (units, what) = if confirmed {
-                (k.bookings.len(), "booking(s)")
+                (k.bookings_made(), "booking(s)")
             } else {
                 (k.active_holds.len(), "active hold(s)")
             };
             let p = match units {
+                1 if confirmed && k.bookings.is_empty() => Progress::Removed {
+                    was_done: true,
+                    what: format!("booking {} cancelled by the guest", k.guest_cancelled[0]),
+                },
                 1 => Progress::Done,
                 0 => Progress::Nothing,
                 n => Progress::Partial(format!("{n} {what}")),
@@ -489,10 +550,28 @@ impl<'w> Expectations<'w> {
         }
         for (object, (done, undone)) in &self.records {
             let have = k.records.get(object).map(Vec::as_slice).unwrap_or(&[]);
+            let deleted = k
+                .admin_deleted
+                .get(object)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             let is_undone =
                 |f: &BTreeMap<String, Value>| undone.as_ref().is_some_and(|u| u.matches(f));
+            let removed: Vec<&RecordState> =
+                deleted.iter().filter(|(_, f)| !is_undone(f)).collect();
             let p = if have.iter().all(|(_, f)| is_undone(f)) {
-                Progress::Nothing
+                // Nothing live but undone records; what an admin deleted
+                // in a forward state was removed by the environment.
+                match removed.as_slice() {
+                    [] => Progress::Nothing,
+                    rs => Progress::Removed {
+                        was_done: rs.iter().any(|(_, f)| done.matches(f)),
+                        what: format!(
+                            "{object} {} deleted by an admin",
+                            rs.iter().map(|(id, _)| *id).collect::<Vec<_>>().join(", ")
+                        ),
+                    },
+                }
             } else if have.len() == 1 && done.matches(have[0].1) {
                 Progress::Done
             } else {
@@ -514,14 +593,22 @@ impl<'w> Expectations<'w> {
         v
     }
 
-    /// The saga's state over every resource.
+    /// The saga's state over every resource. A resource the environment
+    /// removed ([`Progress::Removed`]) agrees with nothing left, and, if
+    /// it was done when removed, with every step done.
     pub fn state(&self, k: &KeyTruth) -> SagaState {
         let progress = self.progress(k);
-        if progress.iter().all(|(_, p)| *p == Progress::Done) {
-            return SagaState::All;
-        }
-        if progress.iter().all(|(_, p)| *p == Progress::Nothing) {
-            return SagaState::Nothing;
+        let all_done = progress
+            .iter()
+            .all(|(_, p)| matches!(p, Progress::Done | Progress::Removed { was_done: true, .. }));
+        let all_nothing = progress
+            .iter()
+            .all(|(_, p)| matches!(p, Progress::Nothing | Progress::Removed { .. }));
+        match (all_done, all_nothing) {
+            (true, true) if !progress.is_empty() => return SagaState::Removed,
+            (true, _) => return SagaState::All,
+            (_, true) => return SagaState::Nothing,
+            _ => {}
         }
         SagaState::Partial(
             progress
@@ -529,6 +616,7 @@ impl<'w> Expectations<'w> {
                 .map(|(r, p)| match p {
                     Progress::Done => format!("{r} done"),
                     Progress::Nothing => format!("no {r}"),
+                    Progress::Removed { what, .. } => what,
                     Progress::Partial(what) => what,
                 })
                 .collect(),

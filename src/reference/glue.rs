@@ -811,20 +811,48 @@ impl OpClient {
         Outcome::Applied { reference }
     }
 
-    /// A step with an undo is found when its first record exists and is
-    /// not in its undone state; a step without one when its *last* record
-    /// (written last, so every earlier one was written before it) carries
-    /// the step's constants.
+    /// A step with an undo is found when its first record exists in the
+    /// state the step writes (its constants, not its undone ones); a step
+    /// without one when its *last* record (written last, so every earlier
+    /// one was written before it) carries the step's constants.
+    ///
+    /// The state matters, not only the external id: a later step writes
+    /// the same records by the same external id, and after an admin deleted
+    /// one (to the Recycle Bin, where an upsert does not match it) that
+    /// later write *creates* a record in its own state. That record is not
+    /// this step's effect; a sweep that took it for a late copy of this
+    /// step undid a completed saga's booking (regression
+    /// `hotel-checkout-334`). A late copy of a `create_only` write can only
+    /// create a record in this step's own state, which is still found.
     async fn crm_find(&self, call: &StepCall, records: &[SfRecord], undo: &[SfRecord]) -> Outcome {
-        let record = if undo.is_empty() {
-            records.last()
-        } else {
-            records.first()
-        };
-        let Some(record) = record else {
-            return Outcome::NotFound;
-        };
-        let undone = undo.iter().find(|u| u.object == record.object);
+        if undo.is_empty() {
+            return match records.last() {
+                Some(record) => self.crm_find_one(call, record, None).await,
+                None => Outcome::NotFound,
+            };
+        }
+        // Each record the step writes, in order, until one is found: an
+        // admin may have deleted the first while a later one stands (the
+        // step did apply; regression `hotel-checkout-5861`).
+        for record in records {
+            let undone = undo.iter().find(|u| u.object == record.object);
+            match self.crm_find_one(call, record, undone).await {
+                Outcome::NotFound => continue,
+                other => return other,
+            }
+        }
+        Outcome::NotFound
+    }
+
+    /// The live records of `record`'s object under the saga's external id
+    /// that carry `record`'s constants and, if `undone` is given, are not
+    /// in that state.
+    async fn crm_find_one(
+        &self,
+        call: &StepCall,
+        record: &SfRecord,
+        undone: Option<&SfRecord>,
+    ) -> Outcome {
         let req = SalesforceRequest::QueryByExternalId {
             object: record.object.clone(),
             external_id: call.saga.as_str().to_string(),
@@ -835,9 +863,9 @@ impl OpClient {
                 SalesforceBody::QueryResult { records, .. } => found(
                     records
                         .into_iter()
-                        .filter(|rec| match undone {
-                            Some(u) => !u.matches(&rec.fields),
-                            None => record.matches(&rec.fields),
+                        .filter(|rec| {
+                            record.matches(&rec.fields)
+                                && !undone.is_some_and(|u| u.matches(&rec.fields))
                         })
                         .map(|rec| rec.id)
                         .collect(),

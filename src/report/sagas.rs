@@ -675,6 +675,10 @@ pub(crate) fn render_summary(h: &mut String, r: &Report<'_>, lanes: &[Lane]) {
             if !t.bookings.is_empty() {
                 parts.push(format!("booked {}", t.bookings.join(", ")));
             }
+            if !t.guest_cancelled.is_empty() {
+                let ids = t.guest_cancelled.join(", ");
+                parts.push(format!("booked {ids}, cancelled by the guest"));
+            }
             if !t.active_holds.is_empty() {
                 parts.push(format!("held {}", t.active_holds.join(", ")));
             }
@@ -685,16 +689,20 @@ pub(crate) fn render_summary(h: &mut String, r: &Report<'_>, lanes: &[Lane]) {
             }
         });
         let crm = kt.map_or("nothing".to_string(), |t| {
-            let parts: Vec<String> = t
-                .records
+            let live = t.records.iter().map(|r| (r, ""));
+            let deleted = t
+                .admin_deleted
                 .iter()
-                .flat_map(|(object, recs)| {
+                .map(|r| (r, " (deleted by an admin)"));
+            let parts: Vec<String> = live
+                .chain(deleted)
+                .flat_map(|((object, recs), note)| {
                     recs.iter().map(move |(_, fields)| {
                         let state = ["Status__c", "StageName"]
                             .iter()
                             .find_map(|f| fields.get(*f).and_then(|v| v.as_str()))
                             .unwrap_or("?");
-                        format!("{object} {state}")
+                        format!("{object} {state}{note}")
                     })
                 })
                 .collect();

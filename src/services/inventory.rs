@@ -24,7 +24,11 @@
 //!   standard = 1 }`, every other type `overbooking_limit` (default 0);
 //! - a confirmed booking can be **cancelled**
 //!   ([`InventoryRequest::CancelBooking`]): idempotent, it frees the
-//!   booking's nights; a cancelled booking no longer counts anywhere.
+//!   booking's nights; a cancelled booking no longer counts anywhere. A
+//!   guest can cancel at the front desk too
+//!   ([`Inventory::cancel_at_front_desk`], an environment event): the
+//!   ground truth lists those apart (`guest_cancellations`), as a PMS
+//!   keeps a cancellation's source;
 //!
 //! Deliberately not here: individual rooms and room assignment (a room type
 //! is a pool), rates and prices, booking modification, cancellation
@@ -278,6 +282,11 @@ pub struct InventoryGroundTruth {
     /// `client_ref` (a retry or duplicate that made no second hold).
     #[serde(default)]
     pub client_ref_dedupes: u64,
+    /// Bookings a guest cancelled at the front desk
+    /// ([`Inventory::cancel_at_front_desk`]), in cancellation order: the
+    /// environment's cancellations, not any client's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guest_cancellations: Vec<String>,
 }
 
 fn parse_id(id: &str, prefix: &str) -> Option<u64> {
@@ -644,6 +653,7 @@ impl Inventory {
             holds: BTreeMap::new(),
             bookings: BTreeMap::new(),
             client_ref_dedupes: 0,
+            guest_cancellations: Vec::new(),
         };
         Inventory {
             config,
@@ -653,6 +663,36 @@ impl Inventory {
             last_hold: 0,
             last_booking: 0,
         }
+    }
+
+    /// A guest cancels a confirmed booking at the front desk: the `nth`
+    /// booking that still stands at `now_ms`, counted round (`nth` modulo
+    /// their number), in booking order. Like any cancellation it frees the
+    /// booking's nights; the ground truth lists it in
+    /// `guest_cancellations`. Returns the booking as cancelled, or `None`
+    /// when no booking stands. For environment events (a front desk is not
+    /// an API client, so no fault is injected).
+    pub fn cancel_at_front_desk(&mut self, now_ms: u64, nth: u32) -> Option<Booking> {
+        self.tick(now_ms);
+        let standing: Vec<&Booking> = self
+            .truth
+            .bookings
+            .values()
+            .filter(|b| b.stands())
+            .collect();
+        if standing.is_empty() {
+            return None;
+        }
+        let id = standing[nth as usize % standing.len()].id.clone();
+        let req = InventoryRequest::CancelBooking {
+            booking_id: id.clone(),
+        };
+        let r = self.handle(now_ms, req, None);
+        assert_eq!(r.status, 200, "a standing booking cancels: {r:?}");
+        self.truth.guest_cancellations.push(id);
+        let booking = r.booking().cloned();
+        debug_assert!(booking.as_ref().is_some_and(|b| !b.stands()));
+        booking
     }
 
     /// The configuration it started with.
@@ -679,6 +719,12 @@ impl Inventory {
             assert_eq!(hold.booking_id.as_deref(), Some(b.id.as_str()));
         }
         assert_eq!(self.expiry.len(), t.active_holds().count());
+        for id in &t.guest_cancellations {
+            let b = t
+                .booking(id)
+                .expect("a guest cancels a booking that exists");
+            assert!(!b.stands(), "{id} was cancelled at the front desk");
+        }
         if self.config.honour_client_ref {
             let refs: Vec<_> = t
                 .holds

@@ -34,7 +34,10 @@
 //!   and no longer holds its unique external id; undelete restores it, or
 //!   fails with `DUPLICATE_VALUE` when another record took the id
 //!   meanwhile (REST API Developer Guide, "Delete a Record"; SOAP API,
-//!   `undelete()`);
+//!   `undelete()`); an admin (or a data-cleanup job) deletes a record
+//!   from Setup or the UI too ([`Salesforce::delete_by_admin`], an
+//!   environment event), which the ground truth lists apart
+//!   (`admin_deletions`);
 //! - required fields on insert (`Opportunity`: Name, StageName, CloseDate),
 //!   read-only system fields, malformed ids, unknown objects;
 //! - **sessions**: every data request carries the OAuth access token
@@ -63,7 +66,7 @@
 // handed straight back to the caller, so boxing it buys nothing.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -562,6 +565,10 @@ pub struct SalesforceGroundTruth {
     /// Logins that came after a request was refused for a revoked session.
     #[serde(default)]
     pub relogins_after_revocation: u64,
+    /// Records an admin deleted ([`Salesforce::delete_by_admin`]), in
+    /// deletion order: the environment's deletions, not any client's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_deletions: Vec<String>,
 }
 
 impl SalesforceGroundTruth {
@@ -916,6 +923,42 @@ impl Salesforce {
         }
         self.truth.sessions_revoked += revoked as u64;
         revoked
+    }
+
+    /// An admin deletes a live record (from the UI, or a data-cleanup
+    /// job): the `nth` live record of the org at `now_ms` that no write in
+    /// flight holds the lock of, counted round (`nth` modulo their number),
+    /// in id order. It goes to the Recycle Bin as a `DELETE` would put it
+    /// (REST API Developer Guide, "Delete a Record"), and the ground truth
+    /// lists it in `admin_deletions`. A locked record is skipped: a UI
+    /// delete waits for the lock and lands after the write, which another
+    /// seed's event at a later instant stands for. Not an API call (no
+    /// session, not counted against the API limit). Returns the record as
+    /// deleted, or `None` when no record is live and unlocked.
+    pub fn delete_by_admin(&mut self, now_ms: u64, nth: u32) -> Option<SfRecord> {
+        self.tick(now_ms);
+        let locked: BTreeSet<&str> = self
+            .in_flight
+            .iter()
+            .filter_map(|(_, p)| p.locks.as_deref())
+            .collect();
+        let live: Vec<&str> = self
+            .truth
+            .records
+            .values()
+            .filter(|r| !r.is_deleted && !locked.contains(r.id.as_str()))
+            .map(|r| r.id.as_str())
+            .collect();
+        if live.is_empty() {
+            return None;
+        }
+        let id = live[nth as usize % live.len()].to_owned();
+        let r = self.delete(now_ms, &id);
+        assert_eq!(r.status, 204, "a live record deletes: {r:?}");
+        self.truth.admin_deletions.push(id.clone());
+        let record = self.truth.records[&id].clone();
+        debug_assert!(record.is_deleted);
+        Some(record)
     }
 
     /// Sessions issued so far (ended ones included).

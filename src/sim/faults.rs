@@ -220,6 +220,29 @@ pub enum EnvKind {
         /// The Salesforce node.
         service: String,
     },
+    /// An admin (or a data-cleanup job) deletes a live Salesforce record:
+    /// the `nth` live record of the org at that instant that no write in
+    /// flight has locked, counted round, in id order
+    /// (`Salesforce::delete_by_admin`). It goes to the Recycle Bin: a get
+    /// or update of it answers 404 `ENTITY_IS_DELETED`, and an upsert or
+    /// query by external id no longer finds it.
+    RecordDeleted {
+        /// The Salesforce node.
+        service: String,
+        /// Which live record, counted round over those at that instant.
+        nth: u32,
+    },
+    /// A guest cancels a confirmed booking at the front desk: the `nth`
+    /// booking still standing at that instant, counted round, in booking
+    /// order (`Inventory::cancel_at_front_desk`). Its nights are free
+    /// again.
+    BookingCancelled {
+        /// The PMS node.
+        service: String,
+        /// Which standing booking, counted round over those at that
+        /// instant.
+        nth: u32,
+    },
 }
 
 impl EnvKind {
@@ -228,10 +251,17 @@ impl EnvKind {
         match self {
             EnvKind::RoomType { service, .. }
             | EnvKind::AuthorizationsExpire { service }
-            | EnvKind::SessionsRevoked { service } => service,
+            | EnvKind::SessionsRevoked { service }
+            | EnvKind::RecordDeleted { service, .. }
+            | EnvKind::BookingCancelled { service, .. } => service,
         }
     }
 }
+
+/// An admin's deletion or a guest's cancellation picks the `nth` record or
+/// booking there is, `nth` drawn below this (then counted round): a run
+/// has a handful of sagas, each with a booking and two CRM records.
+pub const ENV_NTH_MAX: u32 = 16;
 
 /// The share of seeds whose swarm plan sets a search lag at all (the rest
 /// keep the scenario's), and of those, the share that draws an incident.
@@ -825,7 +855,11 @@ impl FaultPlan {
     /// times of the safety phase. An operator cuts the room type's capacity
     /// (half the time), takes it out of order (a quarter) or puts it back as
     /// it was (a quarter); `stripe` names the Stripe node, if the world has
-    /// one, `salesforce` the Salesforce node.
+    /// one, `salesforce` the Salesforce node. An admin's deletion and a
+    /// guest's cancellation each pick their record or booking by a number
+    /// drawn below [`ENV_NTH_MAX`], counted round over what is there at
+    /// that instant. (Drawn after the older kinds on the same stream, so
+    /// adding them kept those draws.)
     pub fn draw_events(
         seed: u64,
         profile: &SwarmProfile,
@@ -880,6 +914,30 @@ impl FaultPlan {
                     events.push(EnvEvent {
                         at_ms: rng.gen_range(0..safety_ms),
                         what: what(service.to_string()),
+                    });
+                }
+            }
+        }
+        type Picked<'a> = (u32, Option<&'a str>, fn(String, u32) -> EnvKind);
+        let picks: [Picked; 2] = [
+            (profile.crm_deletions, salesforce, |service, nth| {
+                EnvKind::RecordDeleted { service, nth }
+            }),
+            (
+                profile.booking_cancellations,
+                rooms.map(|t| t.service.as_str()),
+                |service, nth| EnvKind::BookingCancelled { service, nth },
+            ),
+        ];
+        for (max, service, what) in picks {
+            let n = count(max, &mut rng);
+            if let Some(service) = service {
+                for _ in 0..n {
+                    let at_ms = rng.gen_range(0..safety_ms);
+                    let nth = rng.gen_range(0..ENV_NTH_MAX);
+                    events.push(EnvEvent {
+                        at_ms,
+                        what: what(service.to_string(), nth),
                     });
                 }
             }
@@ -967,6 +1025,12 @@ pub struct SwarmProfile {
     /// Most revocations of every Salesforce session per run
     /// ([`EnvKind::SessionsRevoked`]).
     pub session_revocations: u32,
+    /// Most deletions of a live Salesforce record by an admin per run
+    /// ([`EnvKind::RecordDeleted`]).
+    pub crm_deletions: u32,
+    /// Most cancellations of a confirmed booking by a guest per run
+    /// ([`EnvKind::BookingCancelled`]).
+    pub booking_cancellations: u32,
     /// Most forward clock jumps per run (`ClockSkew::jump`), on the nodes
     /// that keep time for holds and deadlines (the PMS, the coordinator).
     pub clock_jumps: u32,
@@ -1006,6 +1070,13 @@ impl Default for SwarmProfile {
             operator_events: 2,
             authorization_expiries: 1,
             session_revocations: 1,
+            // Off until the open bug `hotel-checkout-1641` is fixed (a
+            // late copy of a create-only upsert re-creates a record an
+            // admin deleted): turned on, a default fuzz fails about one
+            // seed in a thousand. Scenarios and plans may set it.
+            crm_deletions: 0,
+            // A guest at the front desk.
+            booking_cancellations: 1,
             clock_jumps: 1,
             // A VM suspended for a quarter of an hour, or an NTP step after
             // a long partition: enough to outlive a PMS hold's usual TTL.
@@ -1055,6 +1126,8 @@ impl SwarmProfile {
             ("faults.operator_events", self.operator_events),
             ("faults.authorization_expiries", self.authorization_expiries),
             ("faults.session_revocations", self.session_revocations),
+            ("faults.crm_deletions", self.crm_deletions),
+            ("faults.booking_cancellations", self.booking_cancellations),
             ("faults.clock_jumps", self.clock_jumps),
             ("faults.long_pauses", self.long_pauses),
         ] {
@@ -1096,6 +1169,8 @@ impl SwarmProfile {
             operator_events: 0,
             authorization_expiries: 0,
             session_revocations: 0,
+            crm_deletions: 0,
+            booking_cancellations: 0,
             clock_jumps: 0,
             long_pauses: 0,
             ..SwarmProfile::default()
@@ -1199,5 +1274,61 @@ mod tests {
         }
         // A quarter of the seeds.
         assert!((60..140).contains(&drawn), "{drawn} of 400");
+    }
+
+    #[test]
+    fn admins_delete_records_and_guests_cancel_bookings_on_their_own_nodes() {
+        let rooms = OperatorTarget {
+            service: "pms".into(),
+            room_type: "std".into(),
+            capacity: 3,
+        };
+        let profile = SwarmProfile::default();
+        let (mut deletions, mut cancellations) = (0, 0);
+        for seed in 0..400 {
+            let events =
+                FaultPlan::draw_events(seed, &profile, 60_000, Some(&rooms), None, Some("sf"));
+            for e in &events {
+                assert!(e.at_ms < 60_000);
+                match &e.what {
+                    EnvKind::RecordDeleted { service, nth } => {
+                        assert_eq!(service, "sf");
+                        assert!(*nth < ENV_NTH_MAX);
+                        deletions += 1;
+                    }
+                    EnvKind::BookingCancelled { service, nth } => {
+                        assert_eq!(service, "pms");
+                        assert!(*nth < ENV_NTH_MAX);
+                        cancellations += 1;
+                    }
+                    _ => {}
+                }
+            }
+            // Without a PMS or an org, nothing is drawn for them, and the
+            // other kinds' draws stay as they were.
+            let bare = FaultPlan::draw_events(seed, &profile, 60_000, None, None, None);
+            assert!(bare.is_empty(), "{bare:?}");
+            let none = SwarmProfile {
+                crm_deletions: 0,
+                booking_cancellations: 0,
+                ..profile.clone()
+            };
+            let older: Vec<EnvEvent> = events
+                .iter()
+                .filter(|e| {
+                    !matches!(
+                        e.what,
+                        EnvKind::RecordDeleted { .. } | EnvKind::BookingCancelled { .. }
+                    )
+                })
+                .cloned()
+                .collect();
+            let without =
+                FaultPlan::draw_events(seed, &none, 60_000, Some(&rooms), None, Some("sf"));
+            assert_eq!(older, without);
+        }
+        // Off by default (see `SwarmProfile::default`).
+        assert_eq!(deletions, 0);
+        assert!((160..240).contains(&cancellations), "{cancellations}");
     }
 }

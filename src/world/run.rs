@@ -250,6 +250,41 @@ fn apply_event(
             let n = salesforce.lock().expect("salesforce").revoke_sessions();
             crate::emit!("salesforce", "admin", "revokes {n} session(s)");
         }
+        EnvKind::RecordDeleted { service, nth } => {
+            let now = world.clock_ms(service);
+            match salesforce
+                .lock()
+                .expect("salesforce")
+                .delete_by_admin(now, *nth)
+            {
+                Some(r) => crate::emit!(
+                    "salesforce",
+                    "admin",
+                    "deletes {} {} ext={} (to the Recycle Bin)",
+                    r.object,
+                    r.id,
+                    r.external_id.as_deref().unwrap_or("-")
+                ),
+                None => crate::emit!("salesforce", "admin", "finds no record to delete"),
+            }
+        }
+        EnvKind::BookingCancelled { service, nth } => {
+            let now = world.clock_ms(service);
+            match inventory
+                .lock()
+                .expect("inventory")
+                .cancel_at_front_desk(now, *nth)
+            {
+                Some(b) => crate::emit!(
+                    "inventory",
+                    "guest",
+                    "cancels {} ref={} at the front desk",
+                    b.id,
+                    b.client_ref.as_deref().unwrap_or("-")
+                ),
+                None => crate::emit!("inventory", "guest", "finds no booking to cancel"),
+            }
+        }
     }
 }
 

@@ -197,7 +197,12 @@ fn field() -> impl Strategy<Value = (String, String)> {
         ),
         (
             "faults",
-            &["authorization_expiries", "session_revocations"],
+            &[
+                "authorization_expiries",
+                "session_revocations",
+                "crm_deletions",
+                "booking_cancellations",
+            ],
             Count,
         ),
         (

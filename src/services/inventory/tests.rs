@@ -920,3 +920,39 @@ fn a_booking_cancelled_does_not_count_for_its_business_key() {
     assert!(standing.is_empty());
     assert_eq!(p.ground_truth().booking(&id).unwrap().cancelled_ms, Some(2));
 }
+
+#[test]
+fn a_guest_cancels_the_nth_standing_booking_at_the_front_desk() {
+    let mut p = pms(3);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let r = p.handle(n, hold("std", 10, 1, Some(&format!("saga-{n}/hold"))), None);
+        ids.push(
+            p.handle(n, confirm(&hold_id(&r)), None)
+                .booking()
+                .unwrap()
+                .id
+                .clone(),
+        );
+    }
+    // Three stand (bk-1 .. bk-3), in booking order: nth 4 counts round
+    // (4 mod 3 = 1) to bk-2.
+    let b = p.cancel_at_front_desk(5, 4).expect("a booking stands");
+    assert_eq!(b.id, ids[1]);
+    assert_eq!(b.cancelled_ms, Some(5));
+    assert_eq!(p.ground_truth().guest_cancellations, vec![ids[1].clone()]);
+    // Now bk-1 and bk-3 stand: nth 1 is bk-3.
+    assert_eq!(p.cancel_at_front_desk(6, 1).unwrap().id, ids[2]);
+    assert_eq!(p.ground_truth().occupancy("std", 10).confirmed, 1);
+    // A confirm sent again for the cancelled booking's hold answers the
+    // booking as it is: cancelled (the PMS does not book it again).
+    let hold_of = p.ground_truth().booking(&ids[2]).unwrap().hold_id.clone();
+    let again = p.handle(7, confirm(&hold_of), None);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.booking().unwrap().cancelled_ms, Some(6));
+    p.check_invariants();
+    assert_eq!(p.cancel_at_front_desk(8, 0).unwrap().id, ids[0]);
+    assert_eq!(p.cancel_at_front_desk(9, 0), None, "nothing stands");
+    assert_eq!(p.ground_truth().guest_cancellations.len(), 3);
+    p.check_invariants();
+}

@@ -1710,3 +1710,54 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_admin_deletes_the_nth_live_unlocked_record_and_a_later_upsert_creates_anew() {
+    let mut s = sf();
+    assert_eq!(s.delete_by_admin(0, 0), None, "nothing to delete yet");
+    let mut ids = Vec::new();
+    for ext in ["saga-1", "saga-2"] {
+        let r = s.call(
+            1,
+            upsert(BOOKING, ext, &[("Status__c", json!("Pending"))]),
+            None,
+        );
+        ids.push(r.id().unwrap().to_string());
+    }
+    // A write in flight holds the first record's lock: the admin's delete
+    // passes it by, and nth counts over the unlocked ones only.
+    let token = token(&mut s, 2);
+    let pending = s.begin(
+        2,
+        SalesforceCall::api(
+            &token,
+            update(BOOKING, &ids[0], &[("Status__c", json!("Confirmed"))], None),
+        ),
+        None,
+    );
+    let ticket = pending.ticket().expect("in flight");
+    let gone = s
+        .delete_by_admin(3, 0)
+        .expect("the second record is unlocked");
+    assert_eq!(gone.id, ids[1]);
+    assert!(gone.is_deleted);
+    assert_eq!(s.complete(4, ticket).status, 204, "the locked write lands");
+    assert_eq!(s.ground_truth().admin_deletions, vec![ids[1].clone()]);
+    // In the Recycle Bin: the saga's query no longer finds it, and its
+    // upsert by external id creates a new record (201), as for any delete.
+    assert_eq!(count(&s, BOOKING, "saga-2"), 0);
+    let r = s.call(
+        5,
+        upsert(BOOKING, "saga-2", &[("Status__c", json!("Confirmed"))]),
+        None,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_ne!(r.id().unwrap(), ids[1]);
+    // nth counts round over the live records (ids[0] and the new one).
+    let gone = s.delete_by_admin(6, 2).unwrap();
+    assert_eq!(gone.id, ids[0]);
+    assert_eq!(s.ground_truth().admin_deletions.len(), 2);
+    // Not an API call.
+    assert_eq!(s.ground_truth().api_calls, 4);
+    s.check_invariants();
+}
