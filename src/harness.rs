@@ -18,7 +18,7 @@ use crate::sim::FaultPlan;
 use crate::trace::{Trace, TraceMode};
 use crate::workload::Workload;
 use crate::workloads::hotel::naive::NaiveCoordinator;
-use crate::world::run::{plan_for, run, RunOutcome};
+use crate::world::run::{plan_for, run_shared, RunOutcome};
 use crate::world::CoordinatorImpl;
 
 /// A finished, checked run.
@@ -100,7 +100,21 @@ pub fn run_checked_with(
     mode: TraceMode,
     imp: Arc<dyn CoordinatorImpl>,
 ) -> Checked {
-    let (outcome, trace) = run(s, workload, seed, plan, mode, imp);
+    run_checked_shared(s, workload, user, seed, Arc::new(plan.clone()), mode, imp)
+}
+
+/// [`run_checked_with`] with a plan the run keeps as it is (fuzz's path:
+/// no copy of a fresh plan).
+pub fn run_checked_shared(
+    s: &Scenario,
+    workload: &Arc<Workload>,
+    user: &[UserInvariant],
+    seed: u64,
+    plan: Arc<FaultPlan>,
+    mode: TraceMode,
+    imp: Arc<dyn CoordinatorImpl>,
+) -> Checked {
+    let (outcome, trace) = run_shared(s, workload, seed, plan, mode, imp);
     let verdict = check_with(s, &outcome, user);
     Checked {
         outcome,

@@ -117,8 +117,8 @@ impl Registry {
         imp: Arc<dyn CoordinatorImpl>,
     ) -> Checked {
         let w = self.workload_for(s);
-        let plan = plan_for_with(s, &user_services(&w), seed);
-        run_checked_with(s, &w, &self.invariants, seed, &plan, mode, imp)
+        let plan = Arc::new(plan_for_with(s, &user_services(&w), seed));
+        crate::harness::run_checked_shared(s, &w, &self.invariants, seed, plan, mode, imp)
     }
 
     /// Shrink a failing plan: (plan, invariant, runs), or `None` if it

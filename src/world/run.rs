@@ -348,9 +348,21 @@ pub fn run(
     mode: TraceMode,
     imp: Arc<dyn CoordinatorImpl>,
 ) -> (RunOutcome, Trace) {
-    let s = Arc::new(scenario.drawn(plan));
+    run_shared(scenario, workload, seed, Arc::new(plan.clone()), mode, imp)
+}
+
+/// [`run`] with a plan the run may keep as it is (no copy: fuzz makes a
+/// plan per seed, and copying its call faults' names was 1 % of a seed).
+pub fn run_shared(
+    scenario: &Scenario,
+    workload: &Arc<Workload>,
+    seed: u64,
+    plan: Arc<FaultPlan>,
+    mode: TraceMode,
+    imp: Arc<dyn CoordinatorImpl>,
+) -> (RunOutcome, Trace) {
+    let s = Arc::new(scenario.drawn(&plan));
     let workload = workload.for_scenario(&s);
-    let plan = Arc::new(plan.clone());
     let coordinator = imp.name().to_string();
     let uses_saga_log = imp.uses_saga_log();
     simulate(seed, mode, move || async move {
