@@ -825,23 +825,10 @@ impl OpClient {
     /// `hotel-checkout-334`). A late copy of a `create_only` write can only
     /// create a record in this step's own state, which is still found.
     async fn crm_find(&self, call: &StepCall, records: &[SfRecord], undo: &[SfRecord]) -> Outcome {
-        if undo.is_empty() {
-            return match records.last() {
-                Some(record) => self.crm_find_one(call, record, None).await,
-                None => Outcome::NotFound,
-            };
-        }
-        // Each record the step writes, in order, until one is found: an
-        // admin may have deleted the first while a later one stands (the
-        // step did apply; regression `hotel-checkout-5861`).
-        for record in records {
-            let undone = undo.iter().find(|u| u.object == record.object);
-            match self.crm_find_one(call, record, undone).await {
-                Outcome::NotFound => continue,
-                other => return other,
-            }
-        }
-        Outcome::NotFound
+        first_found(crm_lookups(records, undo), |record, undone| {
+            self.crm_find_one(call, record, undone)
+        })
+        .await
     }
 
     /// The live records of `record`'s object under the saga's external id
@@ -860,20 +847,68 @@ impl OpClient {
         match self.salesforce(req).await {
             Err(o) => reconcile_failure(o),
             Ok(r) => match r.body {
-                SalesforceBody::QueryResult { records, .. } => found(
-                    records
-                        .into_iter()
-                        .filter(|rec| {
-                            record.matches(&rec.fields)
-                                && !undone.is_some_and(|u| u.matches(&rec.fields))
-                        })
-                        .map(|rec| rec.id)
-                        .collect(),
-                ),
+                SalesforceBody::QueryResult { records, .. } => crm_effect(record, undone, records),
                 _ => reconcile_failure(classify_salesforce(&r)),
             },
         }
     }
+}
+
+/// What a Salesforce step's reconcile looks for, in the order it looks:
+/// each record the step writes with the undone state of its object (a step
+/// with an undo), or only its last record (a step without one: written
+/// last, so every earlier one was written before it).
+fn crm_lookups<'w>(
+    records: &'w [SfRecord],
+    undo: &'w [SfRecord],
+) -> Vec<(&'w SfRecord, Option<&'w SfRecord>)> {
+    if undo.is_empty() {
+        return records.last().map(|r| (r, None)).into_iter().collect();
+    }
+    records
+        .iter()
+        .map(|r| (r, undo.iter().find(|u| u.object == r.object)))
+        .collect()
+}
+
+/// Look each of `lookups` up with `find`, in order, until one is found (or
+/// the look-up fails): an admin may have deleted a step's first record
+/// while a later one stands, and the step did apply (regression
+/// `hotel-checkout-5861`).
+async fn first_found<'w, F, Fut>(
+    lookups: Vec<(&'w SfRecord, Option<&'w SfRecord>)>,
+    mut find: F,
+) -> Outcome
+where
+    F: FnMut(&'w SfRecord, Option<&'w SfRecord>) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    for (record, undone) in lookups {
+        match find(record, undone).await {
+            Outcome::NotFound => continue,
+            other => return other,
+        }
+    }
+    Outcome::NotFound
+}
+
+/// Of the live records a query by external id returned (`rows`), the
+/// step's effect: those in the state the step writes (`record`'s
+/// constants) and not in its undone one. A record another step wrote
+/// under the same external id, in its own state, is not this step's.
+fn crm_effect(
+    record: &SfRecord,
+    undone: Option<&SfRecord>,
+    rows: Vec<crate::services::salesforce::SfRecord>,
+) -> Outcome {
+    found(
+        rows.into_iter()
+            .filter(|rec| {
+                record.matches(&rec.fields) && !undone.is_some_and(|u| u.matches(&rec.fields))
+            })
+            .map(|rec| rec.id)
+            .collect(),
+    )
 }
 
 impl OpClient {
@@ -1181,3 +1216,6 @@ fn classify_salesforce(r: &SalesforceResponse) -> Outcome {
         _ => Outcome::rejected(&what),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,14 +7,17 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use sagasim::harness::{reference, run_checked};
+use sagasim::check::check;
+use sagasim::check::coverage::coverage;
+use sagasim::check::truth::{Expectations, Progress, Truth};
+use sagasim::harness::{reference, run_checked, Checked};
 use sagasim::saga::SagaStatus;
 use sagasim::scenario::{CaptureModeName, Scenario, WorkloadDraw};
 use sagasim::services::stripe::{CancellationReason, PaymentIntentStatus};
 use sagasim::sim::faults::{EnvEvent, EnvKind};
 use sagasim::sim::FaultPlan;
 use sagasim::trace::TraceMode;
-use sagasim::world::run::plan_for;
+use sagasim::world::run::{plan_for, RunOutcome};
 
 use crate::checkout::scenario;
 
@@ -233,4 +236,194 @@ fn a_plan_file_with_an_invalid_workload_draw_is_refused_in_one_line() {
     let s = s.expect("parses");
     let topo = sagasim::world::run::topology(&s);
     assert!(s.check_plan(&topo, "x.toml").is_err());
+}
+
+/// One agent, one room, automatic capture, no faults: the saga completes.
+fn one_automatic_checkout() -> WorkloadDraw {
+    let mut draw = one_manual_checkout(false);
+    draw.capture = CaptureModeName::Automatic;
+    draw
+}
+
+/// When the only caller of a clean run of `draw` was told its stay is
+/// booked, on the simulated clock, and the run (for the ids).
+fn answered(s: &Scenario, draw: &WorkloadDraw) -> (u64, Checked) {
+    let clean = run_checked(
+        s,
+        1,
+        &plan(draw.clone(), vec![]),
+        TraceMode::HashOnly,
+        reference(),
+    );
+    assert!(clean.verdict.ok(), "{:?}", clean.verdict.first());
+    let agent = &clean.outcome.agents[0];
+    assert_eq!(agent.answer, Some(SagaStatus::Completed));
+    (agent.answered_ms.expect("answered"), clean)
+}
+
+/// Progress of each resource of the only business key.
+fn progress_of(out: &RunOutcome) -> Vec<(String, Progress)> {
+    let truth = Truth::of(out);
+    let expect = Expectations::of(&out.workload);
+    let (_, k) = truth.keys.iter().next().expect("one business key");
+    expect
+        .progress(k)
+        .into_iter()
+        .map(|(r, p)| (r.to_string(), p))
+        .collect()
+}
+
+/// The checks of `out` break `invariant` with facts that say `fact`.
+fn assert_flagged(s: &Scenario, out: &RunOutcome, invariant: &str, fact: &str) {
+    let v = check(s, out);
+    assert!(
+        v.all()
+            .any(|x| x.invariant == invariant && x.facts.contains(fact)),
+        "{:?}",
+        v.all().collect::<Vec<_>>()
+    );
+}
+
+/// One checkout that completes, and a guest who cancels its booking at the
+/// front desk just after the caller was told it is booked.
+fn guest_cancels_after_completion() -> (Scenario, Checked) {
+    let s = scenario("hotel-checkout");
+    let draw = one_automatic_checkout();
+    let (done_ms, _) = answered(&s, &draw);
+    let cancel = EnvEvent {
+        at_ms: done_ms + 1,
+        what: EnvKind::BookingCancelled {
+            service: "inventory".into(),
+            nth: 0,
+        },
+    };
+    let c = run_checked(
+        &s,
+        1,
+        &plan(draw, vec![cancel]),
+        TraceMode::HashOnly,
+        reference(),
+    );
+    (s, c)
+}
+
+/// A guest cancels the booking of a saga that completed: the PMS lists the
+/// cancellation as the guest's, truth judges the booking removed by the
+/// environment (after it was done), so the caller's `Completed` stands and
+/// every invariant holds. Without `Progress::Removed` the booking counts
+/// as nothing left and `all-or-nothing` fails.
+#[test]
+fn a_guest_cancelling_a_completed_sagas_booking_is_the_environments_removal() {
+    let (s, c) = guest_cancels_after_completion();
+    // The PMS: the one booking made, cancelled at the front desk.
+    let pms = &c.outcome.inventory;
+    assert_eq!(pms.bookings.len(), 1);
+    let b = pms.bookings.values().next().unwrap();
+    assert!(!b.stands(), "{b:?}");
+    assert_eq!(pms.guest_cancellations, vec![b.id.clone()]);
+    // The saga completed, and the checks excuse the guest's cancellation.
+    assert_eq!(c.outcome.agents[0].answer, Some(SagaStatus::Completed));
+    assert!(c.verdict.ok(), "{:?}", c.verdict.first());
+    let progress = progress_of(&c.outcome);
+    assert!(
+        progress.iter().any(|(_, p)| matches!(
+            p,
+            Progress::Removed { was_done: true, what } if what.contains("cancelled by the guest")
+        )),
+        "{progress:?}"
+    );
+    let cov = coverage(&c.outcome);
+    assert!(cov.0["pms: a completed saga's booking cancelled by the guest"] > 0);
+
+    // Negative control: the same end state, but nobody at the desk
+    // cancelled it (as if the coordinator had cancelled its own completed
+    // booking). The excuse is the guest's alone: the check flags it.
+    let mut own = c.outcome.clone();
+    own.inventory.guest_cancellations.clear();
+    assert_flagged(&s, &own, "all-or-nothing", "no inventory");
+    assert!(progress_of(&own)
+        .iter()
+        .all(|(_, p)| !matches!(p, Progress::Removed { .. })));
+}
+
+/// A guest cancelling a booking does not hide a second booking the saga
+/// made: at-most-once counts the cancelled one too.
+#[test]
+fn a_second_booking_is_still_flagged_when_the_guest_cancelled_one() {
+    let (s, c) = guest_cancels_after_completion();
+    assert!(c.verdict.ok(), "{:?}", c.verdict.first());
+    // Forge a second, standing booking of the same saga (a coordinator
+    // that confirmed twice): the guest's cancellation of the first does
+    // not excuse it.
+    let mut twice = c.outcome.clone();
+    let (&n, first) = twice.inventory.bookings.iter().next_back().unwrap();
+    let mut second = first.clone();
+    second.id = format!("bk-{}", n + 1);
+    assert!(!second.stands());
+    second.cancelled_ms = None;
+    assert!(second.stands());
+    twice.inventory.bookings.insert(n + 1, second);
+    assert_flagged(&s, &twice, "at-most-once", "2 bookings");
+}
+
+/// An admin deletes the saga's `Booking__c` (to the Recycle Bin) after
+/// the saga completed. A fixed plan may carry the event whatever the
+/// profile draws (`faults.crm_deletions` is 0 by default). Salesforce
+/// lists the deletion as the admin's, truth judges the record removed by
+/// the environment after it was done, and every invariant holds; the same
+/// record deleted by nobody in particular is flagged.
+#[test]
+fn an_admin_deleting_a_completed_sagas_booking_record_is_the_environments_removal() {
+    let s = scenario("hotel-checkout");
+    assert_eq!(s.faults.crm_deletions, 0, "off by default");
+    let draw = one_automatic_checkout();
+    let (done_ms, clean) = answered(&s, &draw);
+    // The admin picks the nth live record in id order: find the booking's.
+    let live: Vec<&sagasim::services::salesforce::SfRecord> = clean
+        .outcome
+        .salesforce
+        .records
+        .values()
+        .filter(|r| !r.is_deleted)
+        .collect();
+    assert_eq!(live.len(), 2, "a Booking__c and an Opportunity");
+    let nth = live
+        .iter()
+        .position(|r| r.object == "Booking__c")
+        .expect("the booking record") as u32;
+    let delete = EnvEvent {
+        at_ms: done_ms + 1,
+        what: EnvKind::RecordDeleted {
+            service: "salesforce".into(),
+            nth,
+        },
+    };
+    let p = plan(draw, vec![delete]);
+    let topo = sagasim::world::run::topology(&s);
+    p.validate(&topo).expect("a fixed plan may delete records");
+    let c = run_checked(&s, 1, &p, TraceMode::HashOnly, reference());
+    // Salesforce: the booking record in the Recycle Bin, by the admin.
+    let sf = &c.outcome.salesforce;
+    assert_eq!(sf.admin_deletions.len(), 1);
+    let rec = &sf.records[&sf.admin_deletions[0]];
+    assert_eq!(rec.object, "Booking__c");
+    assert!(rec.is_deleted);
+    assert_eq!(rec.fields["Status__c"], "Confirmed", "{rec:?}");
+    // The saga completed; the checks judge the deletion the environment's.
+    assert_eq!(c.outcome.agents[0].answer, Some(SagaStatus::Completed));
+    assert!(c.verdict.ok(), "{:?}", c.verdict.first());
+    let progress = progress_of(&c.outcome);
+    assert!(
+        progress.iter().any(|(r, p)| r == "Booking__c"
+            && matches!(p, Progress::Removed { was_done: true, what } if what.contains("deleted by an admin"))),
+        "{progress:?}"
+    );
+    let cov = coverage(&c.outcome);
+    assert!(cov.0["salesforce: a completed saga's record deleted by an admin"] > 0);
+
+    // Negative control: the record deleted, but not by an admin (as if the
+    // coordinator had deleted its own completed record): flagged.
+    let mut own = c.outcome.clone();
+    own.salesforce.admin_deletions.clear();
+    assert_flagged(&s, &own, "all-or-nothing", "no Booking__c");
 }
