@@ -674,6 +674,16 @@ impl Scenario {
                 self.phases.liveness_ms, self.coordinator.late_window_ms
             ));
         }
+        // Deletions by others are a property of the org the coordinator
+        // reads (it sweeps its CRM writes there); the swarm draws them only
+        // where they are declared.
+        if self.faults.crm_deletions > 0 && !self.salesforce.others_delete_records {
+            return Err(format!(
+                "faults.crm_deletions = {} needs salesforce.others_delete_records = true \
+                 (an org whose records others delete; the coordinator reads it)",
+                self.faults.crm_deletions
+            ));
+        }
         // A long pause may begin as the safety phase ends: the coordinator
         // resumes in the liveness phase and still has a late window to wait.
         let after_pause = self
@@ -974,6 +984,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("suite"), "{e}");
+    }
+
+    #[test]
+    fn deletions_and_long_pauses_need_what_they_rest_on() {
+        // Admin deletions only in an org that says others delete records
+        // (the coordinator reads it, and sweeps its CRM writes there).
+        let e = Scenario::parse("name = \"x\"\n[faults]\ncrm_deletions = 1\n", "d.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("salesforce.others_delete_records"), "{e}");
+        let ok = "name = \"x\"\n[faults]\ncrm_deletions = 1\n\
+                  [salesforce]\nothers_delete_records = true\n";
+        assert!(Scenario::parse(ok, "d.toml").is_ok());
+        // A long pause must fit in the liveness phase with a late window.
+        let e = Scenario::parse(
+            "name = \"x\"\n[faults]\nmax_long_pause_ms = 600000\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("faults.max_long_pause_ms"), "{e}");
     }
 
     #[test]

@@ -692,12 +692,29 @@ impl Workload {
     /// hold is always swept when the PMS ignores client refs
     /// (`pms_deduplicates == false`): one send delivered twice holds twice.
     pub fn definition(&self, pms_deduplicates: bool) -> Result<SagaDefinition, DefinitionError> {
+        self.definition_with(pms_deduplicates, true)
+    }
+
+    /// [`Workload::definition`], also for an org that may not deduplicate
+    /// CRM writes by external id (`crm_deduplicates == false`: others
+    /// delete records, `salesforce.others_delete_records`): a Salesforce
+    /// step with an undo is then always swept, since a network copy of
+    /// its write that lands after an admin deleted the record creates a
+    /// new one (regression `crm-admin-deletes-1641`).
+    pub fn definition_with(
+        &self,
+        pms_deduplicates: bool,
+        crm_deduplicates: bool,
+    ) -> Result<SagaDefinition, DefinitionError> {
         let steps = self
             .steps
             .iter()
             .map(|s| {
                 let derived = match (&s.op, s.compensated()) {
                     (Operation::PmsHold(_), true) if !pms_deduplicates => SweepPolicy::Always,
+                    (Operation::SalesforceUpsert { .. }, true) if !crm_deduplicates => {
+                        SweepPolicy::Always
+                    }
                     (_, true) => SweepPolicy::UnlessApplied,
                     (_, false) => SweepPolicy::WhenAmbiguous,
                 };
@@ -820,6 +837,13 @@ mod tests {
             w.definition(true).unwrap().step(0).sweep,
             SweepPolicy::UnlessApplied
         );
+        // An org whose records others delete does not deduplicate by
+        // external id: its writes with an undo are always swept; a write
+        // without one, and the PMS, are as before.
+        let d = w.definition_with(true, false).unwrap();
+        assert_eq!(d.step(0).sweep, SweepPolicy::UnlessApplied);
+        assert_eq!(d.step(1).sweep, SweepPolicy::WhenAmbiguous);
+        assert_eq!(d.step(2).sweep, SweepPolicy::Always);
     }
 
     #[test]

@@ -133,6 +133,21 @@ pub fn unreachable(s: &Scenario, w: &Workload) -> Vec<(String, String)> {
             !reach(s).cancellations,
             NO_CANCELLATIONS,
         ),
+        (
+            "salesforce: an admin deleted a saga's record",
+            !reach(s).deletions,
+            NO_DELETIONS,
+        ),
+        (
+            "salesforce: a saga wrote its record again after an admin deleted it",
+            !reach(s).deletions,
+            NO_DELETIONS,
+        ),
+        (
+            "salesforce: a completed saga's record deleted by an admin",
+            !reach(s).deletions,
+            NO_DELETIONS,
+        ),
     ] {
         if undeclared {
             out.push((point.to_string(), why.to_string()));
@@ -172,19 +187,6 @@ pub fn rare(s: &Scenario, w: &Workload) -> Vec<(String, String)> {
                 .to_string(),
         ));
     }
-    if !reach(s).deletions {
-        // Declared rare, not unreachable: no shipped scenario turns admin
-        // deletions on yet (open bug `hotel-checkout-1641`), so none could
-        // show them reached where declared; the regressions and
-        // `tests/sim/environment.rs` reach them on fixed plans.
-        for point in [
-            "salesforce: an admin deleted a saga's record",
-            "salesforce: a saga wrote its record again after an admin deleted it",
-            "salesforce: a completed saga's record deleted by an admin",
-        ] {
-            out.push((point.to_string(), NO_DELETIONS.to_string()));
-        }
-    }
     for (entry, why) in generated_declarations(s, w) {
         if let Declared::Rare(why) = why {
             out.push((entry, why.to_string()));
@@ -203,8 +205,8 @@ const NO_RULES: &str =
     "the scenario declares no salesforce.validation_rules (scenario crm-refuses does)";
 
 const NO_DELETIONS: &str = "the scenario's swarm sends no admin deletions (faults.crm_deletions = \
-                            0, the default until open bug hotel-checkout-1641 is fixed, or a \
-                            fixed [plan])";
+                            0, the default, or a fixed [plan]; scenario crm-admin-deletes has \
+                            them)";
 const NO_CANCELLATIONS: &str = "the scenario's swarm sends no guest cancellations \
                                 (faults.booking_cancellations = 0, or a fixed [plan])";
 
@@ -482,10 +484,17 @@ fn member_declarations(s: &Scenario, w: &Workload, out: &mut Vec<(String, Declar
     }
     out.push((
         "saga: finalized needs operator: the sweep could not clean up".to_string(),
-        Declared::Unreachable(
-            "the sweep's retry budget outlasts the scenario's faults, and nothing refuses the \
-             undo of a late effect",
-        ),
+        if no_refusal {
+            Declared::Unreachable(
+                "the sweep's retry budget outlasts the scenario's faults, and nothing refuses the \
+                 undo of a late effect",
+            )
+        } else {
+            Declared::Rare(
+                "a closed card refuses the refund of a late charge the sweep undoes: a late \
+                 charge and a closed card in one seed",
+            )
+        },
     ));
     out.push((
         "crash: compensating, between calls".to_string(),

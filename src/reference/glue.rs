@@ -230,7 +230,7 @@ impl OpClient {
                 self.crm_find(call, records, undo).await
             }
             (Operation::SalesforceUpsert { undo, .. }, Op::Compensate) if !undo.is_empty() => {
-                self.crm_write(call, undo, false).await
+                self.crm_write(call, &undo_records(call, undo), false).await
             }
             (Operation::PmsConfirm { hold }, Op::Action) => self.confirm(call, hold).await,
             (Operation::PmsConfirm { hold }, Op::Reconcile) => {
@@ -776,7 +776,8 @@ impl OpClient {
     // ---- Salesforce --------------------------------------------------------
 
     /// Upsert `records` in order by external id (the saga id); the step's
-    /// reference is the first record's id (what reconcile finds).
+    /// reference is the first record's, as `Object/id` (what reconcile
+    /// finds: [`sf_ref`]).
     ///
     /// `create_only` (a forward write that must never update):
     /// `If-Unmodified-Since` at the epoch makes the upsert create a missing
@@ -797,7 +798,7 @@ impl OpClient {
                 Err(o) => return o,
                 Ok(r) => match &r.body {
                     SalesforceBody::SaveResult { id, .. } if i == 0 => {
-                        reference = Some(id.clone());
+                        reference = Some(sf_ref(&record.object, id));
                     }
                     SalesforceBody::SaveResult { .. } => {}
                     SalesforceBody::NoContent => {}
@@ -906,9 +907,36 @@ fn crm_effect(
             .filter(|rec| {
                 record.matches(&rec.fields) && !undone.is_some_and(|u| u.matches(&rec.fields))
             })
-            .map(|rec| rec.id)
+            .map(|rec| sf_ref(&rec.object, &rec.id))
             .collect(),
     )
+}
+
+/// A Salesforce effect's reference: `Object/id`. The object rides along
+/// so that a sweep's undo of a late copy can write that record's object
+/// alone ([`undo_records`]).
+fn sf_ref(object: &str, id: &str) -> String {
+    format!("{object}/{id}")
+}
+
+/// The undo records a compensation writes (by external id): every one for
+/// the step's effect; for a late copy the sweep found — its key names the
+/// target, an [`sf_ref`] — only those of the target's object. A late copy
+/// is one record: the step's other records may stand for a saga that went
+/// on, and undoing them too closed a completed saga's opportunity after
+/// a stray booking was swept (regression `crm-admin-deletes-471`).
+fn undo_records(call: &StepCall, undo: &[SfRecord]) -> Vec<SfRecord> {
+    let late_copy = call.key != crate::saga::undo_key(&call.saga, &call.step_name, None);
+    let object = call
+        .target_ref
+        .as_deref()
+        .filter(|_| late_copy)
+        .and_then(|t| t.split_once('/'))
+        .map(|(object, _)| object);
+    undo.iter()
+        .filter(|r| object.is_none_or(|o| r.object == o))
+        .cloned()
+        .collect()
 }
 
 impl OpClient {

@@ -65,7 +65,10 @@ pub fn boot_saga_core(
 ) -> Arc<dyn SagaService> {
     let definition = env
         .workload
-        .definition(env.scenario.inventory.honour_client_ref)
+        .definition_with(
+            env.scenario.inventory.honour_client_ref,
+            !env.scenario.salesforce.others_delete_records,
+        )
         .expect("Workload::new validated the definition");
     config.jitter_seed = env.seed;
     let driver = Driver::boot(

@@ -54,7 +54,10 @@ pub struct Config {
     pub late_window_ms: u64,
     /// Sweep rounds before finalizing: a round that finds and undoes a late
     /// effect is followed by another round to verify; effects still appearing
-    /// in the last round end the saga in `NeedsOperator`.
+    /// in the last round end the saga in `NeedsOperator`. The default, 3,
+    /// lets a step that writes two records (a Salesforce booking and its
+    /// opportunity) have late copies of both undone, one per round, and
+    /// still verify (regression `stripe-async-payments-8098`).
     pub sweep_rounds_max: u32,
     /// Sagas one coordinator holds (finalized ones included, for idempotent
     /// start); a start beyond it is rejected.
@@ -88,7 +91,7 @@ impl Default for Config {
             compensation_attempts_max: 30,
             saga_deadline_ms: 60_000,
             late_window_ms: 30_000,
-            sweep_rounds_max: 2,
+            sweep_rounds_max: 3,
             sagas_max: 10_000,
         }
     }

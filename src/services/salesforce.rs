@@ -242,6 +242,16 @@ pub struct SalesforceConfig {
     /// (15 minutes to 24 hours). Default [`DEFAULT_SESSION_TIMEOUT_MS`],
     /// two hours.
     pub session_timeout_ms: u64,
+    /// Whether users or automation of the org other than the integration
+    /// delete records of the objects it writes (an admin, a data-cleanup
+    /// flow; Salesforce grants Delete through profiles and permission
+    /// sets, and "Modify All Data" always includes it). The org then no
+    /// longer deduplicates a late copy by external id: the record it would
+    /// match may be in the Recycle Bin, which an upsert does not match, so
+    /// the copy creates a new record. A coordinator must sweep its CRM
+    /// writes (the reference does). `faults.crm_deletions` may draw such
+    /// deletions only where this is declared. Default `false`.
+    pub others_delete_records: bool,
 }
 
 impl SalesforceConfig {
@@ -300,6 +310,7 @@ impl Default for SalesforceConfig {
             custom_objects: Vec::new(),
             validation_rules: Vec::new(),
             session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
+            others_delete_records: false,
         }
     }
 }

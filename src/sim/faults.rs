@@ -1070,10 +1070,9 @@ impl Default for SwarmProfile {
             operator_events: 2,
             authorization_expiries: 1,
             session_revocations: 1,
-            // Off until the open bug `hotel-checkout-1641` is fixed (a
-            // late copy of a create-only upsert re-creates a record an
-            // admin deleted): turned on, a default fuzz fails about one
-            // seed in a thousand. Scenarios and plans may set it.
+            // Off: allowed only where the org declares
+            // `salesforce.others_delete_records` (scenario
+            // crm-admin-deletes), which the coordinator reads.
             crm_deletions: 0,
             // A guest at the front desk.
             booking_cancellations: 1,

@@ -1,7 +1,8 @@
 //! The Salesforce reconcile's judgement, without a world: which records a
 //! step's reconcile looks for ([`crm_lookups`]), which rows of a query by
 //! external id are its effect ([`crm_effect`]), and that it looks at each
-//! record in turn ([`first_found`]).
+//! record in turn ([`first_found`]); and which records a sweep's undo of a
+//! late copy writes ([`undo_records`]).
 
 use std::future::Future;
 use std::pin::pin;
@@ -67,9 +68,10 @@ fn reconcile(records: &[SfRecord], undo: &[SfRecord], live: &[Row]) -> (Outcome,
     (outcome, queried)
 }
 
-fn found_ids(ids: &[&str]) -> Outcome {
+/// Found, as the glue names Salesforce effects: `Object/id`.
+fn found_ids(ids: &[(&str, &str)]) -> Outcome {
     Outcome::Found {
-        references: ids.iter().map(|s| s.to_string()).collect(),
+        references: ids.iter().map(|(o, id)| sf_ref(o, id)).collect(),
     }
 }
 
@@ -97,7 +99,7 @@ fn a_record_in_a_state_its_step_does_not_write_is_not_the_steps_effect() {
     let own = row(pending, "a00000000000004");
     assert_eq!(
         crm_effect(pending, Some(cancelled), vec![confirmed.clone(), own]),
-        found_ids(&["a00000000000004"])
+        found_ids(&[(BOOKING, "a00000000000004")])
     );
     // The whole reconcile: the re-created Confirmed booking and a Closed
     // Won opportunity are crm_close_won's, so crm_record is not found.
@@ -125,12 +127,12 @@ fn a_step_whose_first_record_an_admin_deleted_is_found_by_its_second() {
     // hotel-checkout-5861).
     let prospecting = row(&opportunity(STAGE_OPEN), "00600000000001");
     let (outcome, queried) = reconcile(&records, &undo, &[prospecting]);
-    assert_eq!(outcome, found_ids(&["00600000000001"]));
+    assert_eq!(outcome, found_ids(&[(OPPORTUNITY, "00600000000001")]));
     assert_eq!(queried, [BOOKING, OPPORTUNITY]);
     // When the first record stands, the second is not queried.
     let pending = row(&booking(STATUS_PENDING), "a00000000000001");
     let (outcome, queried) = reconcile(&records, &undo, &[pending]);
-    assert_eq!(outcome, found_ids(&["a00000000000001"]));
+    assert_eq!(outcome, found_ids(&[(BOOKING, "a00000000000001")]));
     assert_eq!(queried, [BOOKING]);
     // Neither stands: not found, after looking at both.
     let (outcome, queried) = reconcile(&records, &undo, &[]);
@@ -151,5 +153,51 @@ fn a_step_without_an_undo_is_found_by_its_last_record_only() {
     assert_eq!(outcome, Outcome::NotFound, "the opportunity is not won yet");
     let won = row(&records[1], "00600000000001");
     let (outcome, _) = reconcile(&records, &[], &[confirmed, won]);
-    assert_eq!(outcome, found_ids(&["00600000000001"]));
+    assert_eq!(outcome, found_ids(&[(OPPORTUNITY, "00600000000001")]));
+}
+
+#[test]
+fn a_sweeps_undo_of_a_late_copy_writes_that_records_object_only() {
+    let (_, undo) = crm_record();
+    let saga = crate::saga::SagaId::for_business_key("res-1");
+    let call = |key: String, target: Option<String>| StepCall {
+        call_id: 1,
+        saga: saga.clone(),
+        step: 2,
+        step_name: "crm_record".into(),
+        op: Op::Compensate,
+        key,
+        attempt: 1,
+        input: std::sync::Arc::new(SagaInput::new("res-1", "cust-1", 25_000)),
+        refs: Default::default(),
+        target_ref: target,
+    };
+    let objects = |c: &StepCall| -> Vec<String> {
+        undo_records(c, &undo)
+            .into_iter()
+            .map(|r| r.object)
+            .collect()
+    };
+    // The step's own compensation undoes every record, whatever its
+    // reference names.
+    let effect = sf_ref(BOOKING, "a00000000000001");
+    let own = call(
+        crate::saga::undo_key(&saga, "crm_record", None),
+        Some(effect.clone()),
+    );
+    assert_eq!(objects(&own), [BOOKING, OPPORTUNITY]);
+    // A late copy the sweep found is one record: only its object is
+    // undone, so a completed saga's standing opportunity stays won
+    // (regression crm-admin-deletes-471).
+    let late = call(
+        crate::saga::undo_key(&saga, "crm_record", Some(&effect)),
+        Some(effect),
+    );
+    assert_eq!(objects(&late), [BOOKING]);
+    let stray = sf_ref(OPPORTUNITY, "00600000000009");
+    let late = call(
+        crate::saga::undo_key(&saga, "crm_record", Some(&stray)),
+        Some(stray),
+    );
+    assert_eq!(objects(&late), [OPPORTUNITY]);
 }
