@@ -677,12 +677,16 @@ impl Scenario {
         // Deletions by others are a property of the org the coordinator
         // reads (it sweeps its CRM writes there); the swarm draws them only
         // where they are declared.
-        if self.faults.crm_deletions > 0 && !self.salesforce.others_delete_records {
-            return Err(format!(
-                "faults.crm_deletions = {} needs salesforce.others_delete_records = true \
-                 (an org whose records others delete; the coordinator reads it)",
-                self.faults.crm_deletions
-            ));
+        for (field, n) in [
+            ("faults.crm_deletions", self.faults.crm_deletions),
+            ("faults.crm_restorations", self.faults.crm_restorations),
+        ] {
+            if n > 0 && !self.salesforce.others_delete_records {
+                return Err(format!(
+                    "{field} = {n} needs salesforce.others_delete_records = true \
+                     (an org whose records others delete; the coordinator reads it)"
+                ));
+            }
         }
         // A long pause may begin as the safety phase ends: the coordinator
         // resumes in the liveness phase and still has a late window to wait.

@@ -85,6 +85,8 @@ pub const POINTS: &[&str] = &[
     "salesforce: an admin deleted a saga's record",
     "salesforce: a saga wrote its record again after an admin deleted it",
     "salesforce: a completed saga's record deleted by an admin",
+    "salesforce: an admin restored a saga's record from the Recycle Bin",
+    "salesforce: a saga wrote a record an admin had restored",
     "pms: a guest cancelled a confirmed booking",
     "pms: a completed saga's booking cancelled by the guest",
 ];
@@ -148,6 +150,16 @@ pub fn unreachable(s: &Scenario, w: &Workload) -> Vec<(String, String)> {
             !reach(s).deletions,
             NO_DELETIONS,
         ),
+        (
+            "salesforce: an admin restored a saga's record from the Recycle Bin",
+            !reach(s).restorations,
+            NO_RESTORATIONS,
+        ),
+        (
+            "salesforce: a saga wrote a record an admin had restored",
+            !reach(s).restorations,
+            NO_RESTORATIONS,
+        ),
     ] {
         if undeclared {
             out.push((point.to_string(), why.to_string()));
@@ -207,6 +219,9 @@ const NO_RULES: &str =
 const NO_DELETIONS: &str = "the scenario's swarm sends no admin deletions (faults.crm_deletions = \
                             0, the default, or a fixed [plan]; scenario crm-admin-deletes has \
                             them)";
+const NO_RESTORATIONS: &str = "the scenario's swarm sends no admin restorations from the Recycle \
+                               Bin (faults.crm_restorations = 0, the default; scenario \
+                               crm-admin-deletes has them)";
 const NO_CANCELLATIONS: &str = "the scenario's swarm sends no guest cancellations \
                                 (faults.booking_cancellations = 0, or a fixed [plan])";
 
@@ -225,6 +240,8 @@ struct Reach {
     expiries: bool,
     /// An admin deletes Salesforce records.
     deletions: bool,
+    /// An admin restores deleted Salesforce records.
+    restorations: bool,
     /// A guest cancels confirmed bookings.
     cancellations: bool,
     /// Some customer's card asks for 3-D Secure.
@@ -261,6 +278,7 @@ fn reach(s: &Scenario) -> Reach {
         operators: swarm && s.faults.operator_events > 0,
         expiries: swarm && s.faults.authorization_expiries > 0,
         deletions: swarm && s.faults.crm_deletions > 0,
+        restorations: swarm && s.faults.crm_deletions > 0 && s.faults.crm_restorations > 0,
         cancellations: swarm && s.faults.booking_cancellations > 0,
         requires_action: !st.requires_action_customers.is_empty()
             || drawn(|w| w.requires_action_share),
@@ -1597,6 +1615,10 @@ fn environment_points(out: &RunOutcome, c: &mut Coverage) {
         !sf.admin_deletions.is_empty(),
     );
     c.hit(
+        "salesforce: an admin restored a saga's record from the Recycle Bin",
+        !sf.admin_restorations.is_empty(),
+    );
+    c.hit(
         "pms: a guest cancelled a confirmed booking",
         !pms.guest_cancellations.is_empty(),
     );
@@ -1627,6 +1649,20 @@ fn environment_points(out: &RunOutcome, c: &mut Coverage) {
             ch.kind == salesforce::ChangeKind::Created
                 && deleted.iter().any(|d| {
                     d.seq < ch.seq && d.object == ch.object && d.external_id == ch.external_id
+                })
+        }),
+    );
+    // A write of the saga's met a record an admin had brought back from
+    // the Recycle Bin (an admin restores; only the saga updates).
+    c.hit(
+        "salesforce: a saga wrote a record an admin had restored",
+        sf.history.iter().any(|ch| {
+            ch.kind == salesforce::ChangeKind::Updated
+                && sf.history.iter().any(|r| {
+                    r.kind == salesforce::ChangeKind::Undeleted
+                        && r.seq < ch.seq
+                        && r.id == ch.id
+                        && sf.admin_restorations.contains(&r.id)
                 })
         }),
     );

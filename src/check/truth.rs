@@ -367,6 +367,14 @@ impl<'a> Truth<'a> {
         }
 
         // Salesforce: live records; an admin's deletion is judged below.
+        // A record an admin restored from the Recycle Bin is the admin's
+        // too: judged with the deleted ones, as it stands now.
+        let restored: BTreeSet<&str> = out
+            .salesforce
+            .admin_restorations
+            .iter()
+            .map(String::as_str)
+            .collect();
         for rec in out.salesforce.records.values() {
             let owner = rec.external_id.as_deref().and_then(|e| owner_of(e, &keys));
             let Some(k) = owner else {
@@ -377,8 +385,9 @@ impl<'a> Truth<'a> {
                 });
                 continue;
             };
-            if rec.is_deleted {
-                // In the Recycle Bin: no longer a live record of the key.
+            if rec.is_deleted || restored.contains(rec.id.as_str()) {
+                // In the Recycle Bin (or back from it by an admin's hand):
+                // not a live record the saga answers for.
                 continue;
             }
             t.keys
@@ -396,7 +405,8 @@ impl<'a> Truth<'a> {
                 continue;
             };
             let owner = rec.external_id.as_deref().and_then(|e| owner_of(e, &keys));
-            if let (Some(k), true) = (owner, rec.is_deleted) {
+            let admins = rec.is_deleted || restored.contains(rec.id.as_str());
+            if let (Some(k), true) = (owner, admins) {
                 t.keys
                     .get_mut(k)
                     .expect("input")

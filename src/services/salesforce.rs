@@ -580,6 +580,10 @@ pub struct SalesforceGroundTruth {
     /// deletion order: the environment's deletions, not any client's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admin_deletions: Vec<String>,
+    /// Records an admin restored from the Recycle Bin
+    /// ([`Salesforce::restore_by_admin`]), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_restorations: Vec<String>,
 }
 
 impl SalesforceGroundTruth {
@@ -970,6 +974,35 @@ impl Salesforce {
         let record = self.truth.records[&id].clone();
         debug_assert!(record.is_deleted);
         Some(record)
+    }
+
+    /// An admin restores a record from the Recycle Bin (Setup or the UI:
+    /// Apex Developer Guide, "Restoring Deleted Records"): the `nth`
+    /// deleted record at `now_ms`, counted round, in id order, restored as
+    /// `undelete()` would — which fails, and nothing happens, when a live
+    /// record now holds its unique external id (`DUPLICATE_VALUE`). The
+    /// ground truth lists it in `admin_restorations`. Not an API call.
+    /// Returns the record as restored, or `None` when the bin is empty or
+    /// the undelete failed.
+    pub fn restore_by_admin(&mut self, now_ms: u64, nth: u32) -> Option<SfRecord> {
+        self.tick(now_ms);
+        let deleted: Vec<(String, String)> = self
+            .truth
+            .records
+            .values()
+            .filter(|r| r.is_deleted)
+            .map(|r| (r.object.clone(), r.id.clone()))
+            .collect();
+        if deleted.is_empty() {
+            return None;
+        }
+        let (object, id) = deleted[nth as usize % deleted.len()].clone();
+        let r = self.undelete(now_ms, &object, &id);
+        if !r.is_success() {
+            return None;
+        }
+        self.truth.admin_restorations.push(id.clone());
+        Some(self.truth.records[&id].clone())
     }
 
     /// Sessions issued so far (ended ones included).

@@ -243,6 +243,17 @@ pub enum EnvKind {
         /// instant.
         nth: u32,
     },
+    /// An admin restores a record from the Salesforce Recycle Bin: the
+    /// `nth` deleted record at that instant, counted round, in id order
+    /// (`Salesforce::restore_by_admin`, an `undelete()`; it fails, and
+    /// nothing happens, when a live record holds its unique external id).
+    /// Upserts and queries by external id find it again.
+    RecordRestored {
+        /// The Salesforce node.
+        service: String,
+        /// Which deleted record, counted round over those at that instant.
+        nth: u32,
+    },
 }
 
 impl EnvKind {
@@ -253,7 +264,8 @@ impl EnvKind {
             | EnvKind::AuthorizationsExpire { service }
             | EnvKind::SessionsRevoked { service }
             | EnvKind::RecordDeleted { service, .. }
-            | EnvKind::BookingCancelled { service, .. } => service,
+            | EnvKind::BookingCancelled { service, .. }
+            | EnvKind::RecordRestored { service, .. } => service,
         }
     }
 }
@@ -919,7 +931,7 @@ impl FaultPlan {
             }
         }
         type Picked<'a> = (u32, Option<&'a str>, fn(String, u32) -> EnvKind);
-        let picks: [Picked; 2] = [
+        let picks: [Picked; 3] = [
             (profile.crm_deletions, salesforce, |service, nth| {
                 EnvKind::RecordDeleted { service, nth }
             }),
@@ -928,6 +940,10 @@ impl FaultPlan {
                 rooms.map(|t| t.service.as_str()),
                 |service, nth| EnvKind::BookingCancelled { service, nth },
             ),
+            // Last: drawing it does not move the draws above.
+            (profile.crm_restorations, salesforce, |service, nth| {
+                EnvKind::RecordRestored { service, nth }
+            }),
         ];
         for (max, service, what) in picks {
             let n = count(max, &mut rng);
@@ -1031,6 +1047,9 @@ pub struct SwarmProfile {
     /// Most cancellations of a confirmed booking by a guest per run
     /// ([`EnvKind::BookingCancelled`]).
     pub booking_cancellations: u32,
+    /// Most restorations of a deleted Salesforce record by an admin per
+    /// run ([`EnvKind::RecordRestored`]).
+    pub crm_restorations: u32,
     /// Most forward clock jumps per run (`ClockSkew::jump`), on the nodes
     /// that keep time for holds and deadlines (the PMS, the coordinator).
     pub clock_jumps: u32,
@@ -1074,6 +1093,7 @@ impl Default for SwarmProfile {
             // `salesforce.others_delete_records` (scenario
             // crm-admin-deletes), which the coordinator reads.
             crm_deletions: 0,
+            crm_restorations: 0,
             // A guest at the front desk.
             booking_cancellations: 1,
             clock_jumps: 1,
@@ -1126,6 +1146,7 @@ impl SwarmProfile {
             ("faults.authorization_expiries", self.authorization_expiries),
             ("faults.session_revocations", self.session_revocations),
             ("faults.crm_deletions", self.crm_deletions),
+            ("faults.crm_restorations", self.crm_restorations),
             ("faults.booking_cancellations", self.booking_cancellations),
             ("faults.clock_jumps", self.clock_jumps),
             ("faults.long_pauses", self.long_pauses),
@@ -1169,6 +1190,7 @@ impl SwarmProfile {
             authorization_expiries: 0,
             session_revocations: 0,
             crm_deletions: 0,
+            crm_restorations: 0,
             booking_cancellations: 0,
             clock_jumps: 0,
             long_pauses: 0,
@@ -1309,6 +1331,7 @@ mod tests {
             assert!(bare.is_empty(), "{bare:?}");
             let none = SwarmProfile {
                 crm_deletions: 0,
+                crm_restorations: 0,
                 booking_cancellations: 0,
                 ..profile.clone()
             };

@@ -268,6 +268,24 @@ fn apply_event(
                 None => crate::emit!("salesforce", "admin", "finds no record to delete"),
             }
         }
+        EnvKind::RecordRestored { service, nth } => {
+            let now = world.clock_ms(service);
+            match salesforce
+                .lock()
+                .expect("salesforce")
+                .restore_by_admin(now, *nth)
+            {
+                Some(r) => crate::emit!(
+                    "salesforce",
+                    "admin",
+                    "restores {} {} ext={} (from the Recycle Bin)",
+                    r.object,
+                    r.id,
+                    r.external_id.as_deref().unwrap_or("-")
+                ),
+                None => crate::emit!("salesforce", "admin", "finds no record to restore"),
+            }
+        }
         EnvKind::BookingCancelled { service, nth } => {
             let now = world.clock_ms(service);
             match inventory

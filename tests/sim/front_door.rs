@@ -201,6 +201,7 @@ fn field() -> impl Strategy<Value = (String, String)> {
                 "authorization_expiries",
                 "session_revocations",
                 "crm_deletions",
+                "crm_restorations",
                 "booking_cancellations",
             ],
             Count,

@@ -337,7 +337,7 @@ fn fuzzing_the_default_scenario_reaches_every_coverage_point() {
     declared.add(&fuzz_points("stripe-refunds", 300));
     declared.add(&fuzz_points("crm-refuses", 50));
     declared.add(&fuzz_points("salesforce-sessions", 50));
-    declared.add(&fuzz_points("crm-admin-deletes", 100));
+    declared.add(&fuzz_points("crm-admin-deletes", 1_000));
     for p in POINTS {
         if unreachable.iter().any(|u| u == p) {
             assert!(

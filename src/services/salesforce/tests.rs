@@ -1761,3 +1761,37 @@ fn an_admin_deletes_the_nth_live_unlocked_record_and_a_later_upsert_creates_anew
     assert_eq!(s.ground_truth().api_calls, 4);
     s.check_invariants();
 }
+
+#[test]
+fn an_admin_restores_the_nth_deleted_record_and_the_saga_finds_it_again() {
+    let mut s = sf();
+    assert_eq!(s.restore_by_admin(0, 0), None, "the Recycle Bin is empty");
+    let mut ids = Vec::new();
+    for ext in ["saga-1", "saga-2"] {
+        let r = s.call(
+            1,
+            upsert(BOOKING, ext, &[("Status__c", json!("Pending"))]),
+            None,
+        );
+        ids.push(r.id().unwrap().to_string());
+    }
+    s.delete_by_admin(2, 0).unwrap();
+    s.delete_by_admin(3, 0).unwrap();
+    assert_eq!(count(&s, BOOKING, "saga-2"), 0);
+    // nth counts round over the deleted records, in id order.
+    let back = s.restore_by_admin(4, 3).expect("two in the bin");
+    assert_eq!(back.id, ids[1]);
+    assert!(!back.is_deleted);
+    assert_eq!(s.ground_truth().admin_restorations, vec![ids[1].clone()]);
+    // Live again: a query finds it, and an upsert by external id updates
+    // it (200) instead of creating a new record.
+    assert_eq!(count(&s, BOOKING, "saga-2"), 1);
+    let r = s.call(
+        5,
+        upsert(BOOKING, "saga-2", &[("Status__c", json!("Confirmed"))]),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.id().unwrap(), ids[1]);
+    s.check_invariants();
+}
