@@ -798,6 +798,14 @@ enum Cmd {
     Delete {
         record: u8,
     },
+    /// An admin deletes the nth live record (not an API call).
+    AdminDelete {
+        nth: u8,
+    },
+    /// An admin restores the nth record of the Recycle Bin.
+    AdminRestore {
+        nth: u8,
+    },
 }
 
 fn cmd() -> impl Strategy<Value = Cmd> {
@@ -812,6 +820,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         2 => (object, ext).prop_map(|(object, ext)| Cmd::Race { object, ext }),
         1 => (0u8..8).prop_map(|record| Cmd::Update { record }),
         1 => (0u8..8).prop_map(|record| Cmd::Delete { record }),
+        1 => (0u8..8).prop_map(|nth| Cmd::AdminDelete { nth }),
+        1 => (0u8..8).prop_map(|nth| Cmd::AdminRestore { nth }),
     ]
 }
 
@@ -924,7 +934,8 @@ proptest! {
     #![proptest_config(ProptestConfig::default())]
 
     /// Upsert and create agree with a count-per-external-id reference,
-    /// including races, faults and the daily limit.
+    /// including races, faults, the daily limit, and an admin's deletions
+    /// and restorations from the Recycle Bin.
     #[test]
     fn agrees_with_reference(
         unique in any::<bool>(),
@@ -1036,6 +1047,55 @@ proptest! {
                         403
                     };
                     prop_assert_eq!(resp.status, expected, "{:?} {:?}", cmd, resp);
+                }
+                Cmd::AdminDelete { nth } => {
+                    // The nth live record in id order (no write is in
+                    // flight between commands, so none is locked).
+                    let live: Vec<String> = s.ground_truth().records.values()
+                        .filter(|rec| !rec.is_deleted).map(|rec| rec.id.clone()).collect();
+                    let gone = s.delete_by_admin(now, u32::from(*nth));
+                    match (&gone, live.is_empty()) {
+                        (None, true) => {}
+                        (Some(rec), false) => {
+                            prop_assert_eq!(&rec.id, &live[*nth as usize % live.len()]);
+                            prop_assert!(rec.is_deleted);
+                            let o = u8::from(rec.object == OPP);
+                            r.per_object[o as usize] -= 1;
+                            r.deleted += 1;
+                            if let Some(e) = rec.external_id.as_deref().and_then(|e| e.strip_prefix("ext-")) {
+                                *r.by_ext.get_mut(&(o, e.parse().unwrap())).unwrap() -= 1;
+                            }
+                        }
+                        _ => prop_assert!(false, "{:?} with {} live", gone, live.len()),
+                    }
+                }
+                Cmd::AdminRestore { nth } => {
+                    // The nth record of the Recycle Bin, in id order; with a
+                    // unique external id a live holder of it blocks it.
+                    let bin: Vec<(String, Option<String>, u8)> = s.ground_truth().records.values()
+                        .filter(|rec| rec.is_deleted)
+                        .map(|rec| (rec.id.clone(), rec.external_id.clone(), u8::from(rec.object == OPP)))
+                        .collect();
+                    let back = s.restore_by_admin(now, u32::from(*nth));
+                    if bin.is_empty() {
+                        prop_assert!(back.is_none());
+                    } else {
+                        let (id, ext, o) = &bin[*nth as usize % bin.len()];
+                        let ext = ext.as_deref().and_then(|e| e.strip_prefix("ext-")).map(|e| e.parse::<u8>().unwrap());
+                        let held = ext.is_some_and(|e| r.by_ext.get(&(*o, e)).copied().unwrap_or(0) > 0);
+                        if unique && held {
+                            prop_assert!(back.is_none(), "{:?}", back);
+                        } else {
+                            let rec = back.expect("restored");
+                            prop_assert_eq!(&rec.id, id);
+                            prop_assert!(!rec.is_deleted);
+                            r.per_object[*o as usize] += 1;
+                            r.deleted -= 1;
+                            if let Some(e) = ext {
+                                *r.by_ext.entry((*o, e)).or_default() += 1;
+                            }
+                        }
+                    }
                 }
             }
             s.check_invariants();
