@@ -526,6 +526,10 @@ enum Cmd {
         capacity: u32,
         ooo: bool,
     },
+    /// Cancel the nth booking (`bk-{n+1}`, in confirmation order).
+    Cancel {
+        booking: u8,
+    },
 }
 
 fn cmd() -> impl Strategy<Value = Cmd> {
@@ -538,6 +542,7 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         2 => (0u8..10).prop_map(|hold| Cmd::Release { hold }),
         1 => (0u8..2, 0u32..4, proptest::bool::weighted(0.2))
             .prop_map(|(room, capacity, ooo)| Cmd::SetRoomType { room, capacity, ooo }),
+        1 => (0u8..6).prop_map(|booking| Cmd::Cancel { booking }),
     ]
 }
 
@@ -560,6 +565,8 @@ struct Reference {
     capacity: [u32; 2],
     ooo: [bool; 2],
     holds: Vec<RefHold>,
+    /// The hold of each booking, in confirmation order.
+    bookings: Vec<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -569,6 +576,8 @@ struct RefHold {
     client_ref: Option<u8>,
     status: HoldStatus,
     expires: u64,
+    /// Its booking was cancelled: it no longer counts anywhere.
+    cancelled: bool,
 }
 
 impl Reference {
@@ -583,7 +592,9 @@ impl Reference {
     fn count(&self, room: u8, night: u32, status: HoldStatus) -> u32 {
         self.holds
             .iter()
-            .filter(|h| h.room == room && h.nights.contains(&night) && h.status == status)
+            .filter(|h| {
+                h.room == room && h.nights.contains(&night) && h.status == status && !h.cancelled
+            })
             .count() as u32
     }
 
@@ -629,6 +640,7 @@ impl Reference {
                     client_ref: *client_ref,
                     status: HoldStatus::Active,
                     expires: now + ttl.unwrap_or(TTL),
+                    cancelled: false,
                 });
                 201
             }
@@ -649,6 +661,7 @@ impl Reference {
                             409
                         } else {
                             self.holds[*hold as usize].status = HoldStatus::Confirmed;
+                            self.bookings.push(*hold as usize);
                             201
                         }
                     }
@@ -679,6 +692,14 @@ impl Reference {
                 self.ooo[*room as usize] = *ooo;
                 200
             }
+            // Idempotent; frees the booking's nights.
+            Cmd::Cancel { booking } => match self.bookings.get(*booking as usize) {
+                None => 404,
+                Some(&h) => {
+                    self.holds[h].cancelled = true;
+                    200
+                }
+            },
         }
     }
 }
@@ -700,6 +721,9 @@ fn to_request(cmd: &Cmd) -> InventoryRequest {
             client_ref: client_ref.map(|r| format!("saga-{r}")),
         },
         Cmd::Confirm { hold } => confirm(&format!("hold-{}", hold + 1)),
+        Cmd::Cancel { booking } => InventoryRequest::CancelBooking {
+            booking_id: format!("bk-{}", booking + 1),
+        },
         Cmd::Release { hold } => release(&format!("hold-{}", hold + 1)),
         Cmd::SetRoomType {
             room,
@@ -733,7 +757,7 @@ proptest! {
             honour_client_ref: honour,
             ..InventoryConfig::default()
         });
-        let mut r = Reference { honour, limit, capacity: [capacity.0, capacity.1], ooo: [false, ooo], holds: vec![] };
+        let mut r = Reference { honour, limit, capacity: [capacity.0, capacity.1], ooo: [false, ooo], holds: vec![], bookings: vec![] };
         let mut now = 0u64;
         for (cmd, inj) in &cmds {
             if let Cmd::Advance(ms) = cmd {
