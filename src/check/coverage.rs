@@ -1140,7 +1140,7 @@ pub fn coverage(out: &RunOutcome) -> Coverage {
     );
     c.hit(
         "late request landed after its compensation",
-        late_after_compensation(out, &log),
+        late_after_compensation(out),
     );
     c.hit(
         "agent retry deduplicated",
@@ -1581,15 +1581,17 @@ fn intent_without_result(log: &[&LogRecord]) -> bool {
     })
 }
 
-/// A Stripe intent or PMS hold of a saga created after the saga started
-/// compensating (all times converted to simulated time).
-fn late_after_compensation(out: &RunOutcome, log: &[&LogRecord]) -> bool {
+/// A Stripe intent or PMS hold of a saga created after the saga's turn
+/// to compensate was durable (all times in simulated time: the fsync's,
+/// and the services' clocks inverted; the log's own `at_ms` is the core's
+/// clock, which does not follow the node's clock steps within a boot).
+fn late_after_compensation(out: &RunOutcome) -> bool {
     let clocks = Clocks::new(&out.plan.clocks);
-    log.iter().any(|r| {
-        let LogRecord::CompensationStarted { saga, at_ms, .. } = r else {
+    out.log.iter().any(|d| {
+        let LogRecord::CompensationStarted { saga, .. } = &d.record else {
             return false;
         };
-        let since = clocks.elapsed_at("coordinator", *at_ms);
+        let since = d.synced_at_us / 1_000;
         let late_charge = out.stripe.payment_intents.values().any(|pi| {
             pi.metadata.get(META_SAGA).map(String::as_str) == Some(saga.as_str())
                 && clocks.elapsed_at("stripe", pi.created_ms) > since

@@ -399,8 +399,10 @@ impl<'a> Truth<'a> {
                 .push((rec.id.as_str(), &rec.fields));
         }
         // Records an admin deleted: the saga wrote them, the environment
-        // removed them (see `Progress::Removed`).
-        for id in &out.salesforce.admin_deletions {
+        // removed them (see `Progress::Removed`). Once each, though an
+        // admin may delete a record again after restoring it.
+        let deleted: BTreeSet<&String> = out.salesforce.admin_deletions.iter().collect();
+        for id in deleted {
             let Some(rec) = out.salesforce.records.get(id) else {
                 continue;
             };

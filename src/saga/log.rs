@@ -149,8 +149,10 @@ pub enum Decision {
     },
 }
 
-/// One durable record. `at_ms` is the coordinator node's clock when the
-/// record was produced (for reports and for the late window after a crash).
+/// One durable record. `at_ms` is the coordinator's clock as its core
+/// reads it when the record was produced: the node's wall clock at boot
+/// plus monotonic time since (see `driver`), for reports and deadlines.
+/// Recovery does not trust it for the late window (see `recovery`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum LogRecord {

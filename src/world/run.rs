@@ -250,40 +250,38 @@ fn apply_event(
             let n = salesforce.lock().expect("salesforce").revoke_sessions();
             crate::emit!("salesforce", "admin", "revokes {n} session(s)");
         }
-        EnvKind::RecordDeleted { service, nth } => {
+        EnvKind::RecordDeleted { service, nth } | EnvKind::RecordRestored { service, nth } => {
             let now = world.clock_ms(service);
-            match salesforce
-                .lock()
-                .expect("salesforce")
-                .delete_by_admin(now, *nth)
-            {
+            let deletes = matches!(what, EnvKind::RecordDeleted { .. });
+            let mut org = salesforce.lock().expect("salesforce");
+            let (record, verb, bin) = if deletes {
+                (
+                    org.delete_by_admin(now, *nth),
+                    "deletes",
+                    "to the Recycle Bin",
+                )
+            } else {
+                (
+                    org.restore_by_admin(now, *nth),
+                    "restores",
+                    "from the Recycle Bin",
+                )
+            };
+            match record {
                 Some(r) => crate::emit!(
                     "salesforce",
                     "admin",
-                    "deletes {} {} ext={} (to the Recycle Bin)",
+                    "{verb} {} {} ext={} ({bin})",
                     r.object,
                     r.id,
                     r.external_id.as_deref().unwrap_or("-")
                 ),
-                None => crate::emit!("salesforce", "admin", "finds no record to delete"),
-            }
-        }
-        EnvKind::RecordRestored { service, nth } => {
-            let now = world.clock_ms(service);
-            match salesforce
-                .lock()
-                .expect("salesforce")
-                .restore_by_admin(now, *nth)
-            {
-                Some(r) => crate::emit!(
+                None => crate::emit!(
                     "salesforce",
                     "admin",
-                    "restores {} {} ext={} (from the Recycle Bin)",
-                    r.object,
-                    r.id,
-                    r.external_id.as_deref().unwrap_or("-")
+                    "finds no record to {}",
+                    if deletes { "delete" } else { "restore" }
                 ),
-                None => crate::emit!("salesforce", "admin", "finds no record to restore"),
             }
         }
         EnvKind::BookingCancelled { service, nth } => {
